@@ -1,0 +1,241 @@
+// Catalog scan and verification; see catalog.h.
+#include "policy/catalog.h"
+
+#include "policy/paths.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <map>
+
+namespace bpfbroker::policy {
+
+namespace {
+
+std::string join(std::string_view a, std::string_view b)
+{
+    return std::string(a) + "/" + std::string(b);
+}
+
+// Opens a policy subdirectory; absent is fine (nullopt), unsafe is a problem.
+Result<std::optional<UniqueFd>> open_optional_dir(int rootfd, const std::string& rel, const FileTrust& trust)
+{
+    auto fd = open_trusted_dir(rootfd, rel, trust);
+    if (fd)
+        return std::optional<UniqueFd>(std::move(*fd));
+    if (fd.error().code == ErrorCode::SystemError && fd.error().sys_errno == ENOENT)
+        return std::optional<UniqueFd>();
+    return fail(std::move(fd).error());
+}
+
+// Collects "name -> (origin, dir fd)" for a vendor and an admin directory,
+// the admin one masking the vendor one by name.
+struct LayeredDirs {
+    std::optional<UniqueFd> vendor;
+    std::optional<UniqueFd> admin;
+    std::map<std::string, Origin> names;  // winner per name; masked names absent
+    std::vector<std::string> masked_vendor_names;
+};
+
+LayeredDirs collect_layered(int rootfd, std::string_view subdir, std::size_t max_entries, const FileTrust& trust,
+                            std::vector<PolicyProblem>& problems)
+{
+    LayeredDirs out;
+    const std::pair<std::string_view, Origin> layers[] = {{paths::kVendorDir, Origin::Vendor},
+                                                           {paths::kAdminDir, Origin::Admin}};
+    for (const auto& [base, origin] : layers) {
+        auto rel = join(base, subdir);
+        auto dir = open_optional_dir(rootfd, rel, trust);
+        if (!dir) {
+            problems.push_back({rel, std::move(dir).error()});
+            continue;
+        }
+        if (!dir->has_value())
+            continue;
+        auto names = list_directory((*dir)->get(), max_entries);
+        if (!names) {
+            problems.push_back({rel, std::move(names).error()});
+            continue;
+        }
+        for (const auto& n : *names) {
+            if (origin == Origin::Admin && is_dev_null_mask((*dir)->get(), n)) {
+                if (out.names.erase(n) > 0)
+                    out.masked_vendor_names.push_back(n);
+                continue;
+            }
+            out.names[n] = origin;
+        }
+        (origin == Origin::Vendor ? out.vendor : out.admin) = std::move(**dir);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string_view origin_name(Origin o) noexcept
+{
+    return o == Origin::Vendor ? "vendor" : "admin";
+}
+
+std::string_view entry_state_name(EntryState s) noexcept
+{
+    switch (s) {
+    case EntryState::Valid: return "valid";
+    case EntryState::Invalid: return "invalid";
+    case EntryState::UntrustedSigner: return "untrusted-signer";
+    case EntryState::ObjectHashMismatch: return "object-hash-mismatch";
+    }
+    return "invalid";
+}
+
+const TrustedKey* KeyRing::find_signer(std::string_view data, std::string_view signature) const
+{
+    for (const auto& k : keys)
+        if (k.key.verify(data, signature))
+            return &k;
+    return nullptr;
+}
+
+Result<KeyRing> load_keyring(int rootfd, const FileTrust& trust)
+{
+    KeyRing ring;
+    auto dirs = collect_layered(rootfd, paths::kKeysSubdir, kMaxKeys, trust, ring.problems);
+    auto base_of = [](Origin o) { return o == Origin::Vendor ? paths::kVendorDir : paths::kAdminDir; };
+    auto load_one = [&](int dirfd, const std::string& name, Origin origin) -> Result<TrustedKey> {
+        auto pem = read_trusted_file(dirfd, name, kMaxKeyFileBytes, trust);
+        if (!pem)
+            return fail(std::move(pem).error());
+        auto key = PublicKey::from_pem(*pem);
+        if (!key)
+            return fail(std::move(key).error());
+        return TrustedKey{name, origin, std::move(*key)};
+    };
+    for (const auto& [name, origin] : dirs.names) {
+        auto rel = join(join(base_of(origin), paths::kKeysSubdir), name);
+        if (name.size() < 5 || name.substr(name.size() - 4) != ".pem") {
+            ring.problems.push_back({rel, make_error(ErrorCode::KeyInvalid, "not a .pem file, ignoring")});
+            continue;
+        }
+        const auto& dir = origin == Origin::Vendor ? dirs.vendor : dirs.admin;
+        auto key = load_one(dir->get(), name, origin);
+        if (!key) {
+            ring.problems.push_back({rel, std::move(key).error()});
+            continue;
+        }
+        ring.keys.push_back(std::move(*key));
+    }
+    // Remember masked vendor keys only to explain refusals ("signed by a revoked key").
+    for (const auto& name : dirs.masked_vendor_names) {
+        if (!dirs.vendor)
+            continue;
+        auto key = load_one(dirs.vendor->get(), name, Origin::Vendor);
+        if (key)
+            ring.masked.push_back(std::move(*key));
+    }
+    return ring;
+}
+
+CatalogEntry verify_program_dir(int progdirfd, std::string name, Origin origin, const KeyRing& keys,
+                                const FileTrust& trust)
+{
+    CatalogEntry e;
+    e.name = std::move(name);
+    e.origin = origin;
+    auto refuse = [&e](EntryState state, Error err) {
+        e.state = state;
+        e.error = std::move(err);
+        return std::move(e);
+    };
+
+    auto manifest_bytes = read_trusted_file(progdirfd, paths::kManifestFile, kMaxManifestBytes, trust);
+    if (!manifest_bytes)
+        return refuse(EntryState::Invalid, std::move(manifest_bytes).error());
+    e.manifest_bytes = std::move(*manifest_bytes);
+    e.manifest_sha256 = sha256_hex(e.manifest_bytes);
+
+    auto signature = read_trusted_file(progdirfd, paths::kSignatureFile, kMaxSignatureBytes, trust);
+    if (!signature)
+        return refuse(EntryState::Invalid, std::move(signature).error());
+
+    // Verify before parsing: the parser only ever sees bytes a trusted key signed.
+    const TrustedKey* signer = keys.find_signer(e.manifest_bytes, *signature);
+    if (!signer) {
+        for (const auto& k : keys.masked)
+            if (k.key.verify(e.manifest_bytes, *signature))
+                return refuse(EntryState::UntrustedSigner,
+                              make_error(ErrorCode::UntrustedSigner,
+                                         "signed by key " + k.key.key_id() + " (" + k.file_name +
+                                             "), which the administrator masked"));
+        return refuse(EntryState::UntrustedSigner,
+                      make_error(ErrorCode::UntrustedSigner,
+                                 "manifest.json.sig does not verify with any of the " +
+                                     std::to_string(keys.keys.size()) +
+                                     " trusted keys: the manifest or signature was altered, or the signer is not trusted"));
+    }
+    e.signer_key_id = signer->key.key_id();
+
+    auto manifest = parse_manifest(e.manifest_bytes);
+    if (!manifest)
+        return refuse(EntryState::Invalid, std::move(manifest).error());
+    if (manifest->name != e.name)
+        return refuse(EntryState::Invalid,
+                      make_error(ErrorCode::ManifestInvalid, "manifest names program \"" + manifest->name +
+                                                                 "\" but lives in directory \"" + e.name + "\""));
+    e.manifest = std::move(*manifest);
+
+    auto object = read_trusted_file(progdirfd, e.manifest->object, kMaxObjectBytes, trust);
+    if (!object)
+        return refuse(EntryState::Invalid, std::move(object).error());
+    auto object_sha256 = sha256_hex(*object);
+    if (object_sha256 != e.manifest->object_sha256)
+        return refuse(EntryState::ObjectHashMismatch,
+                      make_error(ErrorCode::ObjectHashMismatch,
+                                 e.manifest->object + " has SHA-256 " + object_sha256 +
+                                     " but the signed manifest pins " + e.manifest->object_sha256));
+    e.object_bytes = std::move(*object);
+    e.state = EntryState::Valid;
+    return e;
+}
+
+const CatalogEntry* Catalog::find(std::string_view name) const
+{
+    auto it = std::lower_bound(entries.begin(), entries.end(), name,
+                               [](const CatalogEntry& e, std::string_view n) { return e.name < n; });
+    return it != entries.end() && it->name == name ? &*it : nullptr;
+}
+
+Result<Catalog> scan_catalog(const std::string& root, const FileTrust& trust)
+{
+    auto rootfd = open_trusted_root(root, trust);
+    if (!rootfd)
+        return fail(std::move(rootfd).error());
+    Catalog catalog;
+    auto keys = load_keyring(rootfd->get(), trust);
+    if (!keys)
+        return fail(std::move(keys).error());
+    catalog.keys = std::move(*keys);
+
+    auto dirs = collect_layered(rootfd->get(), paths::kProgramsSubdir, kMaxCatalogEntries, trust, catalog.problems);
+    for (const auto& [name, origin] : dirs.names) {
+        const auto& parent = origin == Origin::Vendor ? dirs.vendor : dirs.admin;
+        CatalogEntry entry;
+        if (!is_valid_program_name(name)) {
+            entry.name = name;
+            entry.origin = origin;
+            entry.error = make_error(ErrorCode::ManifestInvalid, "directory name is not a valid program name");
+        } else {
+            auto progdir = open_trusted_dir(parent->get(), name, trust);
+            if (progdir) {
+                entry = verify_program_dir(progdir->get(), name, origin, catalog.keys, trust);
+            } else {
+                entry.name = name;
+                entry.origin = origin;
+                entry.error = std::move(progdir).error();
+            }
+        }
+        catalog.entries.push_back(std::move(entry));
+    }
+    // std::map iteration already gave name order; find() relies on it.
+    return catalog;
+}
+
+}  // namespace bpfbroker::policy

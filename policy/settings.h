@@ -1,0 +1,39 @@
+// Daemon settings, etc/bpfbroker/bpfbroker.json (admin-owned, optional).
+// Unknown fields are errors, like every policy file:
+//   { "vendor_allowlists": true, "polkit": true,
+//     "limits": { "max_instances_per_uid": 16, "max_connections_per_uid": 32,
+//                 "max_message_bytes": 65536, "max_requests_per_second": 200 } }
+#pragma once
+
+#include "policy/decide.h"
+#include "policy/secure_file.h"
+
+#include <bpfbroker/result.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace bpfbroker::policy {
+
+struct Settings {
+    bool vendor_allowlists = true;   // honour grants shipped in usr/lib allowlist.d
+    bool polkit = true;              // ask polkit where a grant or admin call needs it
+    Limits limits;
+    unsigned max_connections_per_uid = 32;
+    std::size_t max_message_bytes = 64 * 1024;
+    unsigned max_requests_per_second = 200;  // per connection, sustained
+};
+
+Result<Settings> parse_settings(std::string_view bytes);
+
+// Reads etc/bpfbroker/bpfbroker.json below an opened root; absent means defaults.
+Result<Settings> load_settings(int rootfd, const FileTrust& trust);
+
+}  // namespace bpfbroker::policy
+
+namespace bpfbroker::policy {
+// Reads settings from an explicit file (bpfbrokerd --config); the file and
+// its directory are checked like every policy file.
+Result<Settings> load_settings_file(const std::string& path, const FileTrust& trust);
+}  // namespace bpfbroker::policy

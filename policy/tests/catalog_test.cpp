@@ -1,0 +1,235 @@
+// Catalog scanning on real files: signatures from the openssl tool, tampering,
+// unsafe files and masking. Every refusal must carry its own reason.
+#include "policy/catalog.h"
+
+#include "test_root.h"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+using namespace bpfbroker;
+using namespace bpfbroker::policy;
+using namespace bpfbroker::policy::testing;
+
+namespace {
+
+constexpr std::string_view kVendor = "usr/lib/bpfbroker";
+constexpr std::string_view kAdmin = "etc/bpfbroker";
+
+class CatalogTest : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        auto k = PrivateKey::generate(KeyType::Ed25519);
+        ASSERT_TRUE(k) << k.error().describe();
+        key_.emplace(std::move(*k));
+        install_key(root_, kVendor, "vendor.pem", *key_);
+        program_.install(root_, kVendor, *key_);
+    }
+
+    Catalog scan()
+    {
+        auto c = scan_catalog(root_.path(), root_.trust());
+        EXPECT_TRUE(c) << c.error().describe();
+        return c ? std::move(*c) : Catalog{};
+    }
+
+    const CatalogEntry& only_entry(const Catalog& c)
+    {
+        EXPECT_EQ(c.entries.size(), 1u);
+        static CatalogEntry none;
+        return c.entries.empty() ? none : c.entries.front();
+    }
+
+    std::string dir() const { return std::string(kVendor) + "/programs.d/demo/"; }
+
+    void flip_byte(const std::string& rel, std::size_t index)
+    {
+        auto bytes = root_.read(rel);
+        ASSERT_LT(index, bytes.size());
+        bytes[index] = static_cast<char>(bytes[index] ^ 0x01);
+        root_.write(rel, bytes);
+    }
+
+    TempRoot root_;
+    std::optional<PrivateKey> key_;
+    ProgramFixture program_;
+};
+
+}  // namespace
+
+TEST_F(CatalogTest, a_signed_program_is_valid_and_keeps_the_verified_bytes)
+{
+    auto c = scan();
+    const auto& e = only_entry(c);
+    ASSERT_TRUE(e.valid()) << e.error.describe();
+    EXPECT_EQ(e.signer_key_id, key_->public_key()->key_id());
+    EXPECT_EQ(e.object_bytes, program_.object_bytes);
+    EXPECT_EQ(e.manifest_sha256, sha256_hex(program_.manifest_json()));
+    EXPECT_EQ(e.origin, Origin::Vendor);
+}
+
+TEST_F(CatalogTest, a_manifest_signed_only_with_the_openssl_tool_is_valid)
+{
+    for (const char* genpkey : {"-algorithm ed25519", "-algorithm EC -pkeyopt ec_paramgen_curve:P-256"}) {
+        bool ed = std::string_view(genpkey).find("ed25519") != std::string_view::npos;
+        std::string keyfile = root_.at("cli-key.pem");
+        ASSERT_EQ(run("openssl genpkey " + std::string(genpkey) + " -out " + keyfile), 0);
+        ASSERT_EQ(run("openssl pkey -in " + keyfile + " -pubout -out " + root_.at("etc/bpfbroker/keys.d/cli.pem")), 0);
+        ::unlink(root_.at(dir() + "manifest.json.sig").c_str());
+        std::string manifest = root_.at(dir() + "manifest.json");
+        std::string sig = root_.at(dir() + "manifest.json.sig");
+        std::string sign = ed ? "openssl pkeyutl -sign -rawin -inkey " + keyfile + " -in " + manifest + " -out " + sig
+                              : "openssl dgst -sha256 -sign " + keyfile + " -out " + sig + " " + manifest;
+        ASSERT_EQ(run(sign), 0);
+        ::chmod(sig.c_str(), 0644);
+        ::chmod(root_.at("etc/bpfbroker/keys.d/cli.pem").c_str(), 0644);
+        ::unlink(keyfile.c_str());
+
+        auto c = scan();
+        const auto& e = only_entry(c);
+        ASSERT_TRUE(e.valid()) << genpkey << ": " << e.error.describe();
+        ASSERT_EQ(c.keys.keys.size(), 2u);
+        EXPECT_NE(e.signer_key_id, key_->public_key()->key_id());
+    }
+}
+
+TEST_F(CatalogTest, one_flipped_byte_is_refused_with_the_matching_reason)
+{
+    flip_byte(dir() + "manifest.json", 20);
+    auto e = only_entry(scan());
+    EXPECT_EQ(e.state, EntryState::UntrustedSigner);
+    EXPECT_EQ(e.error.code, ErrorCode::UntrustedSigner);
+    EXPECT_NE(e.error.message.find("does not verify"), std::string::npos);
+    EXPECT_TRUE(e.object_bytes.empty());
+
+    program_.install(root_, kVendor, *key_);
+    flip_byte(dir() + "manifest.json.sig", 5);
+    e = only_entry(scan());
+    EXPECT_EQ(e.state, EntryState::UntrustedSigner);
+
+    program_.install(root_, kVendor, *key_);
+    flip_byte(dir() + "demo.bpf.o", 3);
+    e = only_entry(scan());
+    EXPECT_EQ(e.state, EntryState::ObjectHashMismatch);
+    EXPECT_EQ(e.error.code, ErrorCode::ObjectHashMismatch);
+    EXPECT_TRUE(e.object_bytes.empty());
+
+    program_.install(root_, kVendor, *key_);
+    auto sig = root_.read(dir() + "manifest.json.sig");
+    root_.write(dir() + "manifest.json.sig", sig.substr(0, sig.size() - 1));
+    EXPECT_EQ(only_entry(scan()).state, EntryState::UntrustedSigner);
+}
+
+TEST_F(CatalogTest, an_untrusted_or_masked_key_is_refused)
+{
+    auto other = PrivateKey::generate(KeyType::Ed25519);
+    ASSERT_TRUE(other);
+    program_.install(root_, kVendor, *other);
+    auto e = only_entry(scan());
+    EXPECT_EQ(e.state, EntryState::UntrustedSigner);
+
+    program_.install(root_, kVendor, *key_);
+    ASSERT_EQ(::symlink("/dev/null", root_.at("etc/bpfbroker/keys.d/vendor.pem").c_str()), 0);
+    auto c = scan();
+    e = only_entry(c);
+    EXPECT_EQ(e.state, EntryState::UntrustedSigner);
+    EXPECT_NE(e.error.message.find("masked"), std::string::npos) << e.error.message;
+    EXPECT_TRUE(c.keys.keys.empty());
+}
+
+TEST_F(CatalogTest, unusable_key_files_are_reported_and_skipped)
+{
+    root_.write("usr/lib/bpfbroker/keys.d/garbage.pem", "not a key");
+    auto c = scan();
+    EXPECT_TRUE(only_entry(c).valid());
+    ASSERT_EQ(c.keys.problems.size(), 1u);
+    EXPECT_EQ(c.keys.problems[0].error.code, ErrorCode::KeyInvalid);
+}
+
+TEST_F(CatalogTest, symlinks_are_refused)
+{
+    auto manifest = root_.at(dir() + "manifest.json");
+    ASSERT_EQ(::rename(manifest.c_str(), root_.at("elsewhere.json").c_str()), 0);
+    ASSERT_EQ(::symlink(root_.at("elsewhere.json").c_str(), manifest.c_str()), 0);
+    auto e = only_entry(scan());
+    EXPECT_EQ(e.error.code, ErrorCode::UnsafeFile);
+    EXPECT_NE(e.error.message.find("symbolic link"), std::string::npos);
+
+    program_.install(root_, kVendor, *key_);
+    auto object = root_.at(dir() + "demo.bpf.o");
+    ASSERT_EQ(::rename(object.c_str(), root_.at("elsewhere.o").c_str()), 0);
+    ASSERT_EQ(::symlink(root_.at("elsewhere.o").c_str(), object.c_str()), 0);
+    e = only_entry(scan());
+    EXPECT_EQ(e.error.code, ErrorCode::UnsafeFile);
+    EXPECT_TRUE(e.object_bytes.empty());
+}
+
+TEST_F(CatalogTest, a_symlinked_program_directory_is_refused)
+{
+    root_.mkdirs("real/demo");
+    ASSERT_EQ(::symlink(root_.at("real/demo").c_str(), root_.at("etc/bpfbroker/programs.d/demo").c_str()), 0);
+    auto e = only_entry(scan());
+    EXPECT_EQ(e.origin, Origin::Admin);
+    EXPECT_EQ(e.error.code, ErrorCode::UnsafeFile);
+}
+
+TEST_F(CatalogTest, group_writable_or_foreign_owned_files_are_refused)
+{
+    ASSERT_EQ(::chmod(root_.at(dir()).c_str(), 0775), 0);
+    auto e = only_entry(scan());
+    EXPECT_EQ(e.error.code, ErrorCode::UnsafeFile);
+    EXPECT_NE(e.error.message.find("writable by group or others"), std::string::npos);
+    ASSERT_EQ(::chmod(root_.at(dir()).c_str(), 0755), 0);
+
+    ASSERT_EQ(::chmod(root_.at(dir() + "manifest.json").c_str(), 0646), 0);
+    EXPECT_EQ(only_entry(scan()).error.code, ErrorCode::UnsafeFile);
+    ASSERT_EQ(::chmod(root_.at(dir() + "manifest.json").c_str(), 0644), 0);
+
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "chown to another user needs root";
+    ASSERT_EQ(::chown(root_.at(dir() + "demo.bpf.o").c_str(), 65534, 65534), 0);
+    e = only_entry(scan());
+    EXPECT_EQ(e.error.code, ErrorCode::UnsafeFile);
+    EXPECT_NE(e.error.message.find("owned by uid 65534"), std::string::npos);
+}
+
+TEST_F(CatalogTest, an_unsafe_policy_directory_is_reported)
+{
+    ASSERT_EQ(::chmod(root_.at("usr/lib/bpfbroker/programs.d").c_str(), 0777), 0);
+    auto c = scan();
+    EXPECT_TRUE(c.entries.empty());
+    ASSERT_EQ(c.problems.size(), 1u);
+    EXPECT_EQ(c.problems[0].error.code, ErrorCode::UnsafeFile);
+}
+
+TEST_F(CatalogTest, etc_masks_usr_lib_by_name)
+{
+    ProgramFixture admin_copy = program_;
+    admin_copy.version = "2.0.0-local";
+    admin_copy.install(root_, kAdmin, *key_);
+    auto e = only_entry(scan());
+    ASSERT_TRUE(e.valid()) << e.error.describe();
+    EXPECT_EQ(e.origin, Origin::Admin);
+    EXPECT_EQ(e.manifest->version, "2.0.0-local");
+
+    std::filesystem::remove_all(root_.at("etc/bpfbroker/programs.d/demo"));
+    ASSERT_EQ(::symlink("/dev/null", root_.at("etc/bpfbroker/programs.d/demo").c_str()), 0);
+    EXPECT_TRUE(scan().entries.empty());
+}
+
+TEST_F(CatalogTest, a_manifest_naming_another_program_is_refused)
+{
+    ProgramFixture renamed = program_;
+    renamed.name = "other";
+    auto manifest = renamed.manifest_json();
+    root_.write(dir() + "manifest.json", manifest);
+    root_.write(dir() + "manifest.json.sig", *key_->sign(manifest));
+    auto e = only_entry(scan());
+    EXPECT_EQ(e.error.code, ErrorCode::ManifestInvalid);
+    EXPECT_NE(e.error.message.find("lives in directory"), std::string::npos);
+}
