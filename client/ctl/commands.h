@@ -1,0 +1,14 @@
+// Subcommand families of bpfbrokerctl. Each adds its subcommands to the app;
+// their callbacks store the process exit code in `exit_code`.
+#pragma once
+
+#include "output.h"
+
+#include <CLI/CLI.hpp>
+
+namespace bpfbroker::ctl {
+
+void add_signing_commands(CLI::App& app, GlobalOptions& options, int& exit_code);  // keygen, sign, verify
+void add_catalog_commands(CLI::App& app, GlobalOptions& options, int& exit_code);  // catalog
+
+}  // namespace bpfbroker::ctl
