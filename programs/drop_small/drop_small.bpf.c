@@ -1,0 +1,27 @@
+/* drop_small: a socket filter that drops UDP datagrams whose payload is
+ * shorter than MIN_PAYLOAD_LEN bytes, fixed at build time (the build passes
+ * -DMIN_PAYLOAD_LEN=...). It has no maps, so one loaded instance can be shared
+ * by every client.
+ *
+ * The payload length comes from the UDP header's length field, read relative
+ * to the network header (see socket_skb.h): skb->len would mean "UDP header +
+ * payload" on a real socket but "IP + UDP + payload" under a test run. */
+#include "socket_skb.h"
+
+#ifndef MIN_PAYLOAD_LEN
+#error "MIN_PAYLOAD_LEN must be defined by the build"
+#endif
+
+SEC("socket")
+int drop_small(struct __sk_buff *skb)
+{
+	int payload = udp_payload_len(skb);
+
+	/* Something that is not a readable UDP datagram cannot be measured; this
+	 * filter only judges sizes, so it lets such packets through. */
+	if (payload < 0)
+		return skb->len;
+	return payload < MIN_PAYLOAD_LEN ? SOCKET_FILTER_DROP : skb->len;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

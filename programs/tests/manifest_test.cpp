@@ -1,0 +1,154 @@
+// Every shipped program's built manifest agrees with its object: the hash,
+// the programs (name and type) and every map the object defines, including
+// ones the compiler adds (.rodata, .bss), which the daemon would otherwise
+// refuse or hand out unlisted. Needs no privileges: objects are opened, not
+// loaded. The signatures are checked by ctest with the openssl CLI.
+#include "bpf_object_loader.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include <fstream>
+#include <iomanip>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace bpfbroker::test {
+namespace {
+
+// "udp_stats:drop_small:...", from the bpfbroker_programs target's list, so
+// a newly added program is checked without touching this file.
+std::vector<std::string> shipped_programs()
+{
+    std::vector<std::string> names;
+    std::stringstream list(BPFBROKER_PROGRAM_NAMES);
+    for (std::string name; std::getline(list, name, ':');) {
+        if (!name.empty())
+            names.push_back(name);
+    }
+    return names;
+}
+
+std::string read_file(const std::filesystem::path& path)
+{
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    if (!in)
+        return {};
+    std::string bytes(static_cast<std::size_t>(in.tellg()), '\0');
+    in.seekg(0);
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return in ? bytes : std::string();
+}
+
+std::string sha256_hex(const std::string& bytes)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1)
+        return {};
+    std::ostringstream hex;
+    for (unsigned int i = 0; i < length; ++i)
+        hex << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(digest[i]);
+    return hex.str();
+}
+
+class ShippedProgram : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override
+    {
+        auto path = built_program_dir(GetParam()) / "manifest.json";
+        std::string text = read_file(path);
+        ASSERT_FALSE(text.empty()) << "missing or empty " << path;
+        manifest_ = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+        ASSERT_TRUE(manifest_.is_object()) << path << " is not a JSON object";
+    }
+
+    nlohmann::json manifest_;
+};
+
+TEST_P(ShippedProgram, ManifestHasExactlyTheSchemaFields)
+{
+    const std::set<std::string> expected = {"schema", "name", "version", "description",
+                                            "object", "object_sha256", "programs", "maps",
+                                            "instance", "requires"};
+    std::set<std::string> actual;
+    for (const auto& [key, value] : manifest_.items())
+        actual.insert(key);
+    EXPECT_EQ(actual, expected);
+    EXPECT_EQ(manifest_.value("schema", 0), 1);
+    EXPECT_EQ(manifest_.value("name", ""), GetParam());
+    EXPECT_EQ(manifest_.value("object", ""), GetParam() + ".bpf.o");
+}
+
+TEST_P(ShippedProgram, ManifestPinsTheBuiltObject)
+{
+    std::string object = read_file(built_object_path(GetParam()));
+    ASSERT_FALSE(object.empty());
+    EXPECT_EQ(manifest_.value("object_sha256", ""), sha256_hex(object));
+}
+
+TEST_P(ShippedProgram, ManifestListsEveryProgramWithItsType)
+{
+    BpfObjectPtr object;
+    ASSERT_TRUE(open_built_object(GetParam(), object));
+
+    std::set<std::string> in_object;
+    bpf_program* program = nullptr;
+    bpf_object__for_each_program(program, object.get())
+    {
+        in_object.insert(bpf_program__name(program));
+    }
+    std::set<std::string> in_manifest;
+    for (const auto& entry : manifest_.at("programs")) {
+        std::string name = entry.at("name");
+        in_manifest.insert(name);
+        bpf_program* found = bpf_object__find_program_by_name(object.get(), name.c_str());
+        ASSERT_NE(found, nullptr) << "manifest program " << name << " is not in the object";
+        // libbpf's own names for program types are the manifest's vocabulary.
+        EXPECT_EQ(entry.at("type").get<std::string>(), libbpf_bpf_prog_type_str(bpf_program__type(found)))
+            << "program " << name;
+    }
+    EXPECT_EQ(in_manifest, in_object);
+}
+
+TEST_P(ShippedProgram, ManifestListsEveryMapTheObjectDefines)
+{
+    BpfObjectPtr object;
+    ASSERT_TRUE(open_built_object(GetParam(), object));
+
+    std::set<std::string> in_object;
+    bpf_map* map = nullptr;
+    bpf_object__for_each_map(map, object.get())
+    {
+        in_object.insert(bpf_map__name(map));
+    }
+    std::set<std::string> in_manifest;
+    for (const auto& entry : manifest_.at("maps"))
+        in_manifest.insert(entry.at("name").get<std::string>());
+    EXPECT_EQ(in_manifest, in_object);
+}
+
+TEST_P(ShippedProgram, ManifestUsesOnlyKnownValues)
+{
+    std::string instance = manifest_.value("instance", "");
+    EXPECT_TRUE(instance == "shared" || instance == "per-client") << instance;
+    for (const auto& entry : manifest_.at("maps")) {
+        std::string access = entry.at("client_access");
+        EXPECT_TRUE(access == "none" || access == "read" || access == "write") << access;
+        // Callers of a shared instance would all write into the same map.
+        if (instance == "shared") {
+            EXPECT_NE(access, "write") << "shared program with writable map " << entry.at("name");
+        }
+    }
+    for (const auto& feature : manifest_.at("requires"))
+        EXPECT_EQ(feature.get<std::string>(), "uring_cmd_setsockopt");
+}
+
+INSTANTIATE_TEST_SUITE_P(Built, ShippedProgram, ::testing::ValuesIn(shipped_programs()),
+                         [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
+
+}  // namespace
+}  // namespace bpfbroker::test
