@@ -1,0 +1,88 @@
+// The one place for kernel ABI constants that Debian 12's headers
+// (linux-libc-dev 6.1, liburing 2.3, libbpf 1.1.2) are too old to know.
+// The running kernel is newer than the headers; every value here was checked
+// against the kernel's uapi headers and is annotated with the release that
+// introduced it. Whether the running kernel actually has a feature is found
+// by probing, never by comparing version strings.
+//
+// Two kinds of constant, two treatments:
+//  - Preprocessor macros (SO_*, SCM_*) get the usual `#ifndef` guard, after
+//    <sys/socket.h> has been included so that a newer libc/kernel header wins.
+//  - Enumerators in the kernel headers (IORING_OP_URING_CMD, SOCKET_URING_OP_*)
+//    are invisible to `#ifndef`, and `#define`-ing one would break any newer
+//    header declaring it later. They live here as namespaced constexprs; the
+//    code that includes the real header static_asserts that they agree.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+// ---- socket options (asm-generic/socket.h numbering) -------------------------
+//
+// parisc and sparc number SOL_SOCKET options differently (SO_PEERPIDFD is
+// 0x404B on parisc); rather than carry their tables, refuse to guess.
+#if defined(__hppa__) || defined(__sparc__)
+#error "bpfbroker: kernel_uapi.h only knows the asm-generic SO_* numbering"
+#endif
+
+// Linux 3.19. Attach an eBPF socket_filter program by fd.
+#ifndef SO_ATTACH_BPF
+#define SO_ATTACH_BPF 50
+#endif
+
+// Linux 4.5. Attach an eBPF program (socket_filter, or sk_reuseport on later
+// kernels) that picks the socket within a SO_REUSEPORT group.
+#ifndef SO_ATTACH_REUSEPORT_EBPF
+#define SO_ATTACH_REUSEPORT_EBPF 52
+#endif
+
+// Linux 6.5. getsockopt: a pidfd for the peer of an AF_UNIX socket.
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+// Linux 6.5. Ask for SCM_PIDFD control messages (a pidfd of the sender).
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+
+// Linux 6.5. Control message carrying a pidfd (include/linux/socket.h; glibc
+// names it from 2.39). Listed because it carries an fd: a receiver that does
+// not expect it must still close it.
+#ifndef SCM_PIDFD
+#define SCM_PIDFD 0x04
+#endif
+
+namespace bpfbroker::uapi {
+
+// Kernel's limit on fds in one SCM_RIGHTS message (SCM_MAX_FD, include/net/scm.h).
+inline constexpr std::size_t kScmMaxFd = 253;
+
+// ---- io_uring ------------------------------------------------------------------
+
+// Linux 5.19. enum io_uring_op: IORING_OP_URING_CMD, a file-specific command.
+inline constexpr std::uint8_t kIoringOpUringCmd = 46;
+
+// Linux 6.7. Values of sqe->cmd_op when the file is a socket
+// (anonymous enum at the end of include/uapi/linux/io_uring.h).
+inline constexpr std::uint32_t kSocketUringOpSiocinq = 0;
+inline constexpr std::uint32_t kSocketUringOpSiocoutq = 1;
+inline constexpr std::uint32_t kSocketUringOpGetsockopt = 2;
+inline constexpr std::uint32_t kSocketUringOpSetsockopt = 3;
+
+// Linux 6.7. Where the socket-command arguments live in struct io_uring_sqe.
+// The 6.7 uapi adds them as union members that older headers lack:
+//   union { __u64 addr; ...; struct { __u32 level; __u32 optname; }; }  offset 16
+//   union { __s32 splice_fd_in; __u32 file_index; __u32 optlen; ... }   offset 44
+//   union { struct { __u64 addr3; __u64 __pad2[1]; }; __u64 optval; ... } offset 48
+// cmd_op/__pad1 overlay `off` (offset 8) since 5.19. uring_attach.cpp checks
+// these offsets against the fields the installed header does have.
+inline constexpr std::size_t kSqeOffsetCmdOp = 8;
+inline constexpr std::size_t kSqeOffsetLevel = 16;
+inline constexpr std::size_t kSqeOffsetOptname = 20;
+inline constexpr std::size_t kSqeOffsetOptlen = 44;
+inline constexpr std::size_t kSqeOffsetOptval = 48;
+
+}  // namespace bpfbroker::uapi
