@@ -12,6 +12,7 @@ int main(int argc, char** argv)
     GlobalOptions options;
     app.add_option("--root", options.root, "Root directory holding usr/lib/bpfbroker, etc/bpfbroker, var/lib/bpfbroker")
         ->check(CLI::ExistingDirectory);
+    app.add_option("--socket", options.socket_path, "bpfbrokerd's socket (default ROOT/run/bpfbroker/org.bpfbroker.Broker)");
     app.add_flag("--json", options.json, "Print machine-readable JSON on stdout");
     app.add_flag("--trust-own-files", options.trust_own_files,
                  "Accept policy files owned by the invoking user instead of root (development only)");
@@ -19,6 +20,7 @@ int main(int argc, char** argv)
     int exit_code = kExitOk;
     add_signing_commands(app, options, exit_code);
     add_catalog_commands(app, options, exit_code);
+    add_daemon_commands(app, options, exit_code);
 
     try {
         app.parse(argc, argv);

@@ -1,0 +1,80 @@
+// The audit log; see audit_log.h.
+#include "brokerd/audit_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <systemd/sd-journal.h>
+
+#include <cctype>
+#include <cstdio>
+
+namespace bpfbroker::brokerd {
+
+namespace {
+
+// Values are quoted when they hold anything but a plain token, so a reason
+// with spaces (or a hostile program name) cannot forge another field.
+std::string value(const std::string& v)
+{
+    bool plain = !v.empty();
+    for (char c : v)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == ':' || c == '/'))
+            plain = false;
+    if (plain)
+        return v;
+    std::string out = "\"";
+    for (char c : v) {
+        if (c == '"' || c == '\\')
+            out += '\\';
+        if (static_cast<unsigned char>(c) < 0x20)
+            out += '?';
+        else
+            out += c;
+    }
+    return out + "\"";
+}
+
+}  // namespace
+
+AuditLog::AuditLog(bool journal, std::string file) : journal_(journal)
+{
+    if (!file.empty())
+        file_fd_ = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
+std::string AuditLog::format_line(const AuditRecord& r)
+{
+    std::string line = "audit: action=" + value(r.action) + " transport=" + value(r.transport) +
+                       " program=" + value(r.program) + " uid=" + std::to_string(r.uid) +
+                       " pid=" + std::to_string(r.pid) + " decision=" + (r.allowed ? "allow" : "deny");
+    if (!r.code.empty())
+        line += " code=" + value(r.code);
+    if (r.prog_id)
+        line += " prog_id=" + std::to_string(r.prog_id) + " tag=" + value(r.tag);
+    line += " reason=" + value(r.reason);
+    return line;
+}
+
+void AuditLog::record(const AuditRecord& r)
+{
+    std::lock_guard lock(mutex_);
+    auto line = format_line(r);
+    if (journal_) {
+        sd_journal_send("MESSAGE=%s", line.c_str(), "PRIORITY=%d", r.allowed ? 6 : 5,
+                        "BPFBROKER_ACTION=%s", r.action.c_str(), "BPFBROKER_TRANSPORT=%s", r.transport.c_str(),
+                        "BPFBROKER_PROGRAM=%s", r.program.c_str(), "BPFBROKER_UID=%u", static_cast<unsigned>(r.uid),
+                        "BPFBROKER_PID=%d", static_cast<int>(r.pid), "BPFBROKER_DECISION=%s",
+                        r.allowed ? "allow" : "deny", "BPFBROKER_CODE=%s", r.code.c_str(), "BPFBROKER_REASON=%s",
+                        r.reason.c_str(), "BPFBROKER_PROG_ID=%u", r.prog_id, "BPFBROKER_PROG_TAG=%s", r.tag.c_str(),
+                        nullptr);
+    } else {
+        std::fprintf(stderr, "%s\n", line.c_str());
+    }
+    if (file_fd_ >= 0) {
+        line += '\n';
+        (void)!::write(file_fd_, line.data(), line.size());
+    }
+}
+
+}  // namespace bpfbroker::brokerd

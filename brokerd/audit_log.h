@@ -1,0 +1,44 @@
+// The audit log: one structured record per decision, allow or deny, with its
+// reason. Under systemd the record goes to the journal with fields
+// (BPFBROKER_PROGRAM=, BPFBROKER_UID=, ...); otherwise it is one line of
+// key=value pairs on stderr, and optionally appended to a file.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace bpfbroker::brokerd {
+
+struct AuditRecord {
+    std::string action = "acquire";   // acquire, approve, revoke, reload
+    std::string transport;            // "socket" or "dbus"
+    std::string program;
+    uid_t uid = static_cast<uid_t>(-1);
+    pid_t pid = 0;
+    bool allowed = false;
+    std::string code;                 // ErrorCode name when denied
+    std::string reason;
+    std::uint32_t prog_id = 0;        // when a program was handed out
+    std::string tag;
+};
+
+class AuditLog {
+public:
+    // journal: send to the journal instead of stderr. file: also append
+    // lines there ("" for none).
+    AuditLog(bool journal, std::string file);
+    void record(const AuditRecord& r);
+
+    // The key=value line used on stderr and in the file.
+    static std::string format_line(const AuditRecord& r);
+
+private:
+    std::mutex mutex_;
+    bool journal_;
+    int file_fd_ = -1;
+};
+
+}  // namespace bpfbroker::brokerd

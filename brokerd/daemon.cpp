@@ -1,0 +1,164 @@
+// bpfbrokerd's life cycle; see daemon.h.
+#include "brokerd/daemon.h"
+
+#include "brokerd/audit_log.h"
+#include "brokerd/broker.h"
+#include "brokerd/feature_probe.h"
+#include "brokerd/log.h"
+#include "brokerd/varlink_server.h"
+#include "policy/paths.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace bpfbroker::brokerd {
+
+namespace {
+
+std::string join_root(const std::string& root, std::string_view rel)
+{
+    std::string out = root;
+    if (out.empty() || out.back() != '/')
+        out += '/';
+    return out + std::string(rel);
+}
+
+// mkdir -p for the runtime directory when systemd did not create it.
+void make_dirs(const std::string& path)
+{
+    for (std::size_t pos = 1; pos != std::string::npos;) {
+        pos = path.find('/', pos + 1);
+        std::string prefix = path.substr(0, pos);
+        ::mkdir(prefix.c_str(), 0755);
+    }
+}
+
+// The listening socket: inherited from systemd when socket-activated,
+// else created at `path`. `created` says whether we should unlink it at exit.
+Result<UniqueFd> listening_socket(const std::string& path, bool& created)
+{
+    int n = sd_listen_fds(1);
+    if (n < 0)
+        return fail(make_system_error("sd_listen_fds", -n));
+    if (n >= 1) {
+        int fd = SD_LISTEN_FDS_START;
+        if (sd_is_socket_unix(fd, SOCK_STREAM, 1, nullptr, 0) <= 0)
+            return fail(ErrorCode::InvalidParameter, "the socket systemd passed is not a listening AF_UNIX stream socket");
+        int flags = ::fcntl(fd, F_GETFL);
+        ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        created = false;
+        return UniqueFd(fd);
+    }
+    make_dirs(path.substr(0, path.rfind('/')));
+    created = true;
+    return VarlinkServer::listen_at(path);
+}
+
+Result<UniqueFd> blocked_signals_fd()
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (::pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0)
+        return fail(make_system_error("pthread_sigmask", errno));
+    ::signal(SIGPIPE, SIG_IGN);
+    UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!fd)
+        return fail(make_system_error("signalfd", errno));
+    return fd;
+}
+
+void log_policy_state(const Broker& broker)
+{
+    auto snap = broker.snapshot();
+    std::size_t valid = 0;
+    for (const auto& e : snap->catalog.entries) {
+        if (e.valid())
+            ++valid;
+        else
+            log_warning("program \"" + e.name + "\" refused: " + e.error.describe());
+    }
+    for (const auto& p : broker.problems())
+        log_warning(p.path + ": " + p.error.describe() + ", ignoring");
+    log_info("catalog: " + std::to_string(valid) + " of " + std::to_string(snap->catalog.entries.size()) +
+             " programs valid, " + std::to_string(snap->catalog.keys.keys.size()) + " trusted keys, " +
+             std::to_string(snap->grants.grants.size()) + " grants");
+}
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& o)
+{
+    log_to_journal(!o.foreground && std::getenv("JOURNAL_STREAM") != nullptr);
+    auto signals = blocked_signals_fd();
+    if (!signals) {
+        log_error(signals.error().describe());
+        return 1;
+    }
+    AuditLog audit(!o.foreground && std::getenv("JOURNAL_STREAM") != nullptr, o.audit_file);
+
+    auto features = probe_kernel_features();
+    std::string found;
+    for (const auto& name : features.available())
+        found += (found.empty() ? "" : " ") + name;
+    log_info("kernel features: " + (found.empty() ? std::string("none") : found));
+
+    BrokerConfig config;
+    config.root = o.root;
+    config.trust.owner = o.trust_own_files ? ::geteuid() : 0;
+    config.settings_file = o.settings_file;
+    Broker broker(config, std::move(features), audit);
+    if (auto r = broker.reload(); !r) {
+        log_error("Failed to load policy from " + o.root + ": " + r.error().describe());
+        return 1;
+    }
+    log_policy_state(broker);
+
+    std::string socket_path = o.socket_path.empty()
+                                  ? join_root(o.root, std::string(policy::paths::kRuntimeDir) + "/" +
+                                                          std::string(policy::paths::kSocketName))
+                                  : o.socket_path;
+    bool created_socket = false;
+    auto listen_fd = listening_socket(socket_path, created_socket);
+    if (!listen_fd) {
+        log_error("Failed to listen on " + socket_path + ": " + listen_fd.error().describe());
+        return 1;
+    }
+    VarlinkServer server(broker, std::move(*listen_fd), limits_from_settings(broker.settings()));
+
+    log_info("serving on " + socket_path);
+    sd_notify(0, "READY=1\nSTATUS=Serving");
+    auto result = server.run(signals->get(), [&](int signo) {
+        if (signo != SIGHUP)
+            return false;
+        if (auto r = broker.reload(); !r)
+            log_error("Reload failed, keeping the previous policy: " + r.error().describe());
+        else
+            log_policy_state(broker);
+        return true;
+    });
+    sd_notify(0, "STOPPING=1");
+    if (created_socket)
+        ::unlink(socket_path.c_str());
+    if (!result) {
+        log_error(result.error().describe());
+        return 1;
+    }
+    log_info("stopped");
+    return 0;
+}
+
+}  // namespace bpfbroker::brokerd

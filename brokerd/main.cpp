@@ -1,0 +1,30 @@
+// bpfbrokerd: loads signed, approved BPF programs and hands their fds to
+// unprivileged clients over a Varlink socket and D-Bus.
+#include "brokerd/daemon.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+
+int main(int argc, char** argv)
+{
+    bpfbroker::brokerd::DaemonOptions o;
+    CLI::App app{"bpfbrokerd - hands verified, approved BPF programs to unprivileged io_uring users"};
+    app.add_option("--root", o.root, "Root of the policy tree (usr/lib/bpfbroker, etc/bpfbroker, var/lib/bpfbroker, run/bpfbroker)")
+        ->check(CLI::ExistingDirectory);
+    app.add_option("--socket", o.socket_path, "Path of the Varlink socket (default ROOT/run/bpfbroker/org.bpfbroker.Broker)");
+    app.add_option("--config", o.settings_file, "Settings file (default ROOT/etc/bpfbroker/bpfbroker.json)");
+    app.add_option("--audit-log", o.audit_file, "Also append audit records to this file");
+    app.add_flag("--foreground", o.foreground, "Log to stderr even when started by systemd");
+    app.add_flag("--trust-own-files", o.trust_own_files,
+                 "Accept policy files owned by the daemon's own uid instead of root (tests and demos only)");
+    app.add_flag("!--no-dbus", o.dbus, "Do not serve D-Bus even when a bus is available");
+    CLI11_PARSE(app, argc, argv);
+    try {
+        return bpfbroker::brokerd::run_daemon(o);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bpfbrokerd: fatal: %s\n", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,87 @@
+// Peer identity from the transport; see peer_identity.h.
+#include "brokerd/peer_identity.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace bpfbroker::brokerd {
+
+namespace {
+
+std::string user_name(uid_t uid)
+{
+    std::vector<char> buf(4096);
+    struct passwd pw {};
+    struct passwd* out = nullptr;
+    if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &out) == 0 && out)
+        return out->pw_name;
+    return {};
+}
+
+std::string group_name(gid_t gid)
+{
+    std::vector<char> buf(16384);
+    struct group gr {};
+    struct group* out = nullptr;
+    if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &out) == 0 && out)
+        return out->gr_name;
+    return {};
+}
+
+}  // namespace
+
+void resolve_peer_names(policy::Peer& peer)
+{
+    peer.user_name = user_name(peer.uid);
+    peer.group_names.clear();
+    if (std::find(peer.gids.begin(), peer.gids.end(), peer.gid) == peer.gids.end())
+        peer.gids.push_back(peer.gid);
+    for (auto g : peer.gids)
+        if (auto n = group_name(g); !n.empty())
+            peer.group_names.push_back(std::move(n));
+}
+
+Result<policy::Peer> peer_from_socket(int fd)
+{
+    struct ucred cred {};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+        return fail(make_system_error("SO_PEERCRED failed", errno));
+    policy::Peer peer;
+    peer.uid = cred.uid;
+    peer.gid = cred.gid;
+    peer.pid = cred.pid;
+    // The supplementary groups the peer had when it connected, from the
+    // kernel: NSS membership could differ from what the process really holds.
+    std::vector<gid_t> groups(64);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        socklen_t glen = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &glen) == 0) {
+            groups.resize(glen / sizeof(gid_t));
+            peer.gids = groups;
+            break;
+        }
+        if (errno != ERANGE || attempt == 1 || glen > 65536 * sizeof(gid_t))
+            return fail(make_system_error("SO_PEERGROUPS failed", errno));
+        groups.resize(glen / sizeof(gid_t));
+    }
+    resolve_peer_names(peer);
+    return peer;
+}
+
+policy::Peer peer_from_ids(uid_t uid, gid_t gid, pid_t pid, std::vector<gid_t> gids)
+{
+    policy::Peer peer;
+    peer.uid = uid;
+    peer.gid = gid;
+    peer.pid = pid;
+    peer.gids = std::move(gids);
+    resolve_peer_names(peer);
+    return peer;
+}
+
+}  // namespace bpfbroker::brokerd

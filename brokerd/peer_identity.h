@@ -1,0 +1,25 @@
+// Who is on the other end of a connection, from the kernel (SO_PEERCRED,
+// SO_PEERGROUPS) or from the bus's recorded credentials, never from anything
+// the caller says. Names come from NSS at the time of the request.
+#pragma once
+
+#include "policy/decide.h"
+
+#include <bpfbroker/result.h>
+
+#include <sys/types.h>
+
+#include <vector>
+
+namespace bpfbroker::brokerd {
+
+// Fills user and group names for the ids in `peer`.
+void resolve_peer_names(policy::Peer& peer);
+
+// The identity of the process that connected an AF_UNIX socket.
+Result<policy::Peer> peer_from_socket(int fd);
+
+// From ids a transport established (e.g. sd-bus creds); resolves names.
+policy::Peer peer_from_ids(uid_t uid, gid_t gid, pid_t pid, std::vector<gid_t> gids);
+
+}  // namespace bpfbroker::brokerd

@@ -1,0 +1,347 @@
+// The direct socket server; see varlink_server.h.
+#include "brokerd/varlink_server.h"
+
+#include "brokerd/peer_identity.h"
+#include "brokerd/varlink_methods.h"
+
+#include "fd_passing.h"
+#include "varlink_framing.h"
+
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+
+namespace bpfbroker::brokerd {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint64_t kListenTag = 1ull << 62;
+constexpr std::uint64_t kSignalTag = 1ull << 61;
+
+}  // namespace
+
+struct VarlinkServer::Connection {
+    UniqueFd fd;
+    policy::Peer peer;
+    varlink::FrameReader reader;
+    struct Outgoing {
+        std::string bytes;
+        std::vector<UniqueFd> fds;  // sent with the first byte, then dropped
+        std::size_t offset = 0;
+    };
+    std::deque<Outgoing> out;
+    std::size_t queued_bytes = 0;
+    double tokens;                      // request budget (token bucket)
+    Clock::time_point tokens_at = Clock::now();
+    Clock::time_point partial_since{};  // when the unfinished message began
+    Clock::time_point output_since{};   // when replies began waiting for the peer to read
+    bool close_after_flush = false;
+    std::uint32_t interest = 0;
+
+    Connection(UniqueFd f, policy::Peer p, std::size_t max_message, double burst)
+        : fd(std::move(f)), peer(std::move(p)), reader(max_message), tokens(burst)
+    {
+    }
+};
+
+ServerLimits limits_from_settings(const policy::Settings& s)
+{
+    ServerLimits l;
+    l.max_message_bytes = s.max_message_bytes;
+    l.max_connections_per_uid = s.max_connections_per_uid;
+    l.requests_per_second = s.max_requests_per_second;
+    return l;
+}
+
+VarlinkServer::VarlinkServer(Broker& broker, UniqueFd listen_fd, ServerLimits limits)
+    : broker_(broker), listen_fd_(std::move(listen_fd)), epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)), limits_(limits)
+{
+}
+
+VarlinkServer::~VarlinkServer() = default;
+
+Result<UniqueFd> VarlinkServer::listen_at(const std::string& path)
+{
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+        return fail(ErrorCode::InvalidParameter, "socket path too long: " + path);
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return fail(ErrorCode::UnsafeFile, path + " exists and is not a socket; refusing to replace it");
+        ::unlink(path.c_str());
+    }
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd)
+        return fail(make_system_error("socket", errno));
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        return fail(make_system_error("cannot bind " + path, errno));
+    if (::chmod(path.c_str(), 0666) != 0)
+        return fail(make_system_error("cannot chmod " + path, errno));
+    if (::listen(fd.get(), 128) != 0)
+        return fail(make_system_error("listen", errno));
+    return fd;
+}
+
+void VarlinkServer::accept_all()
+{
+    for (;;) {
+        UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        if (!fd) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return;  // EAGAIN, or EMFILE: try again on the next wakeup
+        }
+        auto peer = peer_from_socket(fd.get());
+        if (!peer)
+            continue;
+        if (connections_.size() >= limits_.max_connections_total ||
+            connections_per_uid_[peer->uid] >= limits_.max_connections_per_uid) {
+            // Say why before closing, without waiting for the peer.
+            auto msg = varlink::encode_message(
+                varlink::make_error_reply(ErrorCode::LimitExceeded, "too many connections for uid " + std::to_string(peer->uid)));
+            if (msg)
+                (void)send_with_fds(fd.get(), *msg, {});
+            std::fprintf(stderr, "Refused a connection from uid %u: too many connections\n", static_cast<unsigned>(peer->uid));
+            continue;
+        }
+        int raw = fd.get();
+        auto conn = std::make_unique<Connection>(std::move(fd), std::move(*peer), limits_.max_message_bytes,
+                                                 static_cast<double>(limits_.requests_per_second));
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP;
+        ev.data.u64 = static_cast<std::uint64_t>(raw);
+        if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, raw, &ev) != 0)
+            continue;
+        conn->interest = ev.events;
+        connections_per_uid_[conn->peer.uid]++;
+        connections_.emplace(raw, std::move(conn));
+    }
+}
+
+void VarlinkServer::close_connection(int fd)
+{
+    auto it = connections_.find(fd);
+    if (it == connections_.end())
+        return;
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    auto uid = it->second->peer.uid;
+    if (--connections_per_uid_[uid] == 0)
+        connections_per_uid_.erase(uid);
+    connections_.erase(it);
+}
+
+void VarlinkServer::update_interest(Connection& c)
+{
+    std::uint32_t want = EPOLLRDHUP;
+    // Backpressure: a client that leaves replies unread is not read from.
+    if (!c.close_after_flush && c.queued_bytes < limits_.max_queued_reply_bytes)
+        want |= EPOLLIN;
+    if (!c.out.empty())
+        want |= EPOLLOUT;
+    if (want == c.interest)
+        return;
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.u64 = static_cast<std::uint64_t>(c.fd.get());
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
+    c.interest = want;
+}
+
+void VarlinkServer::queue_response(Connection& c, nlohmann::json message, std::vector<UniqueFd> fds)
+{
+    auto bytes = varlink::encode_message(message, limits_.max_message_bytes);
+    if (!bytes) {
+        bytes = varlink::encode_message(varlink::make_error_reply(ErrorCode::Internal, "reply too large"));
+        fds.clear();
+    }
+    c.queued_bytes += bytes->size();
+    c.out.push_back({std::move(*bytes), std::move(fds), 0});
+}
+
+void VarlinkServer::flush(Connection& c)
+{
+    while (!c.out.empty()) {
+        auto& o = c.out.front();
+        std::vector<int> raw;
+        for (const auto& fd : o.fds)
+            raw.push_back(fd.get());
+        auto sent = send_with_fds(c.fd.get(), std::string_view(o.bytes).substr(o.offset), raw);
+        if (!sent) {
+            if (would_block(sent.error())) {
+                if (c.output_since == Clock::time_point{})
+                    c.output_since = Clock::now();
+                return;
+            }
+            c.out.clear();
+            c.close_after_flush = true;
+            return;
+        }
+        o.fds.clear();  // they went with the first byte; our copies close now
+        o.offset += *sent;
+        c.queued_bytes -= *sent;
+        if (o.offset == o.bytes.size())
+            c.out.pop_front();
+    }
+    c.output_since = Clock::time_point{};
+}
+
+void VarlinkServer::process_frames(Connection& c)
+{
+    while (!c.close_after_flush && c.queued_bytes < limits_.max_queued_reply_bytes) {
+        auto msg = c.reader.next_message();
+        if (!msg) {
+            queue_response(c, varlink::make_error_reply(msg.error().code, msg.error().message), {});
+            c.close_after_flush = true;
+            return;
+        }
+        if (!msg->has_value())
+            break;
+        auto call = varlink::parse_call(**msg);
+        if (!call) {
+            queue_response(c, varlink::make_error_reply(call.error().code, call.error().message), {});
+            c.close_after_flush = true;
+            return;
+        }
+        // Token bucket: refill by elapsed time, spend one per call.
+        auto now = Clock::now();
+        double rate = limits_.requests_per_second;
+        c.tokens = std::min(rate, c.tokens + rate * std::chrono::duration<double>(now - c.tokens_at).count());
+        c.tokens_at = now;
+        if (c.tokens < 1.0) {
+            if (!call->oneway)
+                queue_response(c, varlink::make_error_reply(ErrorCode::LimitExceeded,
+                                                            "more than " + std::to_string(limits_.requests_per_second) +
+                                                                " requests per second on this connection"),
+                               {});
+            continue;
+        }
+        c.tokens -= 1.0;
+        if (call->more || call->upgrade) {
+            queue_response(c, varlink::make_error_reply(ErrorCode::InvalidParameter,
+                                                        "this service answers every call once: \"more\" and \"upgrade\" are not supported"),
+                           {});
+            continue;
+        }
+        auto resp = handle_varlink_call(broker_, c.peer, call->method, call->parameters);
+        if (!call->oneway)
+            queue_response(c, std::move(resp.message), std::move(resp.fds));
+    }
+    c.partial_since = c.reader.buffered_bytes() > 0 ? (c.partial_since == Clock::time_point{} ? Clock::now() : c.partial_since)
+                                                    : Clock::time_point{};
+}
+
+void VarlinkServer::on_readable(Connection& c)
+{
+    char buf[16384];
+    // Bounded per wakeup so one chatty client cannot monopolize the loop.
+    for (int round = 0; round < 8 && !c.close_after_flush && c.queued_bytes < limits_.max_queued_reply_bytes; ++round) {
+        auto r = recv_with_fds(c.fd.get(), buf, 0);
+        if (!r) {
+            if (would_block(r.error()))
+                break;
+            // Any fd sent to us is refused (and was closed by recv_with_fds).
+            queue_response(c, varlink::make_error_reply(ErrorCode::ProtocolError, r.error().message), {});
+            c.close_after_flush = true;
+            break;
+        }
+        if (r->bytes == 0) {
+            c.close_after_flush = true;  // EOF: answer what was complete, then close
+            break;
+        }
+        auto fed = c.reader.feed(std::string_view(buf, r->bytes));
+        if (!fed) {
+            queue_response(c, varlink::make_error_reply(fed.error().code, fed.error().message), {});
+            c.close_after_flush = true;
+            break;
+        }
+        process_frames(c);
+    }
+    process_frames(c);
+}
+
+void VarlinkServer::sweep_timeouts()
+{
+    auto now = Clock::now();
+    std::vector<int> stale;
+    // A peer that stalls mid-message, or stops reading its replies, loses
+    // its connection after the timeout; it only ever held its own slot.
+    auto expired = [&](Clock::time_point since) {
+        return since != Clock::time_point{} && now - since > limits_.partial_message_timeout;
+    };
+    for (auto& [fd, c] : connections_)
+        if (expired(c->partial_since) || expired(c->output_since))
+            stale.push_back(fd);
+    for (int fd : stale)
+        close_connection(fd);
+}
+
+Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& on_signal)
+{
+    if (!epoll_fd_)
+        return fail(make_system_error("epoll_create1", errno));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kListenTag;
+    if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, listen_fd_.get(), &ev) != 0)
+        return fail(make_system_error("epoll_ctl(listen)", errno));
+    if (signal_fd >= 0) {
+        ev.data.u64 = kSignalTag;
+        if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, signal_fd, &ev) != 0)
+            return fail(make_system_error("epoll_ctl(signalfd)", errno));
+    }
+    epoll_event events[64];
+    for (;;) {
+        int n = ::epoll_wait(epoll_fd_.get(), events, 64, 1000);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail(make_system_error("epoll_wait", errno));
+        }
+        for (int i = 0; i < n; ++i) {
+            auto tag = events[i].data.u64;
+            if (tag == kListenTag) {
+                accept_all();
+                continue;
+            }
+            if (tag == kSignalTag) {
+                signalfd_siginfo si{};
+                while (::read(signal_fd, &si, sizeof si) == sizeof si)
+                    if (!on_signal(static_cast<int>(si.ssi_signo)))
+                        return {};
+                continue;
+            }
+            int fd = static_cast<int>(tag);
+            auto it = connections_.find(fd);
+            if (it == connections_.end())
+                continue;
+            auto& c = *it->second;
+            if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                on_readable(c);
+            flush(c);
+            if (c.close_after_flush && c.out.empty()) {
+                close_connection(fd);
+                continue;
+            }
+            if (events[i].events & (EPOLLHUP | EPOLLERR)) {
+                close_connection(fd);
+                continue;
+            }
+            update_interest(c);
+        }
+        sweep_timeouts();
+    }
+}
+
+}  // namespace bpfbroker::brokerd

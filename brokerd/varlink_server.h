@@ -1,0 +1,73 @@
+// The direct socket: an epoll loop serving org.bpfbroker.Broker over Varlink
+// framing (NUL-terminated JSON) on a listening AF_UNIX stream socket.
+//
+// Every caller-controlled resource is bounded: message size, fds (none are
+// accepted), connections per uid and in total, requests per second per
+// connection, queued reply bytes (a client that does not read stops being
+// read), and the time an unfinished message may sit in the buffer. All
+// sockets are non-blocking, so one slow or hostile client never blocks the
+// loop or any other client.
+#pragma once
+
+#include "brokerd/broker.h"
+
+#include <bpfbroker/result.h>
+#include <bpfbroker/unique_fd.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace bpfbroker::brokerd {
+
+struct ServerLimits {
+    std::size_t max_message_bytes = 64 * 1024;
+    unsigned max_connections_per_uid = 32;
+    unsigned max_connections_total = 1024;
+    unsigned requests_per_second = 200;            // sustained, per connection; bursts up to this many
+    std::chrono::milliseconds partial_message_timeout{10000};
+    std::size_t max_queued_reply_bytes = 1 << 20;  // per connection
+};
+
+ServerLimits limits_from_settings(const policy::Settings& settings);
+
+class VarlinkServer {
+public:
+    VarlinkServer(Broker& broker, UniqueFd listen_fd, ServerLimits limits);
+    ~VarlinkServer();
+    VarlinkServer(const VarlinkServer&) = delete;
+    VarlinkServer& operator=(const VarlinkServer&) = delete;
+
+    // Creates, binds and listens on `path` (mode 0666: authorization is per
+    // request), replacing a stale socket file but never another kind of file.
+    static Result<UniqueFd> listen_at(const std::string& path);
+
+    // Serves until on_signal returns false. signal_fd is a signalfd whose
+    // signals are passed to on_signal (e.g. SIGHUP reload, SIGTERM stop).
+    Result<void> run(int signal_fd, const std::function<bool(int signo)>& on_signal);
+
+    [[nodiscard]] std::size_t connection_count() const { return connections_.size(); }
+
+private:
+    struct Connection;
+    void accept_all();
+    void on_readable(Connection& c);
+    void on_writable(Connection& c);
+    void process_frames(Connection& c);
+    void queue_response(Connection& c, nlohmann::json message, std::vector<UniqueFd> fds);
+    void flush(Connection& c);
+    void update_interest(Connection& c);
+    void close_connection(int fd);
+    void sweep_timeouts();
+
+    Broker& broker_;
+    UniqueFd listen_fd_;
+    UniqueFd epoll_fd_;
+    ServerLimits limits_;
+    std::map<int, std::unique_ptr<Connection>> connections_;
+    std::map<uid_t, unsigned> connections_per_uid_;
+};
+
+}  // namespace bpfbroker::brokerd

@@ -1,0 +1,259 @@
+// The daemon-facing half of bpfbrokerctl: list, status, features, acquire,
+// exec (users) and approve, revoke, reload (administrators).
+#include "commands.h"
+
+#include <bpfbroker/client.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <iomanip>
+#include <iostream>
+
+namespace bpfbroker::ctl {
+
+namespace {
+
+std::string socket_path(const GlobalOptions& o)
+{
+    if (!o.socket_path.empty())
+        return o.socket_path;
+    if (o.root == "/")
+        return std::string(kDefaultSocketPath);
+    return o.root + (o.root.back() == '/' ? "" : "/") + "run/bpfbroker/org.bpfbroker.Broker";
+}
+
+Result<Client> connect(const GlobalOptions& o)
+{
+    return Client::connect_socket(socket_path(o));
+}
+
+nlohmann::json program_json(const Program& p)
+{
+    nlohmann::json maps = nlohmann::json::object();
+    for (const auto& [name, fd] : p.maps())
+        maps[name] = {{"fd", fd.get()}, {"access", p.info().map_access.count(name) ? p.info().map_access.at(name) : ""}};
+    const auto& i = p.info();
+    return {{"name", i.name}, {"version", i.version}, {"type", i.type}, {"instance", i.instance},
+            {"id", i.id},     {"tag", i.tag},         {"program_fd", p.fd().get()}, {"maps", maps}};
+}
+
+int run_list(const GlobalOptions& o)
+{
+    auto c = connect(o);
+    if (!c)
+        return report_error(c.error());
+    auto list = c->list_programs();
+    if (!list)
+        return report_error(list.error());
+    if (o.json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& e : *list)
+            out.push_back({{"name", e.name}, {"version", e.version}, {"state", e.state}, {"instance", e.instance},
+                           {"allowed", e.allowed}, {"needs_polkit", e.needs_polkit}, {"error", e.error},
+                           {"reason", e.reason}, {"description", e.description}});
+        print_json(out);
+        return kExitOk;
+    }
+    for (const auto& e : *list) {
+        std::cout << std::left << std::setw(18) << e.name << ' ' << std::setw(10) << e.version << ' ' << std::setw(11)
+                  << e.instance << ' ' << (e.allowed ? (e.needs_polkit ? "allowed (polkit)" : "allowed") : "denied") << '\n';
+        if (!e.allowed)
+            std::cout << "    " << e.error << ": " << e.reason << '\n';
+    }
+    return kExitOk;
+}
+
+int run_features(const GlobalOptions& o)
+{
+    auto c = connect(o);
+    if (!c)
+        return report_error(c.error());
+    auto features = c->features();
+    if (!features)
+        return report_error(features.error());
+    if (o.json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& f : *features)
+            out.push_back({{"name", f.name}, {"available", f.available}, {"detail", f.detail}});
+        print_json(out);
+        return kExitOk;
+    }
+    for (const auto& f : *features)
+        std::cout << (f.available ? "yes " : "no  ") << std::left << std::setw(26) << f.name << ' ' << f.detail << '\n';
+    return kExitOk;
+}
+
+int run_status(const GlobalOptions& o)
+{
+    auto c = connect(o);
+    if (!c)
+        return report_error(c.error());
+    auto list = c->list_programs();
+    auto features = c->features();
+    if (!list)
+        return report_error(list.error());
+    if (!features)
+        return report_error(features.error());
+    std::size_t valid = 0, allowed = 0, available = 0;
+    for (const auto& e : *list) {
+        valid += e.state == "valid";
+        allowed += e.allowed;
+    }
+    for (const auto& f : *features)
+        available += f.available;
+    if (o.json) {
+        print_json({{"socket", socket_path(o)}, {"running", true}, {"programs", list->size()}, {"valid", valid},
+                    {"allowed_for_caller", allowed}, {"features_available", available}});
+        return kExitOk;
+    }
+    std::cout << "bpfbrokerd is running on " << socket_path(o) << "\n  programs: " << list->size() << " (" << valid
+              << " valid, " << allowed << " allowed for you)\n  kernel features: " << available << " of "
+              << features->size() << " available\n";
+    return kExitOk;
+}
+
+int run_acquire(const std::string& name, const GlobalOptions& o)
+{
+    auto c = connect(o);
+    if (!c)
+        return report_error(c.error());
+    auto p = c->acquire(name);
+    if (!p)
+        return report_error(p.error());
+    if (o.json) {
+        print_json(program_json(*p));
+        return kExitOk;
+    }
+    const auto& i = p->info();
+    std::cout << i.name << ' ' << i.version << ": " << i.type << ", " << i.instance << ", prog id " << i.id << ", tag "
+              << i.tag << "\n  program fd " << p->fd().get() << '\n';
+    for (const auto& [map, fd] : p->maps())
+        std::cout << "  map " << map << " fd " << fd.get() << " ("
+                  << (i.map_access.count(map) ? i.map_access.at(map) : "?") << ")\n";
+    return kExitOk;
+}
+
+// Runs `command` with the program's fds inherited: BPFBROKER_PROGRAM_FD=N and
+// BPFBROKER_MAP_FDS=name:N,name:N tell it where they are.
+int run_exec(const std::string& name, const std::vector<std::string>& command, const GlobalOptions& o)
+{
+    auto c = connect(o);
+    if (!c)
+        return report_error(c.error());
+    auto p = c->acquire(name);
+    if (!p)
+        return report_error(p.error());
+    std::string map_fds;
+    auto clear_cloexec = [](int fd) { return ::fcntl(fd, F_SETFD, 0) == 0; };
+    if (!clear_cloexec(p->fd().get()))
+        return report_error(make_system_error("fcntl", errno));
+    for (const auto& [map, fd] : p->maps()) {
+        if (!clear_cloexec(fd.get()))
+            return report_error(make_system_error("fcntl", errno));
+        map_fds += (map_fds.empty() ? "" : ",") + map + ":" + std::to_string(fd.get());
+    }
+    ::setenv("BPFBROKER_PROGRAM", p->info().name.c_str(), 1);
+    ::setenv("BPFBROKER_PROGRAM_FD", std::to_string(p->fd().get()).c_str(), 1);
+    ::setenv("BPFBROKER_MAP_FDS", map_fds.c_str(), 1);
+    std::vector<char*> argv;
+    for (const auto& arg : command)
+        argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    return report_error(make_system_error("cannot run " + command.front(), errno), 127);
+}
+
+int run_approve(const std::string& name, const ApproveOptions& a, const GlobalOptions& o)
+{
+    auto c = connect(o);
+    if (!c)
+        return report_error(c.error());
+    auto hash = c->approve(name, a);
+    if (!hash)
+        return report_error(hash.error());
+    if (o.json)
+        print_json({{"program", name}, {"manifest_sha256", *hash}});
+    else
+        std::cout << "Approved " << name << " (manifest " << *hash << ")\n";
+    return kExitOk;
+}
+
+int run_revoke(const std::string& name, const GlobalOptions& o)
+{
+    auto c = connect(o);
+    if (!c)
+        return report_error(c.error());
+    auto removed = c->revoke(name);
+    if (!removed)
+        return report_error(removed.error());
+    if (o.json)
+        print_json({{"program", name}, {"removed_approvals", *removed}});
+    else
+        std::cout << "Revoked " << name << " (" << *removed << " approvals removed; allow-list grants masked)\n";
+    return kExitOk;
+}
+
+int run_reload(const GlobalOptions& o)
+{
+    auto c = connect(o);
+    if (!c)
+        return report_error(c.error());
+    if (auto r = c->reload(); !r)
+        return report_error(r.error());
+    if (o.json)
+        print_json({{"reloaded", true}});
+    else
+        std::cout << "Reloaded\n";
+    return kExitOk;
+}
+
+}  // namespace
+
+void add_daemon_commands(CLI::App& app, GlobalOptions& options, int& exit_code)
+{
+    app.add_subcommand("list", "List programs and whether you may acquire each")
+        ->callback([&] { exit_code = run_list(options); });
+    app.add_subcommand("status", "Show whether bpfbrokerd runs and a summary")
+        ->callback([&] { exit_code = run_status(options); });
+    app.add_subcommand("features", "Show the kernel features bpfbrokerd found")
+        ->callback([&] { exit_code = run_features(options); });
+    app.add_subcommand("reload", "Make bpfbrokerd rescan its policy (root)")
+        ->callback([&] { exit_code = run_reload(options); });
+
+    auto name = std::make_shared<std::string>();
+    auto* acq = app.add_subcommand("acquire", "Acquire a program and print what was received");
+    acq->add_option("name", *name, "Program name")->required();
+    acq->callback([name, &options, &exit_code] { exit_code = run_acquire(*name, options); });
+
+    auto exec_name = std::make_shared<std::string>();
+    auto command = std::make_shared<std::vector<std::string>>();
+    auto* ex = app.add_subcommand("exec", "Acquire a program and run a command with its fds inherited "
+                                          "(BPFBROKER_PROGRAM_FD, BPFBROKER_MAP_FDS=name:fd,...)");
+    ex->add_option("name", *exec_name, "Program name")->required();
+    ex->add_option("command", *command, "Command and arguments (after --)")->required();
+    ex->callback([exec_name, command, &options, &exit_code] { exit_code = run_exec(*exec_name, *command, options); });
+
+    auto approve_name = std::make_shared<std::string>();
+    auto approve = std::make_shared<ApproveOptions>();
+    auto* ap = app.add_subcommand("approve", "Allow users or groups to acquire a program's current version (root)");
+    ap->add_option("name", *approve_name, "Program name")->required();
+    ap->add_option("--user,-u", approve->users, "User name or uid (repeatable)");
+    ap->add_option("--group,-g", approve->groups, "Group name or gid (repeatable)");
+    ap->add_flag("--anyone", approve->anyone, "Allow every user");
+    ap->add_flag("--polkit", approve->polkit, "Also require polkit authorization (org.bpfbroker.acquire)");
+    ap->callback([approve_name, approve, &options, &exit_code] {
+        if (approve->users.empty() && approve->groups.empty() && !approve->anyone) {
+            exit_code = report_error("approve needs --user, --group or --anyone", kExitUsage);
+            return;
+        }
+        exit_code = run_approve(*approve_name, *approve, options);
+    });
+
+    auto revoke_name = std::make_shared<std::string>();
+    auto* rv = app.add_subcommand("revoke", "Remove approvals of a program and mask its allow-list grants (root)");
+    rv->add_option("name", *revoke_name, "Program name")->required();
+    rv->callback([revoke_name, &options, &exit_code] { exit_code = run_revoke(*revoke_name, options); });
+}
+
+}  // namespace bpfbroker::ctl

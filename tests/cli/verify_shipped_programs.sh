@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every shipped program verifies with the development key: the CLI prints
+# its signer and "ok", and --json says the same.
+source "$(dirname "$0")/lib.sh"
+
+pub="$DEV_KEY_DIR/dev-signing-key.pub.pem"
+key_id=$(openssl pkey -pubin -in "$pub" -outform DER | sha256sum | cut -d' ' -f1)
+count=0
+for dir in "$PROGRAMS_DIR"/*/; do
+  [[ -f "$dir/manifest.json" ]] || continue
+  name=$(basename "$dir")
+  out=$("${CTL[@]}" verify --key "$pub" "$dir")
+  expect_contains "$out" "$name" "verify $name"
+  expect_contains "$out" ": ok" "verify $name"
+  expect_contains "$out" "signer:   $key_id" "verify $name"
+  json=$("${CTL[@]}" --json verify --key "$pub" "$dir")
+  [[ $(json_get "$json" 'd["ok"]') == True ]] || fail "$name: --json ok is not true: $json"
+  [[ $(json_get "$json" 'd["signer"]["key_id"]') == "$key_id" ]] || fail "$name: wrong signer in $json"
+  count=$((count + 1))
+done
+[[ $count -ge 4 ]] || fail "expected at least 4 shipped programs, found $count"
+
+# A key that did not sign them: refused, exit status 1, reason named.
+openssl genpkey -algorithm ed25519 -out "$SCRATCH/other.pem" 2>/dev/null
+openssl pkey -in "$SCRATCH/other.pem" -pubout -out "$SCRATCH/other.pub.pem"
+set +e
+out=$("${CTL[@]}" verify --key "$SCRATCH/other.pub.pem" "$PROGRAMS_DIR/udp_stats")
+rc=$?
+set -e
+[[ $rc -eq 1 ]] || fail "verify with the wrong key exited $rc"
+expect_contains "$out" "UntrustedSigner" "verify with the wrong key"
+echo "ok: $count shipped programs verify; a foreign key is refused"
