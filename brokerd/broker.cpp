@@ -303,6 +303,8 @@ Result<policy::Grant> Broker::approve(const policy::Peer& peer, const ApproveReq
     if (auto r = reload(); !r)
         return fail_audited(std::move(r).error());
     audit("approve", transport, request.program, peer, true, "", "approved manifest " + g.match_value);
+    if (events_)
+        events_->program_approved(g.program, g.match_value);
     return g;
 }
 
@@ -328,6 +330,8 @@ Result<std::size_t> Broker::revoke(const policy::Peer& peer, const std::string& 
     if (auto r = reload(); !r)
         return fail_audited(std::move(r).error());
     audit("revoke", transport, program, peer, true, "", "removed " + std::to_string(removed) + " approvals");
+    if (events_)
+        events_->program_revoked(program);
     return removed;
 }
 
@@ -337,6 +341,8 @@ Result<void> Broker::reload_as(const policy::Peer& peer, const std::string& tran
     auto r = reload();
     audit("reload", transport, "", peer, bool(r), r ? "" : std::string(error_code_name(r.error().code)),
           r ? "catalog reloaded" : r.error().message);
+    if (r && events_)
+        events_->catalog_reloaded(snapshot()->catalog.entries.size());
     return r;
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "brokerd/audit_log.h"
+#include "brokerd/broker_events.h"
 #include "brokerd/feature_probe.h"
 #include "brokerd/instance_tracker.h"
 #include "brokerd/program_loader.h"
@@ -108,20 +109,27 @@ public:
     Result<std::size_t> revoke(const policy::Peer& peer, const std::string& program, const std::string& transport);
     Result<void> reload_as(const policy::Peer& peer, const std::string& transport);
 
+    // Receives approve/revoke/reload notifications (may be null).
+    void set_events(BrokerEvents* events) { events_ = events; }
+
+    // One audit record; transports use it for refusals they make themselves
+    // (an admin call from a non-admin).
+    void audit(const std::string& action, const std::string& transport, const std::string& program,
+               const policy::Peer& peer, bool allowed, const std::string& code, const std::string& reason,
+               std::uint32_t prog_id = 0, const std::string& tag = {});
+
     // Problems found by the last reload, for the daemon to log.
     [[nodiscard]] std::vector<policy::PolicyProblem> problems() const;
 
 private:
     Result<std::shared_ptr<PolicySnapshot>> load_snapshot() const;
     Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry);
-    void audit(const std::string& action, const std::string& transport, const std::string& program,
-               const policy::Peer& peer, bool allowed, const std::string& code, const std::string& reason,
-               std::uint32_t prog_id = 0, const std::string& tag = {});
 
     BrokerConfig config_;
     FeatureReport features_;
     std::set<std::string, std::less<>> available_features_;
     AuditLog& audit_;
+    BrokerEvents* events_ = nullptr;
     InstanceTracker instances_;
 
     mutable std::mutex snapshot_mutex_;

@@ -3,6 +3,7 @@
 
 #include "brokerd/audit_log.h"
 #include "brokerd/broker.h"
+#include "brokerd/dbus_service.h"
 #include "brokerd/feature_probe.h"
 #include "brokerd/log.h"
 #include "brokerd/varlink_server.h"
@@ -139,18 +140,34 @@ int run_daemon(const DaemonOptions& o)
     }
     VarlinkServer server(broker, std::move(*listen_fd), limits_from_settings(broker.settings()));
 
+    std::unique_ptr<DbusService> dbus;
+    if (o.dbus) {
+        auto started = DbusService::start(broker, broker.settings().polkit);
+        if (started) {
+            dbus = std::move(*started);
+            broker.set_events(dbus.get());
+            log_info(std::string("serving ") + kBusName + " on the system bus");
+        } else {
+            log_info("no D-Bus: " + started.error().message + "; serving the socket only");
+        }
+    }
+
     log_info("serving on " + socket_path);
     sd_notify(0, "READY=1\nSTATUS=Serving");
     auto result = server.run(signals->get(), [&](int signo) {
         if (signo != SIGHUP)
             return false;
-        if (auto r = broker.reload(); !r)
+        policy::Peer signal_sender;
+        signal_sender.uid = 0;
+        if (auto r = broker.reload_as(signal_sender, "signal"); !r)
             log_error("Reload failed, keeping the previous policy: " + r.error().describe());
         else
             log_policy_state(broker);
         return true;
     });
     sd_notify(0, "STOPPING=1");
+    broker.set_events(nullptr);
+    dbus.reset();
     if (created_socket)
         ::unlink(socket_path.c_str());
     if (!result) {

@@ -85,3 +85,30 @@ policy::Peer peer_from_ids(uid_t uid, gid_t gid, pid_t pid, std::vector<gid_t> g
 }
 
 }  // namespace bpfbroker::brokerd
+
+namespace bpfbroker::brokerd {
+
+policy::Peer peer_from_uid(uid_t uid, pid_t pid)
+{
+    policy::Peer peer;
+    peer.uid = uid;
+    peer.pid = pid;
+    std::vector<char> buf(4096);
+    struct passwd pw {};
+    struct passwd* out = nullptr;
+    if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &out) == 0 && out) {
+        peer.gid = out->pw_gid;
+        int n = 64;
+        std::vector<gid_t> groups(static_cast<std::size_t>(n));
+        if (::getgrouplist(out->pw_name, out->pw_gid, groups.data(), &n) < 0 && n > 0 && n <= 65536) {
+            groups.resize(static_cast<std::size_t>(n));
+            ::getgrouplist(out->pw_name, out->pw_gid, groups.data(), &n);
+        }
+        groups.resize(static_cast<std::size_t>(std::max(n, 0)));
+        peer.gids = std::move(groups);
+    }
+    resolve_peer_names(peer);
+    return peer;
+}
+
+}  // namespace bpfbroker::brokerd

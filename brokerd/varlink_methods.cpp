@@ -161,9 +161,11 @@ VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, co
         if (member == "GetFeatures")
             return get_features(broker, params);
         if (member == "Approve" || member == "Revoke" || member == "Reload") {
-            if (!is_admin(peer))
-                return error_response(make_error(ErrorCode::PermissionDenied,
-                                                 member + " is for root on the direct socket; use D-Bus with polkit"));
+            if (!is_admin(peer)) {
+                auto reason = member + " is for root on the direct socket; use D-Bus with polkit";
+                broker.audit(member, std::string(kTransport), "", peer, false, "PermissionDenied", reason);
+                return error_response(make_error(ErrorCode::PermissionDenied, reason));
+            }
             if (member == "Approve")
                 return approve(broker, peer, params);
             if (member == "Revoke")

@@ -25,6 +25,8 @@ std::string socket_path(const GlobalOptions& o)
 
 Result<Client> connect(const GlobalOptions& o)
 {
+    if (o.bus == "system")
+        return Client::connect_dbus();
     return Client::connect_socket(socket_path(o));
 }
 

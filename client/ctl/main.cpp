@@ -13,6 +13,8 @@ int main(int argc, char** argv)
     app.add_option("--root", options.root, "Root directory holding usr/lib/bpfbroker, etc/bpfbroker, var/lib/bpfbroker")
         ->check(CLI::ExistingDirectory);
     app.add_option("--socket", options.socket_path, "bpfbrokerd's socket (default ROOT/run/bpfbroker/org.bpfbroker.Broker)");
+    app.add_option("--bus", options.bus, "How to reach bpfbrokerd: the direct socket, or D-Bus on the system bus")
+        ->check(CLI::IsMember({"socket", "system"}));
     app.add_flag("--json", options.json, "Print machine-readable JSON on stdout");
     app.add_flag("--trust-own-files", options.trust_own_files,
                  "Accept policy files owned by the invoking user instead of root (development only)");

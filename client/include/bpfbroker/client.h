@@ -103,6 +103,10 @@ public:
     static Result<Client> connect_socket(std::string path = std::string(kDefaultSocketPath),
                                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+    // Connects over D-Bus to org.bpfbroker.Broker1 on the system bus
+    // (DBUS_SYSTEM_BUS_ADDRESS, when set, says where that bus is).
+    static Result<Client> connect_dbus(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
     explicit Client(std::unique_ptr<Transport> transport) : transport_(std::move(transport)) {}
 
     Result<Program> acquire(std::string_view name);

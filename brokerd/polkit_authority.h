@@ -1,0 +1,31 @@
+// Asynchronous polkit checks over the bus the D-Bus service already uses:
+// org.freedesktop.PolicyKit1.Authority.CheckAuthorization with the
+// `system-bus-name` subject of the caller, so polkit itself resolves the
+// caller's process and session from the bus (nothing the caller says).
+// The answer arrives on the bus thread; other callers are served meanwhile.
+#pragma once
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace bpfbroker::brokerd {
+
+inline constexpr const char* kPolkitActionManage = "org.bpfbroker.manage";
+inline constexpr const char* kPolkitActionAcquire = "org.bpfbroker.acquire";
+
+class PolkitAuthority {
+public:
+    explicit PolkitAuthority(sdbus::IConnection& connection);
+
+    // `done(allowed, why)`: why explains a refusal or an unavailable polkit.
+    using Callback = std::function<void(bool allowed, std::string why)>;
+    void check(const std::string& bus_name, const std::string& action, Callback done);
+
+private:
+    std::unique_ptr<sdbus::IProxy> proxy_;
+};
+
+}  // namespace bpfbroker::brokerd
