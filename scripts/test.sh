@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds everything with
+# warnings as errors, runs every test under ctest, then each fuzzer briefly.
+# Run as root (the tests load BPF programs and drop to uid 65534).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBPFBROKER_WERROR=ON >/dev/null
+cmake --build build -j"$(nproc)"
+ctest --test-dir build --output-on-failure --timeout 300 -j2
+scripts/run-fuzzers.sh "${FUZZ_SECONDS:-10}"
