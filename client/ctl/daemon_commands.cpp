@@ -30,6 +30,16 @@ Result<Client> connect(const GlobalOptions& o)
     return Client::connect_socket(socket_path(o));
 }
 
+// Connects and makes one call; a failure to connect reads like a failed call.
+template <typename Call>
+auto ask(const GlobalOptions& o, Call&& call) -> decltype(call(std::declval<Client&>()))
+{
+    auto c = connect(o);
+    if (!c)
+        return fail(std::move(c).error());
+    return call(*c);
+}
+
 nlohmann::json program_json(const Program& p)
 {
     nlohmann::json maps = nlohmann::json::object();
@@ -42,10 +52,7 @@ nlohmann::json program_json(const Program& p)
 
 int run_list(const GlobalOptions& o)
 {
-    auto c = connect(o);
-    if (!c)
-        return report_error(c.error());
-    auto list = c->list_programs();
+    auto list = ask(o, [](Client& c) { return c.list_programs(); });
     if (!list)
         return report_error(list.error());
     if (o.json) {
@@ -68,10 +75,7 @@ int run_list(const GlobalOptions& o)
 
 int run_features(const GlobalOptions& o)
 {
-    auto c = connect(o);
-    if (!c)
-        return report_error(c.error());
-    auto features = c->features();
+    auto features = ask(o, [](Client& c) { return c.features(); });
     if (!features)
         return report_error(features.error());
     if (o.json) {
@@ -89,8 +93,14 @@ int run_features(const GlobalOptions& o)
 int run_status(const GlobalOptions& o)
 {
     auto c = connect(o);
-    if (!c)
-        return report_error(c.error());
+    if (!c) {
+        // Like systemctl status: "not running" is an answer, exit code 3.
+        if (o.json)
+            print_json({{"socket", socket_path(o)}, {"running", false}, {"error", error_to_json(c.error())}});
+        else
+            std::cout << "bpfbrokerd is not reachable: " << c.error().describe() << '\n';
+        return 3;
+    }
     auto list = c->list_programs();
     auto features = c->features();
     if (!list)
@@ -117,10 +127,7 @@ int run_status(const GlobalOptions& o)
 
 int run_acquire(const std::string& name, const GlobalOptions& o)
 {
-    auto c = connect(o);
-    if (!c)
-        return report_error(c.error());
-    auto p = c->acquire(name);
+    auto p = ask(o, [&](Client& c) { return c.acquire(name); });
     if (!p)
         return report_error(p.error());
     if (o.json) {
@@ -140,10 +147,7 @@ int run_acquire(const std::string& name, const GlobalOptions& o)
 // BPFBROKER_MAP_FDS=name:N,name:N tell it where they are.
 int run_exec(const std::string& name, const std::vector<std::string>& command, const GlobalOptions& o)
 {
-    auto c = connect(o);
-    if (!c)
-        return report_error(c.error());
-    auto p = c->acquire(name);
+    auto p = ask(o, [&](Client& c) { return c.acquire(name); });
     if (!p)
         return report_error(p.error());
     std::string map_fds;
@@ -168,10 +172,7 @@ int run_exec(const std::string& name, const std::vector<std::string>& command, c
 
 int run_approve(const std::string& name, const ApproveOptions& a, const GlobalOptions& o)
 {
-    auto c = connect(o);
-    if (!c)
-        return report_error(c.error());
-    auto hash = c->approve(name, a);
+    auto hash = ask(o, [&](Client& c) { return c.approve(name, a); });
     if (!hash)
         return report_error(hash.error());
     if (o.json)
@@ -183,10 +184,7 @@ int run_approve(const std::string& name, const ApproveOptions& a, const GlobalOp
 
 int run_revoke(const std::string& name, const GlobalOptions& o)
 {
-    auto c = connect(o);
-    if (!c)
-        return report_error(c.error());
-    auto removed = c->revoke(name);
+    auto removed = ask(o, [&](Client& c) { return c.revoke(name); });
     if (!removed)
         return report_error(removed.error());
     if (o.json)
