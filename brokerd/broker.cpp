@@ -207,10 +207,6 @@ Result<Handout> Broker::hand_out(const policy::Peer& peer, const Authorization& 
         if (auto ok = add_maps(**inst); !ok)
             return deny_with(std::move(ok).error());
     } else {
-        // Checked again here: the count may have grown since authorize().
-        if (instances_.live_count(peer.uid) >= auth.snapshot->settings.limits.max_instances_per_uid)
-            return deny_with(make_error(ErrorCode::LimitExceeded, "uid " + std::to_string(peer.uid) +
-                                                                      " reached its limit of live per-client instances"));
         auto inst = load_instance(entry);
         if (!inst)
             return deny_with(std::move(inst).error());
@@ -219,9 +215,12 @@ Result<Handout> Broker::hand_out(const policy::Peer& peer, const Authorization& 
         h.tag = prog.tag;
         if (auto ok = add_maps(*inst); !ok)
             return deny_with(std::move(ok).error());
-        // An instance the tracker cannot count would escape the limit: drop it.
-        if (!instances_.record(peer.uid, h.prog_id))
-            return deny_with(make_error(ErrorCode::LimitExceeded, "the daemon tracks too many live instances"));
+        // Counted and recorded under one lock: two concurrent requests that
+        // both passed authorize() cannot both exceed the limit. The loser's
+        // fresh instance closes with `inst`.
+        if (!instances_.record_within_limit(peer.uid, h.prog_id, auth.snapshot->settings.limits.max_instances_per_uid))
+            return deny_with(make_error(ErrorCode::LimitExceeded,
+                                        "uid " + std::to_string(peer.uid) + " reached its limit of live per-client instances"));
         h.program = std::move(prog.fd);
     }
     audit("acquire", transport, name, peer, true, "", auth.decision.reason, h.prog_id, h.tag);

@@ -86,3 +86,54 @@ inline constexpr std::size_t kSqeOffsetOptlen = 44;
 inline constexpr std::size_t kSqeOffsetOptval = 48;
 
 }  // namespace bpfbroker::uapi
+
+// ---- bpf(2) commands and attributes newer than the 6.1 headers ----------------
+namespace bpfbroker::uapi {
+
+// Linux 6.9. enum bpf_cmd: BPF_TOKEN_CREATE (after BPF_PROG_BIND_MAP = 35).
+inline constexpr int kBpfCmdTokenCreate = 36;
+
+// Linux 6.9. union bpf_attr, the BPF_TOKEN_CREATE member.
+struct BpfTokenCreateAttr {
+    std::uint32_t flags;
+    std::uint32_t bpffs_fd;
+};
+
+// Linux 6.18. union bpf_attr, the BPF_PROG_LOAD member up to its last field
+// (BPF_PROG_LOAD_LAST_FIELD keyring_id). The 6.1 header ends at
+// core_relo_rec_size; the fields after it are annotated with their release.
+struct BpfProgLoadAttr {
+    std::uint32_t prog_type;
+    std::uint32_t insn_cnt;
+    alignas(8) std::uint64_t insns;
+    alignas(8) std::uint64_t license;
+    std::uint32_t log_level;
+    std::uint32_t log_size;
+    alignas(8) std::uint64_t log_buf;
+    std::uint32_t kern_version;
+    std::uint32_t prog_flags;
+    char prog_name[16];
+    std::uint32_t prog_ifindex;
+    std::uint32_t expected_attach_type;
+    std::uint32_t prog_btf_fd;
+    std::uint32_t func_info_rec_size;
+    alignas(8) std::uint64_t func_info;
+    std::uint32_t func_info_cnt;
+    std::uint32_t line_info_rec_size;
+    alignas(8) std::uint64_t line_info;
+    std::uint32_t line_info_cnt;
+    std::uint32_t attach_btf_id;
+    std::uint32_t attach_prog_fd;
+    std::uint32_t core_relo_cnt;
+    alignas(8) std::uint64_t fd_array;
+    alignas(8) std::uint64_t core_relos;
+    std::uint32_t core_relo_rec_size;
+    std::uint32_t log_true_size;            // Linux 6.4
+    std::int32_t prog_token_fd;             // Linux 6.9
+    std::uint32_t fd_array_cnt;             // Linux 6.14
+    alignas(8) std::uint64_t signature;     // Linux 6.18: pointer to a PKCS#7 signature of the insns
+    std::uint32_t signature_size;           // Linux 6.18
+    std::int32_t keyring_id;                // Linux 6.18: 0..2 system keyrings, else a key serial
+};
+
+}  // namespace bpfbroker::uapi
