@@ -188,6 +188,13 @@ Result<Approvals> ApprovalsStore::update(int rootfd, const FileTrust& trust,
     if (!changed)
         return fail(std::move(changed).error());
     auto text = serialize_approvals(*current);
+    // Never write a store that read() would refuse: that would fail closed
+    // and drop every grant, allow-lists included.
+    if (text.size() > kMaxGrantFileBytes)
+        return fail(ErrorCode::LimitExceeded, "the approvals store would grow past " +
+                                                  std::to_string(kMaxGrantFileBytes) + " bytes; revoke unused approvals first");
+    if (auto check = parse_approvals(text); !check)
+        return fail(ErrorCode::LimitExceeded, "the change would make the approvals store unreadable: " + check.error().message);
 
     std::random_device rd;
     std::string temp = std::string(kTempPrefix) + std::to_string(::getpid()) + "." + std::to_string(rd());

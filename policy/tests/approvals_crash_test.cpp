@@ -64,7 +64,14 @@ TEST(approvals_crash, sigkill_during_approve_never_loses_or_tears_the_store)
             approve_forever(root, next, pipefd[1]);
         }
         ::close(pipefd[1]);
-        std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<>(200, 15000)(rng)));
+        // Let the writer complete at least one approval (however loaded the
+        // machine is), then kill it at a random instant of the next ones.
+        int first_done;
+        ASSERT_EQ(::read(pipefd[0], &first_done, sizeof first_done), static_cast<ssize_t>(sizeof first_done))
+            << "the writer died before completing an approval";
+        confirmed.insert(first_done);
+        next = std::max(next, first_done + 1);
+        std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<>(0, 8000)(rng)));
         ::kill(pid, SIGKILL);
         int status = 0;
         ASSERT_EQ(::waitpid(pid, &status, 0), pid);
@@ -89,5 +96,5 @@ TEST(approvals_crash, sigkill_during_approve_never_loses_or_tears_the_store)
         for (int c : confirmed)
             ASSERT_TRUE(present.contains("p" + std::to_string(c))) << "round " << round << " lost p" << c;
     }
-    EXPECT_GT(confirmed.size(), 40u) << "the writer should have completed many approvals";
+    EXPECT_GE(confirmed.size(), 40u) << "every round completes at least one approval";
 }

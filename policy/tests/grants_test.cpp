@@ -218,3 +218,27 @@ TEST(approvals, round_trip_through_the_file_format)
     EXPECT_EQ(parsed->approvals.at(0).principals.uids, std::vector<uid_t>{7});
     EXPECT_EQ(parsed->revoked_programs, std::vector<std::string>{"other"});
 }
+
+TEST(approvals, update_refuses_a_store_it_could_not_read_back)
+{
+    TempRoot root;
+    auto rootfd = open_trusted_root(root.path(), root.trust());
+    ASSERT_TRUE(rootfd);
+    // 1024 revocations is the most a store may hold; the next one is refused
+    // and the store on disk stays readable.
+    auto filled = ApprovalsStore::update(rootfd->get(), root.trust(), [](Approvals& a) -> Result<void> {
+        for (int i = 0; i < 1024; ++i)
+            a.revoke("p" + std::to_string(i));
+        return {};
+    });
+    ASSERT_TRUE(filled) << filled.error().describe();
+    auto over = ApprovalsStore::update(rootfd->get(), root.trust(), [](Approvals& a) -> Result<void> {
+        a.revoke("one-too-many");
+        return {};
+    });
+    ASSERT_FALSE(over);
+    EXPECT_EQ(over.error().code, ErrorCode::LimitExceeded);
+    auto reread = ApprovalsStore::read(rootfd->get(), root.trust());
+    ASSERT_TRUE(reread) << reread.error().describe();
+    EXPECT_EQ(reread->revoked_programs.size(), 1024u);
+}

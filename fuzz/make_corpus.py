@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+# Regenerates the seed corpora in fuzz/corpus/{manifest,grants}/ (checked in;
+# run this only after changing it). Hashes are SHA-256 of fixed strings, so
+# they look real and never change. Files named valid_*/allow_*/approvals*
+# parse; bad_* are near misses that must be refused.
+import hashlib, json, os
+os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus"))
+os.makedirs("manifest", exist_ok=True)
+os.makedirs("grants", exist_ok=True)
+def h(s): return hashlib.sha256(s.encode()).hexdigest()
+M='manifest'; G='grants'
+def w(d, name, text):
+    with open(os.path.join(d, name), 'w') as f: f.write(text)
+
+progs = {
+ 'drop_small': dict(desc="Drops UDP datagrams whose payload is shorter than a minimum fixed at build time",
+                    prog=("drop_small","socket_filter"), maps=[], inst="shared"),
+ 'reuseport_cpu': dict(desc="Steers each datagram of an SO_REUSEPORT group to the socket registered for the receiving CPU",
+                    prog=("select_by_cpu","sk_reuseport"), maps=[("sockets","write")], inst="per-client"),
+ 'src_allow': dict(desc="Accepts datagrams only from source prefixes the client allows (longest prefix wins); drops the rest",
+                    prog=("src_allow","socket_filter"), maps=[("allowed_v4","write"),("allowed_v6","write")], inst="per-client"),
+ 'udp_stats': dict(desc="Counts datagrams and UDP payload bytes on the sockets it is attached to",
+                    prog=("count","socket_filter"), maps=[("stats","read")], inst="per-client"),
+}
+def manifest(name, p, **over):
+    d = {"schema":1,"name":name,"version":"1.0.0","description":p['desc'],
+         "object":name+".bpf.o","object_sha256":h(name+".bpf.o"),
+         "programs":[{"name":p['prog'][0],"type":p['prog'][1]}],
+         "maps":[{"name":n,"client_access":a} for n,a in p['maps']],
+         "instance":p['inst'],"requires":[]}
+    d.update(over)
+    return d
+def dump(d, pretty=True): return json.dumps(d, indent=2 if pretty else None) + "\n"
+
+for n,p in progs.items():
+    w(M, f"valid_{n}.json", dump(manifest(n,p)))
+p = progs['udp_stats']
+w(M, "valid_minimal_compact.json", dump({k:v for k,v in manifest('udp_stats',p).items() if k not in ('description','maps','requires')}, False))
+w(M, "valid_all_features.json", dump(manifest('udp_stats', p, requires=["uring_cmd_setsockopt","io_uring_bpf_ops","bpf_token","signed_prog_load"], version="2.1.0-rc1+deb12~1")))
+w(M, "valid_shared_read_none.json", dump(manifest('udp_stats', p, instance="shared",
+    maps=[{"name":"stats","client_access":"read"},{"name":"cfg","client_access":"none"}])))
+w(M, "valid_unicode_description.json", dump(manifest('udp_stats', p, description="Z\u00e4hlt Datagramme \u2014 \U0001F680"), False))
+
+base = manifest('udp_stats', p)
+def nm(fname, **over): w(M, "bad_"+fname+".json", dump({**base, **over}))
+nm("hash_upper", object_sha256=h("x").upper())
+nm("hash_short", object_sha256=h("x")[:63])
+nm("object_slash", object="../udp_stats.bpf.o")
+nm("object_dot", object=".hidden.o")
+nm("name_upper", name="Udp_Stats")
+nm("name_leading_dash", name="-udp")
+nm("name_too_long", name="a"*65)
+nm("version_space", version="1.0 beta")
+nm("schema_2", schema=2)
+nm("schema_string", schema="1")
+nm("two_programs", programs=[{"name":"a","type":"socket_filter"},{"name":"b","type":"socket_filter"}])
+nm("no_programs", programs=[])
+nm("program_kprobe", programs=[{"name":"count","type":"kprobe"}])
+nm("program_not_identifier", programs=[{"name":"9count","type":"socket_filter"}])
+nm("shared_write", instance="shared", maps=[{"name":"stats","client_access":"write"}])
+nm("map_name_16", maps=[{"name":"a"*16,"client_access":"read"}])
+nm("map_twice", maps=[{"name":"stats","client_access":"read"},{"name":"stats","client_access":"none"}])
+nm("map_access_rw", maps=[{"name":"stats","client_access":"rw"}])
+nm("unknown_feature", requires=["kprobe_multi"])
+nm("feature_twice", requires=["bpf_token","bpf_token"])
+nm("unknown_field", extra=True)
+nm("instance_bad", instance="global")
+nm("control_char", description="tab\there")
+d = dump(base, False)
+w(M, "bad_duplicate_key.json", d.replace('"schema": 1,', '"schema": 1, "name": "drop_small",', 1))
+w(M, "bad_trailing_garbage.json", d.rstrip() + " }\n")
+w(M, "bad_comment.json", "// manifest\n" + d)
+w(M, "bad_truncated.json", d[:len(d)//2])
+w(M, "bad_deep_nesting.json", d.replace('"requires": []', '"requires": ' + "["*20 + "]"*20))
+w(M, "bad_not_object.json", "[" + d.strip() + "]\n")
+
+sig = h("key:vendor@example.org")
+def grant(prog, match, principals, polkit=None):
+    g = {"program":prog, "match":match, "principals":principals}
+    if polkit is not None: g["polkit"] = polkit
+    return g
+mh = lambda n: {"manifest_sha256": h("manifest:"+n)}
+g1 = grant("udp_stats", mh("udp_stats"), {"users":["alice",1001],"groups":["netdev",110]})
+g2 = grant("src_allow", {"signer":sig}, {"anyone":True}, polkit=True)
+g3 = grant("reuseport_cpu", mh("reuseport_cpu"), {"groups":["_bpf-users","www.data"]}, polkit=False)
+w(G, "allow_single.json", dump(g1))
+w(G, "allow_array.json", dump([g1, g2, g3]))
+w(G, "allow_empty_array.json", "[]\n")
+w(G, "allow_compact_signer.json", dump(g2, False))
+w(G, "approvals.json", dump({"schema":1,
+    "approvals":[grant("udp_stats", mh("udp_stats"), {"users":["alice","bob",1000],"groups":[],"anyone":False}, polkit=False),
+                 grant("drop_small", {"signer":sig}, {"users":[],"groups":["netdev"],"anyone":False}, polkit=True)],
+    "revocations":[{"program":"reuseport_cpu"}]}))
+w(G, "approvals_empty.json", dump({"schema":1,"approvals":[],"revocations":[]}))
+w(G, "bad_both_matches.json", dump(grant("udp_stats", {**mh("udp_stats"), "signer":sig}, {"anyone":True})))
+w(G, "bad_nobody.json", dump(grant("udp_stats", mh("udp_stats"), {"users":[],"anyone":False})))
+w(G, "bad_uid_max.json", dump(grant("udp_stats", mh("udp_stats"), {"users":[4294967295]})))
+w(G, "bad_uid_negative.json", dump(grant("udp_stats", mh("udp_stats"), {"users":[-1]})))
+w(G, "bad_uid_float.json", dump(grant("udp_stats", mh("udp_stats"), {"users":[1000.0]})))
+w(G, "bad_user_dash.json", dump(grant("udp_stats", mh("udp_stats"), {"users":["-alice"]})))
+w(G, "bad_program_name.json", dump(grant("UDP stats", mh("udp_stats"), {"anyone":True})))
+w(G, "bad_polkit_string.json", dump(grant("udp_stats", mh("udp_stats"), {"anyone":True}, polkit="yes")))
+w(G, "bad_approvals_schema.json", dump({"schema":2,"approvals":[],"revocations":[]}))
+w(G, "bad_approvals_revocation.json", dump({"schema":1,"approvals":[],"revocations":[{"program":"x","when":1}]}))
+w(G, "bad_duplicate_key.json", '{"program":"udp_stats","program":"drop_small","match":{"signer":"%s"},"principals":{"anyone":true}}\n' % sig)

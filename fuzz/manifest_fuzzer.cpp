@@ -1,0 +1,118 @@
+// libFuzzer target for parse_manifest (policy/manifest.h).
+//
+// parse_manifest must never crash, leak, or trip a sanitizer on any input,
+// and every manifest it accepts must satisfy the rules the rest of the
+// daemon relies on without re-checking. A broken rule is reported with
+// __builtin_trap() so libFuzzer records the input as a crash.
+#include "policy/manifest.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <set>
+#include <string>
+#include <string_view>
+
+namespace {
+
+using namespace bpfbroker::policy;
+
+void check(bool ok)
+{
+    if (!ok)
+        __builtin_trap();
+}
+
+bool is_lower_hex64(std::string_view s)
+{
+    return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+}
+
+bool is_c_identifier(std::string_view s, std::size_t max_len)
+{
+    auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+    auto alnum = [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); };
+    return !s.empty() && s.size() <= max_len && alpha(s[0]) && std::all_of(s.begin(), s.end(), alnum);
+}
+
+bool has_control_char(std::string_view s)
+{
+    return std::any_of(s.begin(), s.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+}
+
+void check_manifest(const Manifest& m)
+{
+    check(m.schema == 1);
+
+    // Name: usable as a catalog key, file name and D-Bus argument.
+    check(is_valid_program_name(m.name));
+    check(!m.name.empty() && m.name.size() <= 64);
+    check(m.name.find('/') == std::string::npos && m.name != "." && m.name != "..");
+
+    check(!m.version.empty() && m.version.size() <= 64 && !has_control_char(m.version));
+    check(m.description.size() <= 1024 && !has_control_char(m.description));
+
+    // Object: a plain file name beside manifest.json, never a path.
+    check(!m.object.empty() && m.object.size() <= 128);
+    check(m.object.find('/') == std::string::npos);
+    check(m.object.find('\0') == std::string::npos);
+    check(m.object[0] != '.');
+
+    check(is_lower_hex64(m.object_sha256));
+
+    // Exactly one program, with a known type and a C identifier name.
+    check(m.programs.size() == 1);
+    check(m.programs.size() <= kMaxProgramsPerManifest);
+    for (const auto& p : m.programs) {
+        check(is_c_identifier(p.name, 128));
+        check(p.type == ProgramType::SocketFilter || p.type == ProgramType::SkReuseport);
+        check(program_type_from_name(program_type_name(p.type)) == p.type);
+    }
+
+    // Maps: at most 32, unique names the kernel will not truncate.
+    check(m.maps.size() <= kMaxMapsPerManifest);
+    std::set<std::string> map_names;
+    for (const auto& map : m.maps) {
+        check(is_c_identifier(map.name, 15));
+        check(map_names.insert(map.name).second);
+        check(map.client_access == ClientAccess::None || map.client_access == ClientAccess::Read ||
+              map.client_access == ClientAccess::Write);
+    }
+
+    // A shared instance never lets one client write what others read.
+    check(m.instance == InstanceMode::Shared || m.instance == InstanceMode::PerClient);
+    if (m.instance == InstanceMode::Shared)
+        for (const auto& map : m.maps)
+            check(map.client_access != ClientAccess::Write);
+
+    // Required features: known names, each once.
+    check(m.requires_features.size() <= std::size(kKnownFeatures));
+    std::set<std::string> features;
+    for (const auto& f : m.requires_features) {
+        check(std::find(std::begin(kKnownFeatures), std::end(kKnownFeatures), f) != std::end(kKnownFeatures));
+        check(features.insert(f).second);
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
+{
+    std::string_view bytes(reinterpret_cast<const char*>(data), size);
+    auto parsed = parse_manifest(bytes);
+    if (parsed) {
+        check(size <= kMaxManifestBytes);
+        check_manifest(*parsed);
+    } else {
+        // Refusals are ManifestInvalid errors with a message a person can act on.
+        check(parsed.error().code == bpfbroker::ErrorCode::ManifestInvalid);
+        check(!parsed.error().message.empty());
+    }
+    return 0;
+}
