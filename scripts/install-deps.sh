@@ -12,7 +12,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  dbus-daemon dbus-bin polkitd systemd
+  dbus-daemon dbus-bin polkitd systemd libglib2.0-bin util-linux
   python3
 )
 

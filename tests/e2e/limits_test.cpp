@@ -1,0 +1,82 @@
+// The per-uid bound on live per-client instances (max_instances_per_uid):
+// enforced while the instances live, lifted once the client closes them,
+// and not applied to shared programs, which cost nothing per caller.
+#include "daemon_fixture.h"
+
+#include <thread>
+
+namespace bpfbroker::e2e {
+namespace {
+
+class InstanceCapTest : public DaemonFixture {
+protected:
+    std::optional<std::string> settings_json() const override
+    {
+        return R"({"limits":{"max_instances_per_uid":3}})";
+    }
+};
+
+TEST_F(InstanceCapTest, FourthPerClientInstanceRefusedUntilOthersClosed)
+{
+    ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));
+    ASSERT_TRUE(approve("drop_small", for_anyone()));
+    const std::string sock_path = socket_path();
+    auto result = run_as_nobody([&]() -> std::string {
+        auto client = Client::connect_socket(sock_path, 10s);
+        require(bool(client), "connect");
+        std::string report;
+        {
+            std::vector<Program> held;
+            for (int i = 0; i < 3; ++i) {
+                auto p = client->acquire("udp_stats");
+                require(bool(p), "acquire " + std::to_string(i + 1) + " of 3: " + (p ? "" : p.error().describe()));
+                held.push_back(std::move(*p));
+            }
+            auto fourth = client->acquire("udp_stats");
+            require(!fourth, "a 4th live instance was handed out with max_instances_per_uid 3");
+            require(fourth.error().code == ErrorCode::LimitExceeded, "4th: " + fourth.error().describe());
+            report = fourth.error().message;
+
+            // Another connection of the same uid shares the same budget.
+            auto other = Client::connect_socket(sock_path, 10s);
+            require(bool(other), "second connection");
+            auto via_other = other->acquire("udp_stats");
+            require(!via_other && via_other.error().code == ErrorCode::LimitExceeded,
+                    "a second connection escaped the per-uid instance limit");
+
+            // Shared programs are not per-client instances.
+            std::vector<Program> shared;
+            for (int i = 0; i < 5; ++i) {
+                auto s = client->acquire("drop_small");
+                require(bool(s), "drop_small while at the per-client cap: " + (s ? "" : s.error().describe()));
+                shared.push_back(std::move(*s));
+            }
+        }  // every fd closes here
+
+        // The kernel frees a program after an RCU grace period; poll, bounded.
+        auto deadline = std::chrono::steady_clock::now() + 5s;
+        for (;;) {
+            auto again = client->acquire("udp_stats");
+            if (again)
+                break;
+            require(again.error().code == ErrorCode::LimitExceeded, "after closing: " + again.error().describe());
+            require(std::chrono::steady_clock::now() < deadline,
+                    "still LimitExceeded 5 s after closing every instance: " + again.error().describe());
+            std::this_thread::sleep_for(50ms);
+        }
+        return report;
+    });
+    ASSERT_TRUE(result.ok()) << result.describe();
+    EXPECT_NE(result.report.find("3"), std::string::npos) << "the refusal should state the limit: " << result.report;
+
+    auto records = audit_records();
+    std::size_t limit_denials = 0;
+    for (const auto& r : records)
+        if (r.at("action") == "acquire" && r.at("decision") == "deny" && r.count("code") &&
+            r.at("code") == "LimitExceeded")
+            ++limit_denials;
+    EXPECT_GE(limit_denials, 2u) << "LimitExceeded refusals were not audited";
+}
+
+}  // namespace
+}  // namespace bpfbroker::e2e
