@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -99,10 +100,22 @@ void log_policy_state(const Broker& broker)
              std::to_string(snap->grants.grants.size()) + " grants");
 }
 
+// Every queued reply holds fds; use the whole hard limit the service was
+// given (LimitNOFILE=), the fd budgets in VarlinkServer stay well below it.
+void raise_fd_limit()
+{
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 }  // namespace
 
 int run_daemon(const DaemonOptions& o)
 {
+    raise_fd_limit();
     log_to_journal(!o.foreground && std::getenv("JOURNAL_STREAM") != nullptr);
     auto signals = blocked_signals_fd();
     if (!signals) {

@@ -30,6 +30,9 @@ sdbus::Error to_dbus_error(const Error& e)
 
 using AcquireResult = sdbus::Result<sdbus::UnixFd, std::map<std::string, sdbus::UnixFd>, std::map<std::string, sdbus::Variant>>;
 
+// (name, version, description, state, instance, allowed, needs_polkit, error, reason)
+using ProgramRow = sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, bool, std::string, std::string>;
+
 class Broker1Object final : public sdbus::AdaptorInterfaces<org::bpfbroker::Broker1_adaptor> {
 public:
     Broker1Object(sdbus::IConnection& connection, Broker& broker, PolkitAuthority* polkit)
@@ -87,41 +90,49 @@ private:
             return;
         }
         auto shared = std::make_shared<AcquireResult>(std::move(result));
-        auto finish = [this, shared, peer = c.peer, auth](bool polkit_ok) {
-            auto h = broker_.hand_out(peer, auth, kTransport, polkit_ok);
-            if (!h) {
-                shared->returnError(to_dbus_error(h.error()));
+        if (!auth.decision.needs_polkit || !polkit_) {
+            // Without polkit, hand_out itself refuses a grant that asks for it.
+            reply_with_handout(*shared, broker_.hand_out(c.peer, auth, kTransport, false));
+            return;
+        }
+        polkit_->check(c.bus_name, kPolkitActionAcquire, [this, shared, c, name](bool allowed, std::string why) {
+            if (!allowed) {
+                auto reason = "the grant for \"" + name + "\" requires polkit authorization: " + why;
+                broker_.audit("acquire", kTransport, name, c.peer, false, "PermissionDenied", reason);
+                shared->returnError(to_dbus_error(make_error(ErrorCode::PermissionDenied, reason)));
                 return;
             }
-            std::map<std::string, sdbus::UnixFd> maps;
-            for (auto& [map_name, fd] : h->maps)
-                maps.emplace(map_name, sdbus::UnixFd(fd.release(), sdbus::adopt_fd));
-            std::map<std::string, sdbus::Variant> info{
-                {"name", sdbus::Variant(h->name)},       {"version", sdbus::Variant(h->version)},
-                {"type", sdbus::Variant(h->type)},       {"instance", sdbus::Variant(h->instance)},
-                {"id", sdbus::Variant(h->prog_id)},      {"tag", sdbus::Variant(h->tag)}};
-            std::map<std::string, std::string> access(h->map_access.begin(), h->map_access.end());
-            info.emplace("map_access", sdbus::Variant(access));
-            shared->returnResults(sdbus::UnixFd(h->program.release(), sdbus::adopt_fd), maps, info);
-        };
-        if (!auth.decision.needs_polkit) {
-            finish(false);
-            return;
-        }
-        if (!polkit_) {
-            finish(false);  // hand_out refuses a polkit grant without polkit's word
-            return;
-        }
-        polkit_->check(c.bus_name, kPolkitActionAcquire, [finish](bool allowed, std::string) { finish(allowed); });
+            // The policy may have changed while polkit decided (an interactive
+            // check can take minutes): decide again on the current policy.
+            auto fresh = broker_.authorize(c.peer, name, kTransport);
+            reply_with_handout(*shared, broker_.hand_out(c.peer, fresh, kTransport, true));
+        });
     }
 
-    std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, std::string, std::string>>
-    ListPrograms() override
+    static void reply_with_handout(const AcquireResult& result, Result<Handout> h)
+    {
+        if (!h) {
+            result.returnError(to_dbus_error(h.error()));
+            return;
+        }
+        std::map<std::string, sdbus::UnixFd> maps;
+        for (auto& [map_name, fd] : h->maps)
+            maps.emplace(map_name, sdbus::UnixFd(fd.release(), sdbus::adopt_fd));
+        std::map<std::string, sdbus::Variant> info{
+            {"name", sdbus::Variant(h->name)},       {"version", sdbus::Variant(h->version)},
+            {"type", sdbus::Variant(h->type)},       {"instance", sdbus::Variant(h->instance)},
+            {"id", sdbus::Variant(h->prog_id)},      {"tag", sdbus::Variant(h->tag)}};
+        std::map<std::string, std::string> access(h->map_access.begin(), h->map_access.end());
+        info.emplace("map_access", sdbus::Variant(access));
+        result.returnResults(sdbus::UnixFd(h->program.release(), sdbus::adopt_fd), maps, info);
+    }
+
+    std::vector<ProgramRow> ListPrograms() override
     {
         auto c = caller();
-        std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, std::string, std::string>> out;
+        std::vector<ProgramRow> out;
         for (const auto& l : broker_.list(c.peer))
-            out.emplace_back(l.name, l.version, l.description, l.state, l.instance, l.allowed, l.code, l.reason);
+            out.emplace_back(l.name, l.version, l.description, l.state, l.instance, l.allowed, l.needs_polkit, l.code, l.reason);
         return out;
     }
 

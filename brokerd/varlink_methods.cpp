@@ -162,8 +162,14 @@ VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, co
             return get_features(broker, params);
         if (member == "Approve" || member == "Revoke" || member == "Reload") {
             if (!is_admin(peer)) {
+                // Named like every other audit record: action=approve program=NAME.
+                std::string action = member == "Approve" ? "approve" : member == "Revoke" ? "revoke" : "reload";
+                std::string program;
+                if (parameters.is_object())
+                    if (auto it = parameters.find("program"); it != parameters.end() && it->is_string())
+                        program = it->get<std::string>().substr(0, 64);
                 auto reason = member + " is for root on the direct socket; use D-Bus with polkit";
-                broker.audit(member, std::string(kTransport), "", peer, false, "PermissionDenied", reason);
+                broker.audit(action, std::string(kTransport), program, peer, false, "PermissionDenied", reason);
                 return error_response(make_error(ErrorCode::PermissionDenied, reason));
             }
             if (member == "Approve")

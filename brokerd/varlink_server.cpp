@@ -40,6 +40,7 @@ struct VarlinkServer::Connection {
     };
     std::deque<Outgoing> out;
     std::size_t queued_bytes = 0;
+    std::size_t queued_fds = 0;
     double tokens;                      // request budget (token bucket)
     Clock::time_point tokens_at = Clock::now();
     Clock::time_point partial_since{};  // when the unfinished message began
@@ -59,6 +60,7 @@ ServerLimits limits_from_settings(const policy::Settings& s)
     l.max_message_bytes = s.max_message_bytes;
     l.max_connections_per_uid = s.max_connections_per_uid;
     l.requests_per_second = s.max_requests_per_second;
+    l.partial_message_timeout = std::chrono::milliseconds(s.stalled_client_timeout_ms);
     return l;
 }
 
@@ -101,7 +103,11 @@ void VarlinkServer::accept_all()
         if (!fd) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            return;  // EAGAIN, or EMFILE: try again on the next wakeup
+            if (errno == EMFILE || errno == ENFILE) {
+                std::fprintf(stderr, "bpfbrokerd: out of file descriptors; not accepting for a moment\n");
+                pause_accepting();
+            }
+            return;
         }
         auto peer = peer_from_socket(fd.get());
         if (!peer)
@@ -139,14 +145,63 @@ void VarlinkServer::close_connection(int fd)
     auto uid = it->second->peer.uid;
     if (--connections_per_uid_[uid] == 0)
         connections_per_uid_.erase(uid);
+    if (auto held = it->second->queued_fds; held > 0) {
+        queued_fds_total_ -= held;
+        if ((queued_fds_per_uid_[uid] -= held) == 0)
+            queued_fds_per_uid_.erase(uid);
+        queues_shrank_ = true;
+    }
     connections_.erase(it);
+}
+
+bool VarlinkServer::may_queue(const Connection& c) const
+{
+    auto per_uid = queued_fds_per_uid_.find(c.peer.uid);
+    std::size_t uid_fds = per_uid == queued_fds_per_uid_.end() ? 0 : per_uid->second;
+    return c.queued_bytes < limits_.max_queued_reply_bytes && c.queued_fds < limits_.max_queued_fds_per_connection &&
+           uid_fds < limits_.max_queued_fds_per_uid && queued_fds_total_ < limits_.max_queued_fds_total;
+}
+
+// When queues shrink, connections that were paused for another
+// connection's budget (same uid, or the total) may read again.
+void VarlinkServer::refresh_all_interest()
+{
+    if (!queues_shrank_)
+        return;
+    queues_shrank_ = false;
+    for (auto& [fd, c] : connections_) {
+        if (!c->close_after_flush && may_queue(*c) && c->reader.buffered_bytes() > 0) {
+            process_frames(*c);  // complete requests that waited for budget
+            flush(*c);
+        }
+        update_interest(*c);
+    }
+}
+
+void VarlinkServer::pause_accepting()
+{
+    epoll_event ev{};
+    ev.data.u64 = kListenTag;
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, listen_fd_.get(), &ev);
+    accept_paused_until_ = Clock::now() + std::chrono::milliseconds(100);
+}
+
+void VarlinkServer::resume_accepting_if_due()
+{
+    if (accept_paused_until_ == Clock::time_point{} || Clock::now() < accept_paused_until_)
+        return;
+    accept_paused_until_ = {};
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kListenTag;
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, listen_fd_.get(), &ev);
 }
 
 void VarlinkServer::update_interest(Connection& c)
 {
     std::uint32_t want = EPOLLRDHUP;
     // Backpressure: a client that leaves replies unread is not read from.
-    if (!c.close_after_flush && c.queued_bytes < limits_.max_queued_reply_bytes)
+    if (!c.close_after_flush && may_queue(c))
         want |= EPOLLIN;
     if (!c.out.empty())
         want |= EPOLLOUT;
@@ -167,6 +222,9 @@ void VarlinkServer::queue_response(Connection& c, nlohmann::json message, std::v
         fds.clear();
     }
     c.queued_bytes += bytes->size();
+    c.queued_fds += fds.size();
+    queued_fds_per_uid_[c.peer.uid] += fds.size();
+    queued_fds_total_ += fds.size();
     c.out.push_back({std::move(*bytes), std::move(fds), 0});
 }
 
@@ -184,11 +242,18 @@ void VarlinkServer::flush(Connection& c)
                     c.output_since = Clock::now();
                 return;
             }
-            c.out.clear();
-            c.close_after_flush = true;
+            c.close_after_flush = true;  // the queued fds are released with the connection
             return;
         }
-        o.fds.clear();  // they went with the first byte; our copies close now
+        if (!o.fds.empty()) {
+            // They went with the first byte; our copies close now.
+            c.queued_fds -= o.fds.size();
+            queued_fds_total_ -= o.fds.size();
+            if ((queued_fds_per_uid_[c.peer.uid] -= o.fds.size()) == 0)
+                queued_fds_per_uid_.erase(c.peer.uid);
+            o.fds.clear();
+            queues_shrank_ = true;
+        }
         o.offset += *sent;
         c.queued_bytes -= *sent;
         if (o.offset == o.bytes.size())
@@ -199,7 +264,7 @@ void VarlinkServer::flush(Connection& c)
 
 void VarlinkServer::process_frames(Connection& c)
 {
-    while (!c.close_after_flush && c.queued_bytes < limits_.max_queued_reply_bytes) {
+    while (!c.close_after_flush && may_queue(c)) {
         auto msg = c.reader.next_message();
         if (!msg) {
             queue_response(c, varlink::make_error_reply(msg.error().code, msg.error().message), {});
@@ -246,7 +311,7 @@ void VarlinkServer::on_readable(Connection& c)
 {
     char buf[16384];
     // Bounded per wakeup so one chatty client cannot monopolize the loop.
-    for (int round = 0; round < 8 && !c.close_after_flush && c.queued_bytes < limits_.max_queued_reply_bytes; ++round) {
+    for (int round = 0; round < 8 && !c.close_after_flush && may_queue(c); ++round) {
         auto r = recv_with_fds(c.fd.get(), buf, 0);
         if (!r) {
             if (would_block(r.error()))
@@ -303,7 +368,7 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
     }
     epoll_event events[64];
     for (;;) {
-        int n = ::epoll_wait(epoll_fd_.get(), events, 64, 1000);
+        int n = ::epoll_wait(epoll_fd_.get(), events, 64, accept_paused_until_ == Clock::time_point{} ? 1000 : 50);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -341,6 +406,8 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
             update_interest(c);
         }
         sweep_timeouts();
+        refresh_all_interest();
+        resume_accepting_if_due();
     }
 }
 

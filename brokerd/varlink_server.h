@@ -29,6 +29,12 @@ struct ServerLimits {
     unsigned requests_per_second = 200;            // sustained, per connection; bursts up to this many
     std::chrono::milliseconds partial_message_timeout{10000};
     std::size_t max_queued_reply_bytes = 1 << 20;  // per connection
+    // Replies waiting to be read hold fds: bounded per connection, per uid
+    // and in total, so a client that never reads cannot exhaust the
+    // daemon's fd table and lock everyone else out.
+    std::size_t max_queued_fds_per_connection = 16;
+    std::size_t max_queued_fds_per_uid = 64;
+    std::size_t max_queued_fds_total = 4096;
 };
 
 ServerLimits limits_from_settings(const policy::Settings& settings);
@@ -61,6 +67,11 @@ private:
     void update_interest(Connection& c);
     void close_connection(int fd);
     void sweep_timeouts();
+    // Whether `c` may have more replies queued (bytes and fd budgets).
+    [[nodiscard]] bool may_queue(const Connection& c) const;
+    void refresh_all_interest();
+    void pause_accepting();
+    void resume_accepting_if_due();
 
     Broker& broker_;
     UniqueFd listen_fd_;
@@ -68,6 +79,12 @@ private:
     ServerLimits limits_;
     std::map<int, std::unique_ptr<Connection>> connections_;
     std::map<uid_t, unsigned> connections_per_uid_;
+    std::map<uid_t, std::size_t> queued_fds_per_uid_;
+    std::size_t queued_fds_total_ = 0;
+    bool queues_shrank_ = false;
+    // Out of fds (EMFILE): stop polling the listener for a moment instead
+    // of spinning on a socket that stays readable.
+    std::chrono::steady_clock::time_point accept_paused_until_{};
 };
 
 }  // namespace bpfbroker::brokerd

@@ -28,6 +28,8 @@ Result<Settings> parse_settings(std::string_view bytes)
                 s.max_message_bytes = static_cast<std::size_t>(l.required_int("max_message_bytes", 1024, 16 << 20));
             if (l.has("max_requests_per_second"))
                 s.max_requests_per_second = static_cast<unsigned>(l.required_int("max_requests_per_second", 1, 1000000));
+            if (l.has("stalled_client_timeout_ms"))
+                s.stalled_client_timeout_ms = static_cast<unsigned>(l.required_int("stalled_client_timeout_ms", 100, 600000));
             l.reject_unknown();
         }
         r.reject_unknown();

@@ -2,7 +2,8 @@
 // Unknown fields are errors, like every policy file:
 //   { "vendor_allowlists": true, "polkit": true,
 //     "limits": { "max_instances_per_uid": 16, "max_connections_per_uid": 32,
-//                 "max_message_bytes": 65536, "max_requests_per_second": 200 } }
+//                 "max_message_bytes": 65536, "max_requests_per_second": 200,
+//                 "stalled_client_timeout_ms": 10000 } }
 #pragma once
 
 #include "policy/decide.h"
@@ -23,6 +24,7 @@ struct Settings {
     unsigned max_connections_per_uid = 32;
     std::size_t max_message_bytes = 64 * 1024;
     unsigned max_requests_per_second = 200;  // per connection, sustained
+    unsigned stalled_client_timeout_ms = 10000;  // unfinished message or unread replies
 };
 
 Result<Settings> parse_settings(std::string_view bytes);
