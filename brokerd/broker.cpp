@@ -132,7 +132,10 @@ Authorization Broker::authorize(const policy::Peer& peer, const std::string& nam
     if (!auth.entry) {
         auth.decision = policy::Decision::deny(ErrorCode::ProgramNotFound, "no program named \"" + name + "\" in the catalog");
     } else {
-        policy::Usage usage{instances_.live_count(peer.uid)};
+        // Counting asks the kernel about each tracked id: only per-client
+        // programs are limited, so shared acquires skip it.
+        bool per_client = auth.entry->manifest && auth.entry->manifest->instance == policy::InstanceMode::PerClient;
+        policy::Usage usage{per_client ? instances_.live_count(peer.uid) : 0u};
         auth.decision = policy::decide(*auth.entry, auth.snapshot->grants, peer, available_features_, usage,
                                        auth.snapshot->settings.limits);
     }
