@@ -101,13 +101,13 @@ Result<Transport::Reply> DbusTransport::call(std::string_view member, const std:
                      {"tag", variant_or(info, "tag", std::string())},
                      {"map_access", access}}}};
         } else if (member == "ListPrograms") {
-            std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, std::string, std::string>> programs;
+            std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, bool, std::string, std::string>> programs;
             proxy_->callMethod("ListPrograms").onInterface(kInterface).withTimeout(timeout).storeResultsTo(programs);
             nlohmann::json list = nlohmann::json::array();
             for (const auto& p : programs)
                 list.push_back({{"name", std::get<0>(p)}, {"version", std::get<1>(p)}, {"description", std::get<2>(p)},
                                 {"state", std::get<3>(p)}, {"instance", std::get<4>(p)}, {"allowed", std::get<5>(p)},
-                                {"error", std::get<6>(p)}, {"reason", std::get<7>(p)}});
+                                {"needs_polkit", std::get<6>(p)}, {"error", std::get<7>(p)}, {"reason", std::get<8>(p)}});
             out["programs"] = list;
         } else if (member == "GetFeatures") {
             std::map<std::string, sdbus::Struct<bool, std::string>> features;
