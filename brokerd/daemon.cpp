@@ -165,7 +165,7 @@ int run_daemon(const DaemonOptions& o)
         }
     }
 
-    log_info("serving on " + socket_path);
+    log_info(created_socket ? "serving on " + socket_path : std::string("serving on the socket systemd passed"));
     sd_notify(0, "READY=1\nSTATUS=Serving");
     auto result = server.run(signals->get(), [&](int signo) {
         if (signo != SIGHUP)
