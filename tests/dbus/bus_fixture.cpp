@@ -2,39 +2,32 @@
 #include "bus_fixture.h"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
-
-#ifndef BPFBROKER_DBUS_DAEMON
-#error "BPFBROKER_DBUS_DAEMON must name the bpfbrokerd binary"
-#endif
-
-extern char** environ;
 
 namespace bpfbroker::dbus_test {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using test_support::Clock;
+using test_support::read_line;
+using test_support::remaining_ms;
+using test_support::write_all;
+using test_support::write_text_file;
 
 constexpr const char* kPolkitd = "/usr/lib/polkit-1/polkitd";
 constexpr const char* kPolkitActionsDir = "/usr/share/polkit-1/actions";
@@ -44,56 +37,6 @@ constexpr const char* kRulesFileName = "49-bpfbroker-dbus-test.rules";
 // The first line of every rules file this suite writes: how a leftover of a
 // crashed run is told apart from a file someone else put there.
 constexpr const char* kRulesMarker = "// bpfbroker dbus_e2e_tests: temporary test rules, removed after each test\n";
-
-int remaining_ms(Clock::time_point deadline)
-{
-    auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now()).count();
-    return left > 0 ? static_cast<int>(left) : 0;
-}
-
-int poll_until(int fd, short events, Clock::time_point deadline)
-{
-    for (;;) {
-        pollfd p{fd, events, 0};
-        int n = ::poll(&p, 1, remaining_ms(deadline));
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n;
-    }
-}
-
-void write_all(int fd, std::string_view bytes)
-{
-    while (!bytes.empty()) {
-        ssize_t n = ::write(fd, bytes.data(), bytes.size());
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-}
-
-std::optional<std::string> read_line(int fd, std::string& buffered, Clock::time_point deadline)
-{
-    for (;;) {
-        if (auto nl = buffered.find('\n'); nl != std::string::npos) {
-            std::string line = buffered.substr(0, nl);
-            buffered.erase(0, nl + 1);
-            return line;
-        }
-        if (poll_until(fd, POLLIN, deadline) <= 0)
-            return std::nullopt;
-        char buf[512];
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return std::nullopt;
-        buffered.append(buf, static_cast<std::size_t>(n));
-    }
-}
 
 // The first executable `name` in PATH (or the usual places), or "".
 std::string find_program(const std::string& name)
@@ -112,48 +55,11 @@ std::string find_program(const std::string& name)
     return "";
 }
 
-bool write_file(const std::string& path, const std::string& content, mode_t mode)
-{
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
-    if (!fd)
-        return false;
-    write_all(fd.get(), content);
-    return ::fchmod(fd.get(), mode) == 0;
-}
-
 std::string replace_all(std::string text, const std::string& from, const std::string& to)
 {
     for (std::size_t pos = 0; (pos = text.find(from, pos)) != std::string::npos; pos += to.size())
         text.replace(pos, from.size(), to);
     return text;
-}
-
-std::string tail(const std::string& text, std::size_t max_bytes = 6000)
-{
-    return text.size() <= max_bytes ? text : "[...]\n" + text.substr(text.size() - max_bytes);
-}
-
-// Drops to uid/gid for good and proves it.
-void drop_privileges(uid_t uid, gid_t gid)
-{
-    if (::setgroups(0, nullptr) != 0)
-        throw ChildFailure("setgroups(0) failed: " + errno_text(errno));
-    if (::setgid(gid) != 0)
-        throw ChildFailure("setgid failed: " + errno_text(errno));
-    if (::setuid(uid) != 0)
-        throw ChildFailure("setuid failed: " + errno_text(errno));
-    uid_t r, e, s;
-    gid_t rg, eg, sg;
-    ::getresuid(&r, &e, &s);
-    ::getresgid(&rg, &eg, &sg);
-    check(r == uid && e == uid && s == uid, "uids are not all " + std::to_string(uid));
-    check(rg == gid && eg == gid && sg == gid, "gids are not all " + std::to_string(gid));
-    check(::getgroups(0, nullptr) == 0, "supplementary groups remain after setgroups(0)");
-    if (uid != 0)
-        check(::setuid(0) != 0, "the child could become root again");
-    // Changing credentials cleared the parent-death signal: set it again so
-    // the child cannot outlive a test process that crashed.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 }
 
 // In polkitd's child before exec: a private mount namespace in which the
@@ -204,25 +110,6 @@ std::string probe_polkit_namespace(const std::string& actions, const std::string
 
 // ---- basics ----------------------------------------------------------------------
 
-std::string daemon_binary() { return BPFBROKER_DBUS_DAEMON; }
-std::string ctl_binary() { return BPFBROKER_DBUS_CTL; }
-std::string build_dir() { return BPFBROKER_DBUS_BUILD_DIR; }
-std::string source_dir() { return BPFBROKER_DBUS_SOURCE_DIR; }
-
-std::string errno_text(int err)
-{
-    const char* name = strerrorname_np(err);
-    return std::string(name ? name : std::to_string(err).c_str()) + " (" + std::strerror(err) + ")";
-}
-
-std::string read_text_file(const std::string& path)
-{
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 std::string polkit_user_name(uid_t uid)
 {
     if (const passwd* pw = ::getpwuid(uid))
@@ -239,351 +126,6 @@ std::string polkitd_unavailable_reason()
     if (::access(kPolkitRulesDir, F_OK) != 0 || ::access(kPolkitActionsDir, F_OK) != 0)
         return std::string(kPolkitRulesDir) + " or " + kPolkitActionsDir + " is missing";
     return "";
-}
-
-// ---- processes ---------------------------------------------------------------
-
-Process& Process::operator=(Process&& other) noexcept
-{
-    if (this != &other) {
-        kill_and_reap();
-        pid_ = std::exchange(other.pid_, -1);
-        status_ = other.status_;
-    }
-    return *this;
-}
-
-bool Process::running()
-{
-    if (pid_ <= 0)
-        return false;
-    int status = 0;
-    pid_t w = ::waitpid(pid_, &status, WNOHANG);
-    if (w == pid_) {
-        status_ = status;
-        pid_ = -1;
-        return false;
-    }
-    return true;
-}
-
-bool Process::wait_exit(Millis timeout)
-{
-    auto deadline = Clock::now() + timeout;
-    while (running()) {
-        if (Clock::now() >= deadline) {
-            kill_and_reap();
-            return false;
-        }
-        std::this_thread::sleep_for(5ms);
-    }
-    return true;
-}
-
-bool Process::stop(int signo, Millis grace)
-{
-    if (!running())
-        return true;
-    ::kill(pid_, signo);
-    return wait_exit(grace);
-}
-
-void Process::kill_and_reap()
-{
-    if (pid_ <= 0)
-        return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    status_ = status;
-    pid_ = -1;
-}
-
-Process spawn(const SpawnOptions& options)
-{
-    // Everything the child needs is prepared before fork: after it, only
-    // async-signal-safe calls (and the caller's before_exec).
-    std::map<std::string, std::string> env;
-    for (char** e = environ; *e; ++e) {
-        std::string kv = *e;
-        auto eq = kv.find('=');
-        if (eq != std::string::npos)
-            env[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
-    for (const auto& [k, v] : options.env)
-        env[k] = v;
-    std::vector<std::string> env_strings;
-    for (const auto& [k, v] : env)
-        env_strings.push_back(k + "=" + v);
-    std::vector<char*> envp, argv;
-    for (auto& s : env_strings)
-        envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::vector<std::string> args = options.argv;
-    for (auto& a : args)
-        argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const std::string output = options.output_file.empty() ? "/dev/null" : options.output_file;
-
-    std::fflush(nullptr);
-    const pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    if (pid < 0)
-        throw std::runtime_error("fork: " + errno_text(errno));
-    if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        if (::getppid() != parent)
-            ::_exit(126);
-        int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        int out = ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (in < 0 || out < 0)
-            ::_exit(125);
-        ::dup2(in, 0);
-        ::dup2(out, 1);
-        ::dup2(out, 2);
-        if (options.notify_fd >= 0) {
-            if (options.notify_fd == 3)
-                ::fcntl(3, F_SETFD, 0);
-            else
-                ::dup2(options.notify_fd, 3);
-        }
-        if (options.before_exec) {
-            std::string why = options.before_exec();
-            if (!why.empty()) {
-                why = "before exec: " + why + "\n";
-                write_all(2, why);
-                ::_exit(124);
-            }
-        }
-        ::execve(argv[0], argv.data(), envp.data());
-        std::string why = "execve " + args[0] + ": " + std::strerror(errno) + "\n";
-        write_all(2, why);
-        ::_exit(127);
-    }
-    return Process(pid);
-}
-
-std::string CommandResult::describe() const
-{
-    std::string how = timed_out ? "timed out" : exited ? "exited " + std::to_string(exit_code) : "was killed";
-    return "command " + how + "\n--- stdout:\n" + tail(out) + "\n--- stderr:\n" + tail(err);
-}
-
-CommandResult run_command(const std::vector<std::string>& argv, Millis timeout)
-{
-    CommandResult result;
-    int out[2], err[2];
-    if (::pipe2(out, O_CLOEXEC) != 0)
-        return result;
-    if (::pipe2(err, O_CLOEXEC) != 0) {
-        ::close(out[0]), ::close(out[1]);
-        return result;
-    }
-    std::vector<std::string> args = argv;
-    std::vector<char*> cargs;
-    for (auto& a : args)
-        cargs.push_back(a.data());
-    cargs.push_back(nullptr);
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        int devnull = ::open("/dev/null", O_RDONLY);
-        ::dup2(devnull, 0);
-        ::dup2(out[1], 1);
-        ::dup2(err[1], 2);
-        ::execvp(cargs[0], cargs.data());
-        ::_exit(127);
-    }
-    ::close(out[1]);
-    ::close(err[1]);
-    UniqueFd out_fd(out[0]), err_fd(err[0]);
-    if (pid < 0)
-        return result;
-    Process process(pid);
-    const auto deadline = Clock::now() + timeout;
-    bool out_open = true, err_open = true;
-    while ((out_open || err_open) && Clock::now() < deadline) {
-        pollfd p[2] = {{out_open ? out_fd.get() : -1, POLLIN, 0}, {err_open ? err_fd.get() : -1, POLLIN, 0}};
-        int n = ::poll(p, 2, remaining_ms(deadline));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        char buf[4096];
-        for (int i = 0; i < 2; ++i) {
-            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            ssize_t r = ::read(p[i].fd, buf, sizeof buf);
-            if (r <= 0) {
-                (i == 0 ? out_open : err_open) = false;
-                continue;
-            }
-            (i == 0 ? result.out : result.err).append(buf, static_cast<std::size_t>(r));
-        }
-    }
-    if (!process.wait_exit(Millis(std::max(remaining_ms(deadline), 100)))) {
-        result.timed_out = true;
-        return result;
-    }
-    if (WIFEXITED(process.status())) {
-        result.exited = true;
-        result.exit_code = WEXITSTATUS(process.status());
-    }
-    return result;
-}
-
-// ---- children -------------------------------------------------------------------
-
-namespace {
-// The child's ends of its pipes (only meaningful in a child).
-int g_child_messages_fd = -1;
-int g_child_from_parent_fd = -1;
-std::string g_child_buffered;
-}  // namespace
-
-void check(bool condition, const std::string& what)
-{
-    if (!condition)
-        throw ChildFailure(what);
-}
-
-std::string ChildResult::describe() const
-{
-    std::string how = timed_out ? "timed out and was killed"
-                      : exited  ? "exited " + std::to_string(exit_code)
-                                : "was killed by a signal";
-    return "child " + how + "; report: " + report;
-}
-
-std::optional<std::string> Child::wait_message(Millis timeout)
-{
-    return read_line(messages_.get(), buffered_, Clock::now() + timeout);
-}
-
-void Child::tell_child(const std::string& line)
-{
-    write_all(to_child_.get(), line + "\n");
-}
-
-void Child::tell_parent(const std::string& line)
-{
-    write_all(g_child_messages_fd, line + "\n");
-}
-
-std::string Child::wait_parent(Millis timeout)
-{
-    auto line = read_line(g_child_from_parent_fd, g_child_buffered, Clock::now() + timeout);
-    check(line.has_value(), "the parent did not answer in time");
-    return *line;
-}
-
-int Child::parent_fd()
-{
-    return g_child_from_parent_fd;
-}
-
-std::optional<std::string> Child::try_parent_line()
-{
-    return read_line(g_child_from_parent_fd, g_child_buffered, Clock::now());
-}
-
-ChildResult Child::wait(Millis timeout)
-{
-    ChildResult result;
-    if (process_.pid() <= 0) {
-        result.report = "(no child)";
-        return result;
-    }
-    const auto deadline = Clock::now() + timeout;
-    char buf[4096];
-    while (poll_until(report_.get(), POLLIN, deadline) > 0) {
-        ssize_t n = ::read(report_.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        result.report.append(buf, static_cast<std::size_t>(n));
-    }
-    if (!process_.wait_exit(Millis(std::max(remaining_ms(deadline), 100)))) {
-        result.timed_out = true;
-        return result;
-    }
-    if (WIFEXITED(process_.status())) {
-        result.exited = true;
-        result.exit_code = WEXITSTATUS(process_.status());
-    }
-    return result;
-}
-
-Child spawn_as(uid_t uid, gid_t gid, std::function<std::string()> body)
-{
-    int report[2], messages[2], to_child[2];
-    if (::pipe2(report, O_CLOEXEC) != 0)
-        throw std::runtime_error("pipe2: " + errno_text(errno));
-    if (::pipe2(messages, O_CLOEXEC) != 0) {
-        ::close(report[0]), ::close(report[1]);
-        throw std::runtime_error("pipe2: " + errno_text(errno));
-    }
-    if (::pipe2(to_child, O_CLOEXEC) != 0) {
-        ::close(report[0]), ::close(report[1]), ::close(messages[0]), ::close(messages[1]);
-        throw std::runtime_error("pipe2: " + errno_text(errno));
-    }
-    const pid_t parent = ::getpid();
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid < 0) {
-        int err = errno;
-        for (int fd : {report[0], report[1], messages[0], messages[1], to_child[0], to_child[1]})
-            ::close(fd);
-        throw std::runtime_error("fork: " + errno_text(err));
-    }
-    if (pid == 0) {
-        ::close(report[0]);
-        ::close(messages[0]);
-        ::close(to_child[1]);
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        if (::getppid() != parent)
-            ::_exit(3);
-        g_child_messages_fd = messages[1];
-        g_child_from_parent_fd = to_child[0];
-        std::string report_text;
-        int code = 0;
-        try {
-            drop_privileges(uid, gid);
-            report_text = body();
-        } catch (const ChildFailure& f) {
-            report_text = std::string("FAILED: ") + f.what();
-            code = 1;
-        } catch (const sdbus::Error& e) {
-            report_text = "FAILED with D-Bus error " + e.getName() + ": " + e.getMessage();
-            code = 1;
-        } catch (const std::exception& e) {
-            report_text = std::string("FAILED with exception: ") + e.what();
-            code = 1;
-        } catch (...) {
-            report_text = "FAILED with an unknown exception";
-            code = 1;
-        }
-        write_all(report[1], report_text);
-        ::_exit(code);  // no atexit handlers, no destructors of the parent's objects
-    }
-    ::close(report[1]);
-    ::close(messages[1]);
-    ::close(to_child[0]);
-    Child c;
-    c.process_ = Process(pid);
-    c.report_ = UniqueFd(report[0]);
-    c.messages_ = UniqueFd(messages[0]);
-    c.to_child_ = UniqueFd(to_child[1]);
-    return c;
-}
-
-ChildResult run_as(uid_t uid, gid_t gid, std::function<std::string()> body, Millis timeout)
-{
-    auto child = spawn_as(uid, gid, std::move(body));
-    return child.wait(timeout);
 }
 
 // ---- D-Bus helpers -------------------------------------------------------------
@@ -691,13 +233,9 @@ void BusFixture::SetUp()
         if (::getpwuid(uid) == nullptr)
             GTEST_SKIP() << "uid " << uid << " has no passwd entry: dbus-daemon would not let it connect";
 
-    char tmpl[] = "/tmp/bpfbroker-dbus.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr) << errno_text(errno);
-    base_ = tmpl;
-    // uid 65534 must reach the bus socket inside.
-    ASSERT_EQ(::chmod(base_.c_str(), 0755), 0) << errno_text(errno);
-    root_ = base_ + "/root";
-    bus_socket_ = base_ + "/bus";
+    // Mode 0755: uid 65534 reaches the bus socket inside.
+    ASSERT_EQ(scratch_.create("bpfbroker-dbus"), "");
+    bus_socket_ = scratch_.path("bus");
 
     if (const char* old = std::getenv("DBUS_SYSTEM_BUS_ADDRESS")) {
         had_saved_bus_address_ = true;
@@ -729,8 +267,8 @@ void BusFixture::start_bus()
     ASSERT_FALSE(tmpl.empty()) << "cannot read tests/dbus/system-bus.conf.in";
     std::string conf = replace_all(tmpl, "@BUS_SOCKET@", bus_socket_);
     conf = replace_all(conf, "@PROJECT_POLICY@", source_dir() + "/systemd/org.bpfbroker.Broker1.conf");
-    bus_config_ = base_ + "/system-bus.conf";
-    ASSERT_TRUE(write_file(bus_config_, conf, 0644)) << errno_text(errno);
+    bus_config_ = scratch_.path("system-bus.conf");
+    ASSERT_TRUE(write_text_file(bus_config_, conf, 0644)) << errno_text(errno);
 
     int p[2];
     ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0) << errno_text(errno);
@@ -738,13 +276,13 @@ void BusFixture::start_bus()
     SpawnOptions o;
     o.argv = {dbus_daemon, "--config-file=" + bus_config_, "--nofork", "--nopidfile", "--nosyslog",
               "--print-address=3"};
-    o.output_file = base_ + "/dbus-daemon.log";
+    o.output_file = scratch_.path("dbus-daemon.log");
     o.notify_fd = wr.get();
     bus_ = spawn(o);
     wr.reset();
     std::string buffered;
     auto address = read_line(rd.get(), buffered, Clock::now() + 20s);
-    ASSERT_TRUE(address.has_value()) << "dbus-daemon did not start:\n" << read_text_file(base_ + "/dbus-daemon.log");
+    ASSERT_TRUE(address.has_value()) << "dbus-daemon did not start:\n" << read_text_file(scratch_.path("dbus-daemon.log"));
     ASSERT_NE(address->find(bus_socket_), std::string::npos) << *address;
 }
 
@@ -780,14 +318,13 @@ bool BusFixture::wait_for_name(const std::string& name, Millis timeout)
 
 void BusFixture::start_daemon()
 {
-    auto demo = run_command({"bash", source_dir() + "/scripts/make-demo-root.sh", root_, build_dir()}, 60s);
-    ASSERT_TRUE(demo.ok()) << "make-demo-root.sh failed: " << demo.describe();
-    SpawnOptions o;
-    o.argv = {daemon_binary(), "--root", root_, "--foreground", "--audit-log", base_ + "/audit.log"};
+    ASSERT_EQ(scratch_.make_demo_root(), "");
+    test_support::DaemonOptions o;
+    o.root = root();
+    o.audit_log = scratch_.path("audit.log");
+    o.log_file = scratch_.path("bpfbrokerd.log");
     o.env["DBUS_SYSTEM_BUS_ADDRESS"] = bus_address();
-    o.output_file = base_ + "/bpfbrokerd.log";
-    daemon_ = spawn(o);
-    daemon_started_ = true;
+    daemon_.start(std::move(o));
     ASSERT_TRUE(wait_for_name(kBusName, 30s))
         << "bpfbrokerd did not take " << kBusName << " on the private bus; its log:\n" << tail(daemon_log());
 }
@@ -801,7 +338,7 @@ std::string BusFixture::prepare_polkit_files()
 
     const char* mode = std::getenv("BPFBROKER_DBUS_TEST_POLKIT_FILES");
     polkit_namespace_ = !(mode && std::string(mode) == "host");
-    std::string dir = base_ + "/polkit";
+    std::string dir = scratch_.path("polkit");
     std::string actions_dir = dir + "/actions";
     std::string rules_dir = dir + "/rules.d";
     if (polkit_namespace_) {
@@ -810,8 +347,8 @@ std::string BusFixture::prepare_polkit_files()
         if (::mkdir(dir.c_str(), 0755) != 0 || ::mkdir(actions_dir.c_str(), 0755) != 0 ||
             ::mkdir(rules_dir.c_str(), 0755) != 0)
             return "mkdir " + dir + ": " + errno_text(errno);
-        if (!write_file(actions_dir + "/" + kActionFileName, action, 0644) ||
-            !write_file(rules_dir + "/" + kRulesFileName, rules, 0644))
+        if (!write_text_file(actions_dir + "/" + kActionFileName, action, 0644) ||
+            !write_text_file(rules_dir + "/" + kRulesFileName, rules, 0644))
             return "cannot write the polkit files: " + errno_text(errno);
         std::string why = probe_polkit_namespace(actions_dir, rules_dir);
         if (why.empty())
@@ -866,10 +403,10 @@ void BusFixture::start_polkitd()
     SpawnOptions o;
     o.argv = {kPolkitd};
     o.env["DBUS_SYSTEM_BUS_ADDRESS"] = bus_address();
-    o.output_file = base_ + "/polkitd.log";
+    o.output_file = scratch_.path("polkitd.log");
     if (polkit_namespace_) {
-        std::string actions_dir = base_ + "/polkit/actions";
-        std::string rules_dir = base_ + "/polkit/rules.d";
+        std::string actions_dir = scratch_.path("polkit/actions");
+        std::string rules_dir = scratch_.path("polkit/rules.d");
         o.before_exec = [actions_dir, rules_dir] { return enter_polkit_namespace(actions_dir, rules_dir); };
     }
     polkitd_ = spawn(o);
@@ -890,18 +427,9 @@ void BusFixture::remove_host_polkit_files()
 
 void BusFixture::TearDown()
 {
-    if (base_.empty())
+    if (!scratch_.created())
         return;
-    if (daemon_started_) {
-        // Also catches a daemon that died during the test (already reaped).
-        bool clean = daemon_.stop(SIGTERM, 15s);
-        EXPECT_TRUE(clean) << "bpfbrokerd did not stop within 15 s of SIGTERM";
-        if (clean) {
-            EXPECT_TRUE(WIFEXITED(daemon_.status()) && WEXITSTATUS(daemon_.status()) == 0)
-                << "bpfbrokerd exited with status " << daemon_.status();
-        }
-        daemon_started_ = false;
-    }
+    daemon_.expect_clean_stop(15s);
     if (polkitd_.pid() > 0)
         polkitd_.stop(SIGTERM, 5s);
     if (bus_.pid() > 0)
@@ -909,21 +437,18 @@ void BusFixture::TearDown()
     remove_host_polkit_files();
     if (HasFailure()) {
         std::cerr << "---- bpfbrokerd log:\n" << tail(daemon_log()) << "\n";
-        if (::access((base_ + "/polkitd.log").c_str(), F_OK) == 0)
+        if (::access(scratch_.path("polkitd.log").c_str(), F_OK) == 0)
             std::cerr << "---- polkitd log:\n" << tail(polkitd_log()) << "\n";
     }
     if (had_saved_bus_address_)
         ::setenv("DBUS_SYSTEM_BUS_ADDRESS", saved_bus_address_->c_str(), 1);
     else
         ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
-    std::error_code ec;
-    std::filesystem::remove_all(base_, ec);
-    EXPECT_FALSE(ec) << "cannot remove " << base_ << ": " << ec.message();
-    base_.clear();
+    EXPECT_EQ(scratch_.remove(), "");
 }
 
-std::string BusFixture::daemon_log() const { return read_text_file(base_ + "/bpfbrokerd.log"); }
-std::string BusFixture::polkitd_log() const { return read_text_file(base_ + "/polkitd.log"); }
+std::string BusFixture::daemon_log() const { return daemon_.log(); }
+std::string BusFixture::polkitd_log() const { return read_text_file(scratch_.path("polkitd.log")); }
 
 std::string BusFixture::approve_as_root(const std::string& program, const ApproveOptions& options)
 {
@@ -943,7 +468,7 @@ std::string BusFixture::approve_as_root(const std::string& program, const Approv
 std::vector<std::string> BusFixture::audit_lines() const
 {
     std::vector<std::string> out;
-    std::stringstream ss(read_text_file(base_ + "/audit.log"));
+    std::stringstream ss(read_text_file(scratch_.path("audit.log")));
     for (std::string line; std::getline(ss, line);)
         out.push_back(line);
     return out;

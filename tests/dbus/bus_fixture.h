@@ -1,13 +1,23 @@
 // D-Bus end-to-end test support: a private dbus-daemon of the system type
 // (tests/dbus/system-bus.conf.in filled in), a real bpfbrokerd on a scratch
 // root serving org.bpfbroker.Broker1 on it, optionally a real polkitd or a
-// scripted stand-in authority on the same bus, forked children that drop to
-// another uid, and helpers to run the stock D-Bus tools (busctl, gdbus).
+// scripted stand-in authority on the same bus, and helpers for calls and
+// signals over it. The pieces both end-to-end suites use (scratch root,
+// daemon process, children running as another uid, commands such as busctl
+// and gdbus) are tests/support's.
 //
 // Everything needs root (loading BPF, dropping privileges, starting polkitd);
 // the fixture skips each test otherwise. Each test gets its own bus, root and
 // daemon and removes all of them (and every process it started) afterwards.
 #pragma once
+
+#include "support/build_paths.h"
+#include "support/command.h"
+#include "support/daemon_process.h"
+#include "support/io.h"
+#include "support/process.h"
+#include "support/scratch_root.h"
+#include "support/unprivileged_child.h"
 
 #include <bpfbroker/client.h>
 #include <bpfbroker/unique_fd.h>
@@ -22,7 +32,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,10 +39,10 @@
 namespace bpfbroker::dbus_test {
 
 using namespace std::chrono_literals;
-using Millis = std::chrono::milliseconds;
+using test_support::Millis;
 
-inline constexpr uid_t kNobodyUid = 65534;
-inline constexpr gid_t kNobodyGid = 65534;
+using test_support::kNobodyGid;
+using test_support::kNobodyUid;
 // A second and third unprivileged uid. They must have passwd entries:
 // dbus-daemon closes the connection of a uid it cannot look up (65533 has
 // none on Debian), so these are the stock Debian accounts daemon and bin.
@@ -49,129 +58,47 @@ inline constexpr const char* kPolkitBusName = "org.freedesktop.PolicyKit1";
 inline constexpr const char* kPolkitPath = "/org/freedesktop/PolicyKit1/Authority";
 inline constexpr const char* kPolkitInterface = "org.freedesktop.PolicyKit1.Authority";
 
-// Paths baked in by CMake.
-std::string daemon_binary();
-std::string ctl_binary();
-std::string build_dir();
-std::string source_dir();
+// ---- from tests/support ----------------------------------------------------------
 
-// "EACCES (Permission denied)".
-std::string errno_text(int err);
-std::string read_text_file(const std::string& path);
+using test_support::build_dir;
+using test_support::ctl_binary;
+using test_support::daemon_binary;
+using test_support::source_dir;
+
+using test_support::errno_text;
+using test_support::read_text_file;
+using test_support::tail;
+
+using test_support::Process;
+using test_support::spawn;
+using test_support::SpawnOptions;
+
+using test_support::CommandResult;
+// Runs a command with stdout and stderr captured; SIGKILL after `timeout`
+// (30 s by default in this suite).
+inline CommandResult run_command(const std::vector<std::string>& argv, Millis timeout = 30s)
+{
+    return test_support::run_command(argv, timeout);
+}
+
+// Children running as another uid. A child's body may take the
+// ChildChannel& to talk to the test while it runs. The child sees the same
+// DBUS_SYSTEM_BUS_ADDRESS as the test.
+using test_support::ChildChannel;
+using test_support::ChildFailure;
+using test_support::ChildResult;
+using test_support::run_as;
+using test_support::spawn_as;
+using Child = test_support::ChildProcess;
+// Fails the running child with `what` unless `condition` holds.
+inline void check(bool condition, const std::string& what)
+{
+    test_support::require(condition, what);
+}
+
 // The user name of `uid` as polkit shows it to rules: the passwd name, or the
 // decimal uid when there is none.
 std::string polkit_user_name(uid_t uid);
-
-// ---- processes ---------------------------------------------------------------
-
-// A child process this test started. Destroying it kills (SIGKILL) and reaps
-// it if it still runs, so no test leaves a process behind.
-class Process {
-public:
-    Process() = default;
-    explicit Process(pid_t pid) : pid_(pid) {}
-    Process(Process&& other) noexcept : pid_(std::exchange(other.pid_, -1)), status_(other.status_) {}
-    Process& operator=(Process&& other) noexcept;
-    ~Process() { kill_and_reap(); }
-    Process(const Process&) = delete;
-    Process& operator=(const Process&) = delete;
-
-    [[nodiscard]] pid_t pid() const { return pid_; }
-    [[nodiscard]] bool running();  // reaps it when it has exited
-    // waitpid status once reaped, -1 before.
-    [[nodiscard]] int status() const { return status_; }
-    // Sends `signo`, waits up to `grace` for the exit, then SIGKILL. Returns
-    // true when it exited within the grace period (or had already exited).
-    bool stop(int signo, Millis grace);
-    // Waits for the exit (SIGKILL after `timeout`); true when it exited in time.
-    bool wait_exit(Millis timeout);
-    void kill_and_reap();
-
-private:
-    pid_t pid_ = -1;
-    int status_ = -1;
-};
-
-struct SpawnOptions {
-    std::vector<std::string> argv;                   // argv[0] is a path
-    std::map<std::string, std::string> env;          // set on top of this process's environment
-    std::string output_file;                         // stdout and stderr go here ("" = /dev/null)
-    int notify_fd = -1;                              // passed to the child as fd 3
-    // Runs in the child after fork, before exec; returns "" or what failed.
-    std::function<std::string()> before_exec;
-};
-
-// fork + execve; throws std::runtime_error when fork fails.
-Process spawn(const SpawnOptions& options);
-
-struct CommandResult {
-    bool exited = false;
-    int exit_code = -1;
-    bool timed_out = false;
-    std::string out;
-    std::string err;
-    [[nodiscard]] bool ok() const { return exited && exit_code == 0; }
-    [[nodiscard]] std::string describe() const;
-};
-
-// Runs a command with stdout and stderr captured; SIGKILL after `timeout`.
-CommandResult run_command(const std::vector<std::string>& argv, Millis timeout = 30s);
-
-// ---- children running as another uid ----------------------------------------
-
-// Thrown by check() in a child: the child reports the message and exits 1.
-struct ChildFailure : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-void check(bool condition, const std::string& what);
-
-struct ChildResult {
-    bool exited = false;
-    int exit_code = -1;
-    bool timed_out = false;
-    std::string report;
-    [[nodiscard]] bool ok() const { return exited && exit_code == 0; }
-    [[nodiscard]] std::string describe() const;
-};
-
-// A child that dropped to uid/gid (setgroups(0), setgid, setuid, proven) and
-// runs `body`; its return value is the report. The child sees the same
-// DBUS_SYSTEM_BUS_ADDRESS as the test. `messages` lines written by the child
-// with tell_parent() are readable in the parent while it runs.
-class Child {
-public:
-    Child() = default;
-    Child(Child&&) noexcept = default;
-    Child& operator=(Child&&) noexcept = default;
-
-    [[nodiscard]] pid_t pid() const { return process_.pid(); }
-    // The next line the child sent with tell_parent(); nullopt on timeout/EOF.
-    std::optional<std::string> wait_message(Millis timeout = 20s);
-    // Sends a line the child reads with wait_parent().
-    void tell_child(const std::string& line);
-    ChildResult wait(Millis timeout = 60s);
-    // SIGKILL and reap, if still running.
-    void kill() { process_.kill_and_reap(); }
-
-    // In the child only.
-    static void tell_parent(const std::string& line);
-    static std::string wait_parent(Millis timeout = 20s);
-    // The fd wait_parent() reads, for a child's own poll loop, and the next
-    // line already there (nullopt when none is, without waiting).
-    static int parent_fd();
-    static std::optional<std::string> try_parent_line();
-
-private:
-    friend Child spawn_as(uid_t, gid_t, std::function<std::string()>);
-    Process process_;
-    UniqueFd report_;
-    UniqueFd messages_;
-    UniqueFd to_child_;
-    std::string buffered_;
-};
-
-Child spawn_as(uid_t uid, gid_t gid, std::function<std::string()> body);
-ChildResult run_as(uid_t uid, gid_t gid, std::function<std::string()> body, Millis timeout = 60s);
 
 // ---- D-Bus helpers -------------------------------------------------------------
 
@@ -237,8 +164,8 @@ protected:
     // stand-in authority). Returns "" or why the test cannot go on.
     virtual std::string before_daemon() { return ""; }
 
-    [[nodiscard]] const std::string& scratch() const { return base_; }
-    [[nodiscard]] const std::string& root() const { return root_; }
+    [[nodiscard]] const std::string& scratch() const { return scratch_.base(); }
+    [[nodiscard]] const std::string& root() const { return scratch_.root(); }
     [[nodiscard]] const std::string& bus_socket() const { return bus_socket_; }
     // "unix:path=..."
     [[nodiscard]] std::string bus_address() const { return "unix:path=" + bus_socket_; }
@@ -265,15 +192,13 @@ private:
     void start_polkitd();
     void remove_host_polkit_files();
 
-    std::string base_;
-    std::string root_;
+    test_support::ScratchRoot scratch_;  // root, bus socket, logs, polkit files
     std::string bus_socket_;
     std::string bus_config_;
     std::optional<std::string> saved_bus_address_;
     bool had_saved_bus_address_ = false;
     Process bus_;
-    Process daemon_;
-    bool daemon_started_ = false;
+    test_support::DaemonProcess daemon_;
     Process polkitd_;
     // Real polkit: files polkitd reads. In a private mount namespace (the
     // default) they are bind-mounted over the real directories for polkitd

@@ -43,7 +43,7 @@ std::string scripted_answer(const std::string& action, std::int64_t uid)
 
 // The stand-in's body (in a child running as polkitd). Reports every call to
 // the parent as one line of space-separated key=value fields.
-std::string run_stand_in()
+std::string run_stand_in(ChildChannel& parent)
 {
     auto conn = sdbus::createSystemBusConnection(kPolkitBusName);
     auto bus = sdbus::createProxy(*conn, "org.freedesktop.DBus", "/org/freedesktop/DBus");
@@ -76,7 +76,7 @@ std::string run_stand_in()
             }
             const auto* msg = obj->getCurrentlyProcessedMessage();
             std::string answer = scripted_answer(action, uid);
-            Child::tell_parent("call kind=" + kind + " keys=" + (keys.empty() ? "-" : keys) + " name=" +
+            parent.tell_parent("call kind=" + kind + " keys=" + (keys.empty() ? "-" : keys) + " name=" +
                                (name.empty() ? "-" : name) + " action=" + action + " flags=" + std::to_string(flags) +
                                " details=" + std::to_string(details.size()) + " cancel=" + (cancel.empty() ? "-" : cancel) +
                                " sender=" + (msg ? msg->getSender() : "-") + " uid=" + std::to_string(uid) +
@@ -93,21 +93,21 @@ std::string run_stand_in()
                 result.returnResults(CheckResult(false, false, {}));
         });
     object->finishRegistration();
-    Child::tell_parent("ready " + conn->getUniqueName());
+    parent.tell_parent("ready " + conn->getUniqueName());
     // The bus and the parent's pipe in one loop: the parent releases held checks.
     for (;;) {
         while (conn->processPendingRequest()) {
         }
-        while (auto line = Child::try_parent_line()) {
+        while (auto line = parent.try_parent_line()) {
             if (*line != "release yes" && *line != "release no")
                 continue;
             for (auto& r : held)
                 r->returnResults(CheckResult(*line == "release yes", false, {}));
-            Child::tell_parent("released " + std::to_string(held.size()));
+            parent.tell_parent("released " + std::to_string(held.size()));
             held.clear();
         }
         auto poll_data = conn->getEventLoopPollData();
-        pollfd fds[2] = {{poll_data.fd, poll_data.events, 0}, {Child::parent_fd(), POLLIN, 0}};
+        pollfd fds[2] = {{poll_data.fd, poll_data.events, 0}, {parent.parent_fd(), POLLIN, 0}};
         if (::poll(fds, 2, poll_data.getPollTimeout()) < 0 && errno != EINTR)
             return "poll failed";
         if (fds[1].revents & (POLLHUP | POLLERR) && !(fds[1].revents & POLLIN))
@@ -162,11 +162,11 @@ protected:
 // reports "ok" or "ERROR <name>: <message>".
 Child spawn_acquirer(uid_t uid, gid_t gid, const std::string& program)
 {
-    return spawn_as(uid, gid, [program] {
+    return spawn_as(uid, gid, [program](ChildChannel& parent) {
         auto conn = sdbus::createSystemBusConnection();
         auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
         proxy->finishRegistration();
-        Child::tell_parent(conn->getUniqueName());
+        parent.tell_parent(conn->getUniqueName());
         std::string message;
         std::string error = dbus_error_of(
             [&] {
@@ -184,11 +184,11 @@ Child spawn_acquirer(uid_t uid, gid_t gid, const std::string& program)
 
 Child spawn_approver(uid_t uid, gid_t gid, const std::string& program)
 {
-    return spawn_as(uid, gid, [program] {
+    return spawn_as(uid, gid, [program](ChildChannel& parent) {
         auto conn = sdbus::createSystemBusConnection();
         auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
         proxy->finishRegistration();
-        Child::tell_parent(conn->getUniqueName());
+        parent.tell_parent(conn->getUniqueName());
         std::string message;
         std::string error = dbus_error_of(
             [&] {

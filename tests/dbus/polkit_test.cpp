@@ -58,7 +58,7 @@ protected:
 // "ERROR <name>: <message>".
 Child spawn_acquirer(uid_t uid, gid_t gid, const std::string& program)
 {
-    return spawn_as(uid, gid, [program] {
+    return spawn_as(uid, gid, [program](ChildChannel&) {
         auto conn = sdbus::createSystemBusConnection();
         auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
         proxy->finishRegistration();

@@ -5,6 +5,7 @@
 #include "daemon_fixture.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -440,6 +441,112 @@ TEST_F(NonReadingClientTest, QueuedReplyFdsAreBoundedOthersServed)
     // Once the attacker is gone everything it cost is given back.
     EXPECT_EQ(wait_daemon_fd_count_at_most(baseline), baseline);
     expect_good_client_served("after the attack");
+}
+
+// limits.stalled_client_timeout_ms: a peer that stops in the middle of a
+// message, or stops reading its replies, loses its connection once that long
+// has passed (the daemon checks at least once a second), and no one else
+// waits for it meanwhile. 300 ms here, against the default 10 s, so the
+// bounded waits below (5 s) can only pass through the setting.
+class StalledClientTimeoutTest : public AbuseTest {
+protected:
+    static constexpr Millis kTimeout{300};
+
+    std::optional<std::string> settings_json() const override
+    {
+        return R"({"limits":{"stalled_client_timeout_ms":300}})";
+    }
+
+    // Waits, without reading, until the daemon has closed `conn` (the kernel
+    // reports the hang-up); false after `timeout`.
+    static bool wait_hangup_unread(const RawConnection& conn, Millis timeout)
+    {
+        const auto deadline = Clock::now() + timeout;
+        for (;;) {
+            pollfd p{conn.fd(), POLLRDHUP, 0};
+            int n = ::poll(&p, 1, test_support::remaining_ms(deadline));
+            if (n > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+                return true;
+            if (n < 0 && errno != EINTR)
+                return false;
+            if (Clock::now() >= deadline)
+                return false;
+        }
+    }
+};
+
+TEST_F(StalledClientTimeoutTest, HalfMessageIsClosedAfterTheTimeoutOthersServed)
+{
+    const std::string call = frame_of(kAcquire, {{"name", "drop_small"}});
+    auto staller = RawConnection::connect(socket_path());
+    ASSERT_TRUE(staller.valid());
+    // An idle connection with nothing unfinished is not a stalled one.
+    auto idle = RawConnection::connect(socket_path());
+    ASSERT_TRUE(idle.valid());
+
+    const auto sent = Clock::now();
+    ASSERT_TRUE(staller.send_bytes(std::string_view(call).substr(0, call.size() / 2)));
+    expect_good_client_served("while another client stalls mid-message");
+
+    // The daemon closes the staller without a reply: read returns 0 (or ECONNRESET).
+    auto reply = staller.read_message(5s);
+    const auto took = Clock::now() - sent;
+    EXPECT_FALSE(reply.has_value()) << "the stalled half message got a reply: " << reply->frame;
+    ASSERT_TRUE(staller.closed()) << "the connection stalled mid-message was still open after 5 s";
+    EXPECT_GE(took, kTimeout) << "the stalled connection was closed before the timeout";
+
+    // Everyone else is still served, on new connections and on the idle one.
+    expect_good_client_served("after a stalled connection was closed");
+    auto again = idle.call("org.varlink.service.GetInfo");
+    ASSERT_TRUE(again.has_value()) << "an idle connection was closed along with the stalled one";
+    EXPECT_EQ(error_name(*again), "") << again->frame;
+    auto fresh = RawConnection::connect(socket_path());
+    auto info = fresh.call("org.varlink.service.GetInfo");
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ(error_name(*info), "") << info->frame;
+}
+
+TEST_F(StalledClientTimeoutTest, ClientThatNeverReadsIsClosedAfterTheTimeoutOthersServed)
+{
+    expect_good_client_served("before the test");  // loads drop_small's shared instance
+    const auto baseline = settled_daemon_fd_count();
+    std::string batch;
+    for (int i = 0; i < 100; ++i)
+        batch += frame_of("org.varlink.service.GetInfo", nlohmann::json::object());
+
+    auto hog = RawConnection::connect(socket_path());
+    ASSERT_TRUE(hog.valid());
+    // Calls as fast as the socket takes them, never reading a reply, until a
+    // send would block. By then at least a socket buffer's worth of calls
+    // (thousands) waits for the daemon, and their replies are more than its
+    // side of the socket holds: the rest wait in its queue, which is then
+    // stuck, and the timeout runs. (Once the daemon has closed the
+    // connection, the send fails too.)
+    const auto started = Clock::now();
+    std::size_t sent = 0;
+    for (std::size_t offset = 0; Clock::now() - started < 10s;) {
+        ssize_t n = ::send(hog.fd(), batch.data() + offset, batch.size() - offset, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;  // EAGAIN; or EPIPE/ECONNRESET: closed already
+        sent += static_cast<std::size_t>(n);
+        offset = (offset + static_cast<std::size_t>(n)) % batch.size();
+    }
+    ASSERT_GT(sent, 0u);
+    expect_good_client_served("while another client leaves its replies unread");
+
+    ASSERT_TRUE(wait_hangup_unread(hog, 5s))
+        << "a client that never reads was still connected 5 s after its replies stopped flowing (" << sent
+        << " bytes of calls sent)";
+    const auto took = Clock::now() - started;
+    EXPECT_GE(took, kTimeout) << "the connection was closed before the timeout";
+    // What the kernel still holds is read, then EOF or ECONNRESET.
+    EXPECT_TRUE(hog.wait_closed(5s));
+
+    // The daemon let go of the connection and everything queued for it.
+    EXPECT_EQ(wait_daemon_fd_count_at_most(baseline), baseline);
+    expect_good_client_served("after the client that never read was closed");
 }
 
 }  // namespace

@@ -1,11 +1,20 @@
 // End-to-end test support: a real bpfbrokerd on a scratch root, children
 // that drop to uid 65534 to act as unprivileged clients, and raw socket
-// helpers for speaking (and abusing) the Varlink protocol by hand.
+// helpers for speaking (and abusing) the Varlink protocol by hand. The
+// pieces both end-to-end suites use (scratch root, daemon process, children
+// running as another uid, commands) are tests/support's.
 //
 // Everything here needs root (loading BPF, dropping privileges); the fixture
 // skips the test otherwise. Each test gets its own root and daemon, so tests
 // are independent and may run in parallel.
 #pragma once
+
+#include "support/build_paths.h"
+#include "support/command.h"
+#include "support/daemon_process.h"
+#include "support/io.h"
+#include "support/scratch_root.h"
+#include "support/unprivileged_child.h"
 
 #include <bpfbroker/client.h>
 #include <bpfbroker/unique_fd.h>
@@ -16,11 +25,9 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <functional>
 #include <map>
 #include <optional>
 #include <span>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,102 +35,34 @@
 namespace bpfbroker::e2e {
 
 using namespace std::chrono_literals;
-using Millis = std::chrono::milliseconds;
+using test_support::Millis;
 
-inline constexpr uid_t kNobodyUid = 65534;
-inline constexpr gid_t kNobodyGid = 65534;
+// ---- from tests/support ----------------------------------------------------------
 
-// ---- children ------------------------------------------------------------------
+using test_support::kNobodyGid;
+using test_support::kNobodyUid;
 
-// Thrown by require() inside a child: the child reports the message and exits 1.
-struct ChildFailure : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+using test_support::ChildBody;
+using test_support::ChildChannel;
+using test_support::ChildFailure;
+using test_support::ChildProcess;
+using test_support::ChildResult;
+using test_support::require;
+using test_support::run_as_nobody;
+using test_support::spawn_as;
 
-// Fails the running child with `what` unless `condition` holds.
-void require(bool condition, const std::string& what);
+using test_support::CommandResult;
+using test_support::run_command;
 
-// "EPERM (Operation not permitted)" style text for reports.
-std::string errno_text(int err);
+using test_support::errno_text;
 
-// How a child ended and what it reported.
-struct ChildResult {
-    bool exited = false;  // exited normally (not killed, not timed out)
-    int exit_code = -1;
-    int signal = 0;
-    bool timed_out = false;
-    std::string report;
-
-    [[nodiscard]] bool ok() const { return exited && exit_code == 0; }
-    [[nodiscard]] std::string describe() const;  // for assertion messages
-};
-
-// The child's end of a line-based conversation with the test.
-class ChildChannel {
-public:
-    ChildChannel(int to_parent, int from_parent) : to_parent_(to_parent), from_parent_(from_parent) {}
-    void tell_parent(const std::string& line);
-    // The next line from the parent; throws ChildFailure on timeout or EOF.
-    std::string wait_parent(Millis timeout = 20s);
-
-private:
-    int to_parent_;
-    int from_parent_;
-    std::string buffered_;
-};
-
-using ChildBody = std::function<std::string(ChildChannel&)>;
-
-// A forked child running as another uid. Destroying it kills and reaps the
-// child if it is still running, so no test leaves a process behind.
-class ChildProcess {
-public:
-    ChildProcess() = default;
-    ChildProcess(ChildProcess&& other) noexcept;
-    ChildProcess& operator=(ChildProcess&& other) noexcept;
-    ~ChildProcess();
-
-    [[nodiscard]] pid_t pid() const { return pid_; }
-    // The next line the child sent with tell_parent(); nullopt on timeout or EOF.
-    std::optional<std::string> wait_message(Millis timeout = 20s);
-    void tell_child(const std::string& line);
-    // Reads the child's report and reaps it; SIGKILL after `timeout`.
-    ChildResult wait(Millis timeout = 60s);
-
-private:
-    friend ChildProcess spawn_as(uid_t, gid_t, ChildBody);
-    void kill_and_reap();
-
-    pid_t pid_ = -1;
-    UniqueFd report_;      // child -> parent: the final report
-    UniqueFd messages_;    // child -> parent: tell_parent lines
-    UniqueFd to_child_;    // parent -> child: tell_child lines
-    std::string buffered_;
-};
-
-// Forks a child that drops to uid/gid (setgroups(0), setgid, setuid, and
-// checks that it cannot get root back), runs `body` and reports what it
-// returns; a ChildFailure or any exception becomes a report and exit code 1.
-ChildProcess spawn_as(uid_t uid, gid_t gid, ChildBody body);
-
-// spawn_as(65534, 65534, body) and wait.
-ChildResult run_as_nobody(const std::function<std::string()>& body, Millis timeout = 60s);
+using test_support::build_dir;
+using test_support::ctl_binary;
+using test_support::daemon_binary;
+using test_support::source_dir;
 
 // Number of open fds of this process (/proc/self/fd, minus the listing's own).
 std::size_t own_fd_count();
-
-// ---- commands ------------------------------------------------------------------
-
-struct CommandResult {
-    bool exited = false;
-    int exit_code = -1;
-    std::string out;
-    std::string err;
-    [[nodiscard]] bool ok() const { return exited && exit_code == 0; }
-};
-
-// fork/execv with stdout and stderr captured; SIGKILL after `timeout`.
-CommandResult run_command(const std::vector<std::string>& argv, Millis timeout = 60s);
 
 // ---- raw protocol ----------------------------------------------------------------
 
@@ -202,16 +141,16 @@ protected:
     // RLIMIT_NOFILE (soft and hard) for the daemon; nullopt: inherit the test's.
     [[nodiscard]] virtual std::optional<unsigned long> daemon_nofile_limit() const { return std::nullopt; }
 
-    [[nodiscard]] const std::string& root() const { return root_; }
+    [[nodiscard]] const std::string& root() const { return scratch_.root(); }
     [[nodiscard]] const std::string& socket_path() const { return socket_path_; }
     [[nodiscard]] const std::string& audit_log_path() const { return audit_log_; }
-    [[nodiscard]] pid_t daemon_pid() const { return daemon_pid_; }
+    [[nodiscard]] pid_t daemon_pid() const { return daemon_.pid(); }
     [[nodiscard]] std::string program_dir(const std::string& name) const;
 
     // Whether the daemon process is still alive (reaps it if it died).
-    bool daemon_alive();
-    void signal_daemon(int signo);
-    [[nodiscard]] std::string daemon_stderr() const;
+    bool daemon_alive() { return daemon_.running(); }
+    void signal_daemon(int signo) { daemon_.signal(signo); }
+    [[nodiscard]] std::string daemon_stderr() const { return daemon_.log(); }
 
     // A client connected as root (the test process); fails the test when it cannot.
     Result<Client> connect_client(Millis timeout = 10s) const;
@@ -228,24 +167,11 @@ protected:
     [[nodiscard]] std::vector<AuditFields> audit_records() const;
 
 private:
-    void start_daemon();
-    void stop_daemon();
-
-    std::string base_;  // scratch directory holding root, audit log, stderr
-    std::string root_;
+    test_support::ScratchRoot scratch_;  // root, audit log, daemon log
+    test_support::DaemonProcess daemon_;
     std::string socket_path_;
     std::string audit_log_;
-    std::string stderr_file_;
-    pid_t daemon_pid_ = -1;
-    int daemon_exit_status_ = -1;  // waitpid status once reaped
-    bool daemon_reaped_ = false;
     std::size_t own_fds_at_start_ = 0;
 };
-
-// Paths baked in by CMake.
-std::string daemon_binary();
-std::string ctl_binary();
-std::string build_dir();
-std::string source_dir();
 
 }  // namespace bpfbroker::e2e

@@ -1,0 +1,16 @@
+// Paths baked in by CMake; see build_paths.h.
+#include "build_paths.h"
+
+#if !defined(BPFBROKER_TEST_DAEMON) || !defined(BPFBROKER_TEST_CTL) || !defined(BPFBROKER_TEST_BUILD_DIR) || \
+    !defined(BPFBROKER_TEST_SOURCE_DIR)
+#error "tests/CMakeLists.txt must define BPFBROKER_TEST_DAEMON, _CTL, _BUILD_DIR and _SOURCE_DIR"
+#endif
+
+namespace bpfbroker::test_support {
+
+std::string daemon_binary() { return BPFBROKER_TEST_DAEMON; }
+std::string ctl_binary() { return BPFBROKER_TEST_CTL; }
+std::string build_dir() { return BPFBROKER_TEST_BUILD_DIR; }
+std::string source_dir() { return BPFBROKER_TEST_SOURCE_DIR; }
+
+}  // namespace bpfbroker::test_support
