@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -145,12 +146,7 @@ void VarlinkServer::close_connection(int fd)
     auto uid = it->second->peer.uid;
     if (--connections_per_uid_[uid] == 0)
         connections_per_uid_.erase(uid);
-    if (auto held = it->second->queued_fds; held > 0) {
-        queued_fds_total_ -= held;
-        if ((queued_fds_per_uid_[uid] -= held) == 0)
-            queued_fds_per_uid_.erase(uid);
-        queues_shrank_ = true;
-    }
+    release_queued_fds(*it->second, it->second->queued_fds);
     connections_.erase(it);
 }
 
@@ -228,8 +224,20 @@ void VarlinkServer::queue_response(Connection& c, nlohmann::json message, std::v
     c.out.push_back({std::move(*bytes), std::move(fds), 0});
 }
 
+void VarlinkServer::release_queued_fds(Connection& c, std::size_t count)
+{
+    if (count == 0)
+        return;
+    c.queued_fds -= count;
+    queued_fds_total_ -= count;
+    if ((queued_fds_per_uid_[c.peer.uid] -= count) == 0)
+        queued_fds_per_uid_.erase(c.peer.uid);
+    queues_shrank_ = true;
+}
+
 void VarlinkServer::flush(Connection& c)
 {
+    bool progressed = false;
     while (!c.out.empty()) {
         auto& o = c.out.front();
         std::vector<int> raw;
@@ -238,22 +246,24 @@ void VarlinkServer::flush(Connection& c)
         auto sent = send_with_fds(c.fd.get(), std::string_view(o.bytes).substr(o.offset), raw);
         if (!sent) {
             if (would_block(sent.error())) {
-                if (c.output_since == Clock::time_point{})
+                // Stalled means no progress for the timeout, not "never
+                // caught up": a reader that keeps reading keeps its connection.
+                if (progressed || c.output_since == Clock::time_point{})
                     c.output_since = Clock::now();
                 return;
             }
-            c.close_after_flush = true;  // the queued fds are released with the connection
-            return;
+            // The peer is gone: drop what it will never read.
+            for (auto& pending : c.out)
+                release_queued_fds(c, pending.fds.size());
+            c.out.clear();
+            c.queued_bytes = 0;
+            c.close_after_flush = true;
+            break;
         }
-        if (!o.fds.empty()) {
-            // They went with the first byte; our copies close now.
-            c.queued_fds -= o.fds.size();
-            queued_fds_total_ -= o.fds.size();
-            if ((queued_fds_per_uid_[c.peer.uid] -= o.fds.size()) == 0)
-                queued_fds_per_uid_.erase(c.peer.uid);
-            o.fds.clear();
-            queues_shrank_ = true;
-        }
+        progressed = true;
+        // The fds went with the first byte; our copies close now.
+        release_queued_fds(c, o.fds.size());
+        o.fds.clear();
         o.offset += *sent;
         c.queued_bytes -= *sent;
         if (o.offset == o.bytes.size())
@@ -368,7 +378,11 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
     }
     epoll_event events[64];
     for (;;) {
-        int n = ::epoll_wait(epoll_fd_.get(), events, 64, accept_paused_until_ == Clock::time_point{} ? 1000 : 50);
+        // Wake often enough to enforce the stalled-client timeout near its value.
+        int wait_ms = static_cast<int>(std::clamp<long long>(limits_.partial_message_timeout.count() / 4, 10, 1000));
+        if (accept_paused_until_ != Clock::time_point{})
+            wait_ms = std::min(wait_ms, 50);
+        int n = ::epoll_wait(epoll_fd_.get(), events, 64, wait_ms);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

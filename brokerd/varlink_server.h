@@ -70,6 +70,7 @@ private:
     // Whether `c` may have more replies queued (bytes and fd budgets).
     [[nodiscard]] bool may_queue(const Connection& c) const;
     void refresh_all_interest();
+    void release_queued_fds(Connection& c, std::size_t count);
     void pause_accepting();
     void resume_accepting_if_due();
 
