@@ -13,6 +13,7 @@
 
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <span>
 #include <vector>
 
 using namespace bpfbroker;
@@ -111,6 +113,7 @@ public:
         std::filesystem::remove_all(root_);
     }
     std::string socket() const { return root_ + "/run/bpfbroker/org.bpfbroker.Broker"; }
+    pid_t pid() const { return pid_; }
     std::string object_path() const { return std::string(BPFBROKER_BUILD_DIR) + "/programs/udp_stats/udp_stats.bpf.o"; }
 
 private:
@@ -129,26 +132,30 @@ private:
     pid_t pid_ = -1;
 };
 
-// The floor: one request, one reply carrying one fd, over a socketpair.
+// The floor: one request, one reply carrying one fd, over a socketpair to
+// another process (as the daemon is), with no parsing and no policy.
 Stats floor_round_trip(int iterations)
 {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         die("socketpair");
     UniqueFd client(sv[0]), server(sv[1]);
-    UniqueFd payload(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    std::thread responder([&] {
+    pid_t responder = ::fork();
+    if (responder == 0) {
+        client.reset();
+        UniqueFd payload(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        std::string reply = R"({"parameters":{"program":0}})";
+        reply.push_back('\0');
         char buf[256];
         for (;;) {
             auto r = recv_with_fds(server.get(), buf, 0);
             if (!r || r->bytes == 0)
-                return;
+                _exit(0);
             int fd = payload.get();
-            std::string reply = R"({"parameters":{"program":0}})";
-            reply.push_back('\0');
             (void)send_all_with_fds(server.get(), reply, std::span<const int>(&fd, 1));
         }
-    });
+    }
+    server.reset();
     std::string request = R"({"method":"org.bpfbroker.Broker.AcquireProgram","parameters":{"name":"drop_small"}})";
     request.push_back('\0');
     auto stats = measure(iterations, [&] {
@@ -158,8 +165,8 @@ Stats floor_round_trip(int iterations)
         if (!r || r->fds.size() != 1)
             die("floor reply lost its fd");
     });
-    ::shutdown(client.get(), SHUT_RDWR);
-    responder.join();
+    client.reset();
+    ::waitpid(responder, nullptr, 0);
     return stats;
 }
 
@@ -169,6 +176,21 @@ std::string read_file(const std::string& path)
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
+}
+
+// Latencies are measured with the benchmark, the daemon and the floor's
+// responder on one CPU: on a small VM, waking an idle vCPU costs tens of
+// microseconds and varies run to run, which would drown what we measure.
+// Throughput runs unpinned.
+void set_cpus(pid_t pid, bool only_first)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    long n = only_first ? 1 : ::sysconf(_SC_NPROCESSORS_ONLN);
+    for (long i = 0; i < n; ++i)
+        CPU_SET(static_cast<int>(i), &set);
+    if (::sched_setaffinity(pid, sizeof set, &set) != 0)
+        die("sched_setaffinity");
 }
 
 int silent_print(enum libbpf_print_level, const char*, va_list)
@@ -220,12 +242,18 @@ int main(int argc, char** argv)
     Daemon daemon;
     auto client = must(Client::connect_socket(daemon.socket()), "connect");
 
-    auto floor = floor_round_trip(iterations);
+    set_cpus(0, true);
+    set_cpus(daemon.pid(), true);
     auto warm = measure(iterations, [&] { must(client.acquire("drop_small"), "warm acquire"); });
+    auto floor = floor_round_trip(iterations);
     int cold_iterations = std::max(50, iterations / 10);
     auto cold = measure(cold_iterations, [&] { must(client.acquire("udp_stats"), "cold acquire"); });
     auto direct = direct_load(read_file(daemon.object_path()), cold_iterations);
 
+    set_cpus(0, false);
+    set_cpus(daemon.pid(), false);
+
+    std::printf("latencies with client and daemon on one CPU\n");
     std::printf("%-44s %12s %12s\n", "operation", "median us", "p99 us");
     auto row = [](const char* name, const Stats& s) { std::printf("%-44s %12.1f %12.1f\n", name, s.median_us, s.p99_us); };
     row("floor: SCM_RIGHTS round trip, one fd", floor);
