@@ -114,6 +114,33 @@ Result<policy::KeyRing> keys_for_verify(const VerifyArgs& a, const GlobalOptions
     return ring;
 }
 
+// The daemon stops at the first refusal; a packager wants every problem at
+// once. Past the first, look again at what verification skipped: the
+// manifest's own validity (even unsigned), the object's hash, the name.
+// Diagnostics only: nothing read here is ever loaded.
+std::vector<Error> further_reasons(int dirfd, const policy::CatalogEntry& entry, const policy::FileTrust& trust)
+{
+    std::vector<Error> out;
+    if (entry.valid() || entry.manifest || entry.manifest_bytes.empty())
+        return out;
+    auto manifest = policy::parse_manifest(entry.manifest_bytes);
+    if (!manifest) {
+        if (manifest.error().message != entry.error.message)
+            out.push_back(manifest.error());
+        return out;
+    }
+    if (manifest->name != entry.name)
+        out.push_back(make_error(ErrorCode::ManifestInvalid, "manifest names program \"" + manifest->name +
+                                                                 "\" but lives in directory \"" + entry.name + "\""));
+    auto object = policy::read_trusted_file(dirfd, manifest->object, policy::kMaxObjectBytes, trust);
+    if (!object)
+        out.push_back(object.error());
+    else if (auto hash = policy::sha256_hex(*object); hash != manifest->object_sha256)
+        out.push_back(make_error(ErrorCode::ObjectHashMismatch, manifest->object + " has SHA-256 " + hash +
+                                                                    " but the manifest pins " + manifest->object_sha256));
+    return out;
+}
+
 int run_verify(const VerifyArgs& a, const GlobalOptions& o)
 {
     policy::FileTrust trust{o.trust_own_files ? ::geteuid() : 0};
@@ -131,6 +158,12 @@ int run_verify(const VerifyArgs& a, const GlobalOptions& o)
         entry.name = name;
         entry.error = dirfd.error();
     }
+    std::vector<Error> reasons;
+    if (!entry.valid())
+        reasons.push_back(entry.error);
+    if (dirfd)
+        for (auto& e : further_reasons(dirfd->get(), entry, trust))
+            reasons.push_back(std::move(e));
     const policy::TrustedKey* signer = nullptr;
     for (const auto& k : ring->keys)
         if (k.key.key_id() == entry.signer_key_id)
@@ -145,8 +178,13 @@ int run_verify(const VerifyArgs& a, const GlobalOptions& o)
         if (entry.manifest)
             j["object"] = {{"file", entry.manifest->object}, {"sha256", entry.manifest->object_sha256}},
             j["version"] = entry.manifest->version;
-        if (!entry.valid())
+        if (!entry.valid()) {
             j["reason"] = error_to_json(entry.error);
+            nlohmann::json all = nlohmann::json::array();
+            for (const auto& r : reasons)
+                all.push_back(error_to_json(r));
+            j["reasons"] = all;
+        }
         print_json(j);
     } else if (entry.valid()) {
         std::cout << entry.name << ' ' << entry.manifest->version << ": ok\n"
@@ -154,8 +192,9 @@ int run_verify(const VerifyArgs& a, const GlobalOptions& o)
                   << "  object:   " << entry.manifest->object << " sha256 " << entry.manifest->object_sha256 << '\n'
                   << "  manifest: sha256 " << entry.manifest_sha256 << '\n';
     } else {
-        std::cout << entry.name << ": refused (" << policy::entry_state_name(entry.state) << ")\n  "
-                  << entry.error.describe() << '\n';
+        std::cout << entry.name << ": refused (" << policy::entry_state_name(entry.state) << ")\n";
+        for (const auto& r : reasons)
+            std::cout << "  " << r.describe() << '\n';
     }
     return entry.valid() ? kExitOk : kExitRefused;
 }

@@ -29,4 +29,15 @@ rc=$?
 set -e
 [[ $rc -eq 1 ]] || fail "verify with the wrong key exited $rc"
 expect_contains "$out" "UntrustedSigner" "verify with the wrong key"
-echo "ok: $count shipped programs verify; a foreign key is refused"
+# Every reason at once: wrong signer AND a tampered object are both named.
+cp -r "$PROGRAMS_DIR/udp_stats" "$SCRATCH/udp_stats"
+chmod -R go-w "$SCRATCH/udp_stats"
+printf 'X' >>"$SCRATCH/udp_stats/udp_stats.bpf.o"
+set +e
+out=$("${CTL[@]}" verify --key "$SCRATCH/other.pub.pem" "$SCRATCH/udp_stats")
+set -e
+expect_contains "$out" "UntrustedSigner" "verify of a tampered copy with the wrong key"
+expect_contains "$out" "ObjectHashMismatch" "verify of a tampered copy with the wrong key"
+json=$("${CTL[@]}" --json verify --key "$SCRATCH/other.pub.pem" "$SCRATCH/udp_stats" || true)
+[[ $(json_get "$json" 'len(d["reasons"])') == 2 ]] || fail "expected two reasons: $json"
+echo "ok: $count shipped programs verify; a foreign key is refused; every reason is listed"
