@@ -3,6 +3,8 @@
 // liveness check, unprivileged).
 #include "brokerd/instance_tracker.h"
 
+#include "shipped_program.h"
+
 #include "brokerd/program_loader.h"
 #include "policy/catalog.h"
 #include "policy/manifest.h"
@@ -24,33 +26,6 @@
 namespace bpfbroker::brokerd {
 namespace {
 
-namespace fs = std::filesystem;
-
-std::string read_file(const fs::path& path)
-{
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in)
-        return {};
-    std::string bytes(static_cast<std::size_t>(in.tellg()), '\0');
-    in.seekg(0);
-    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return in ? bytes : std::string();
-}
-
-std::optional<policy::CatalogEntry> shipped_entry(const std::string& name)
-{
-    const fs::path dir = fs::path(BPFBROKER_PROGRAMS_DIR) / name;
-    policy::CatalogEntry entry;
-    entry.name = name;
-    entry.manifest_bytes = read_file(dir / "manifest.json");
-    auto manifest = policy::parse_manifest(entry.manifest_bytes);
-    if (!manifest)
-        return std::nullopt;
-    entry.object_bytes = read_file(dir / manifest->object);
-    entry.manifest = std::move(*manifest);
-    entry.state = policy::EntryState::Valid;
-    return entry;
-}
 
 // The kernel frees a program after an RCU grace period once its last
 // reference is gone, so "gone" is polled for, with a bound.
@@ -70,13 +45,13 @@ TEST(instance_tracker, counts_a_program_while_any_fd_to_it_lives)
 {
     if (::geteuid() != 0)
         GTEST_SKIP() << "loading BPF programs needs root";
-    auto entry = shipped_entry("udp_stats");
-    ASSERT_TRUE(entry) << "build the bpfbroker_programs target";
-    ASSERT_EQ(entry->manifest->instance, policy::InstanceMode::PerClient);
+    policy::CatalogEntry entry;
+    ASSERT_TRUE(testing::shipped_entry("udp_stats", entry));
+    ASSERT_EQ(entry.manifest->instance, policy::InstanceMode::PerClient);
 
     auto instance = std::make_unique<LoadedInstance>();
     {
-        auto loaded = load_instance(*entry);
+        auto loaded = load_instance(entry);
         ASSERT_TRUE(loaded) << loaded.error().describe();
         *instance = std::move(*loaded);
     }

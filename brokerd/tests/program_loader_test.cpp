@@ -7,6 +7,8 @@
 // unprivileged.
 #include "brokerd/program_loader.h"
 
+#include "shipped_program.h"
+
 #include "brokerd/libbpf_handles.h"
 #include "policy/catalog.h"
 #include "policy/manifest.h"
@@ -33,43 +35,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using policy::CatalogEntry;
+using testing::read_file;
+using testing::shipped_entry;
 using policy::ClientAccess;
 using policy::ProgramType;
 
 const char* const kShippedPrograms[] = {"udp_stats", "drop_small", "src_allow", "reuseport_cpu"};
-
-std::string read_file(const fs::path& path)
-{
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in)
-        return {};
-    std::string bytes(static_cast<std::size_t>(in.tellg()), '\0');
-    in.seekg(0);
-    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return in ? bytes : std::string();
-}
-
-// A catalog entry for a program the build produced, read by hand (the
-// signature is the catalog's business, not the loader's).
-::testing::AssertionResult shipped_entry(const std::string& name, CatalogEntry& entry)
-{
-    const fs::path dir = fs::path(BPFBROKER_PROGRAMS_DIR) / name;
-    entry = CatalogEntry{};
-    entry.name = name;
-    entry.manifest_bytes = read_file(dir / "manifest.json");
-    if (entry.manifest_bytes.empty())
-        return ::testing::AssertionFailure() << "cannot read " << (dir / "manifest.json")
-                                             << " (build the bpfbroker_programs target)";
-    auto manifest = policy::parse_manifest(entry.manifest_bytes);
-    if (!manifest)
-        return ::testing::AssertionFailure() << "manifest of " << name << ": " << manifest.error().describe();
-    entry.object_bytes = read_file(dir / manifest->object);
-    if (entry.object_bytes.empty())
-        return ::testing::AssertionFailure() << "cannot read the object of " << name;
-    entry.manifest = std::move(*manifest);
-    entry.state = policy::EntryState::Valid;
-    return ::testing::AssertionSuccess();
-}
 
 bool is_cloexec(const UniqueFd& fd)
 {
