@@ -1,6 +1,7 @@
 // Catalog scan and verification; see catalog.h.
 #include "policy/catalog.h"
 
+#include "policy/layered_dir.h"
 #include "policy/paths.h"
 
 #include <algorithm>
@@ -8,68 +9,6 @@
 #include <map>
 
 namespace bpfbroker::policy {
-
-namespace {
-
-std::string join(std::string_view a, std::string_view b)
-{
-    return std::string(a) + "/" + std::string(b);
-}
-
-// Opens a policy subdirectory; absent is fine (nullopt), unsafe is a problem.
-Result<std::optional<UniqueFd>> open_optional_dir(int rootfd, const std::string& rel, const FileTrust& trust)
-{
-    auto fd = open_trusted_dir(rootfd, rel, trust);
-    if (fd)
-        return std::optional<UniqueFd>(std::move(*fd));
-    if (fd.error().code == ErrorCode::SystemError && fd.error().sys_errno == ENOENT)
-        return std::optional<UniqueFd>();
-    return fail(std::move(fd).error());
-}
-
-// Collects "name -> (origin, dir fd)" for a vendor and an admin directory,
-// the admin one masking the vendor one by name.
-struct LayeredDirs {
-    std::optional<UniqueFd> vendor;
-    std::optional<UniqueFd> admin;
-    std::map<std::string, Origin> names;  // winner per name; masked names absent
-    std::vector<std::string> masked_vendor_names;
-};
-
-LayeredDirs collect_layered(int rootfd, std::string_view subdir, std::size_t max_entries, const FileTrust& trust,
-                            std::vector<PolicyProblem>& problems)
-{
-    LayeredDirs out;
-    const std::pair<std::string_view, Origin> layers[] = {{paths::kVendorDir, Origin::Vendor},
-                                                           {paths::kAdminDir, Origin::Admin}};
-    for (const auto& [base, origin] : layers) {
-        auto rel = join(base, subdir);
-        auto dir = open_optional_dir(rootfd, rel, trust);
-        if (!dir) {
-            problems.push_back({rel, std::move(dir).error()});
-            continue;
-        }
-        if (!dir->has_value())
-            continue;
-        auto names = list_directory((*dir)->get(), max_entries);
-        if (!names) {
-            problems.push_back({rel, std::move(names).error()});
-            continue;
-        }
-        for (const auto& n : *names) {
-            if (origin == Origin::Admin && is_dev_null_mask((*dir)->get(), n)) {
-                if (out.names.erase(n) > 0)
-                    out.masked_vendor_names.push_back(n);
-                continue;
-            }
-            out.names[n] = origin;
-        }
-        (origin == Origin::Vendor ? out.vendor : out.admin) = std::move(**dir);
-    }
-    return out;
-}
-
-}  // namespace
 
 std::string_view origin_name(Origin o) noexcept
 {
@@ -98,8 +37,7 @@ const TrustedKey* KeyRing::find_signer(std::string_view data, std::string_view s
 Result<KeyRing> load_keyring(int rootfd, const FileTrust& trust)
 {
     KeyRing ring;
-    auto dirs = collect_layered(rootfd, paths::kKeysSubdir, kMaxKeys, trust, ring.problems);
-    auto base_of = [](Origin o) { return o == Origin::Vendor ? paths::kVendorDir : paths::kAdminDir; };
+    auto dirs = open_layered_dir(rootfd, paths::kKeysSubdir, kMaxKeys, trust, ring.problems);
     auto load_one = [&](int dirfd, const std::string& name, Origin origin) -> Result<TrustedKey> {
         auto pem = read_trusted_file(dirfd, name, kMaxKeyFileBytes, trust);
         if (!pem)
@@ -110,13 +48,12 @@ Result<KeyRing> load_keyring(int rootfd, const FileTrust& trust)
         return TrustedKey{name, origin, std::move(*key)};
     };
     for (const auto& [name, origin] : dirs.names) {
-        auto rel = join(join(base_of(origin), paths::kKeysSubdir), name);
+        auto rel = layer_path(origin, paths::kKeysSubdir) + "/" + name;
         if (name.size() < 5 || name.substr(name.size() - 4) != ".pem") {
             ring.problems.push_back({rel, make_error(ErrorCode::KeyInvalid, "not a .pem file, ignoring")});
             continue;
         }
-        const auto& dir = origin == Origin::Vendor ? dirs.vendor : dirs.admin;
-        auto key = load_one(dir->get(), name, origin);
+        auto key = load_one(dirs.dir_of(origin), name, origin);
         if (!key) {
             ring.problems.push_back({rel, std::move(key).error()});
             continue;
@@ -214,16 +151,15 @@ Result<Catalog> scan_catalog(const std::string& root, const FileTrust& trust)
         return fail(std::move(keys).error());
     catalog.keys = std::move(*keys);
 
-    auto dirs = collect_layered(rootfd->get(), paths::kProgramsSubdir, kMaxCatalogEntries, trust, catalog.problems);
+    auto dirs = open_layered_dir(rootfd->get(), paths::kProgramsSubdir, kMaxCatalogEntries, trust, catalog.problems);
     for (const auto& [name, origin] : dirs.names) {
-        const auto& parent = origin == Origin::Vendor ? dirs.vendor : dirs.admin;
         CatalogEntry entry;
         if (!is_valid_program_name(name)) {
             entry.name = name;
             entry.origin = origin;
             entry.error = make_error(ErrorCode::ManifestInvalid, "directory name is not a valid program name");
         } else {
-            auto progdir = open_trusted_dir(parent->get(), name, trust);
+            auto progdir = open_trusted_dir(dirs.dir_of(origin), name, trust);
             if (progdir) {
                 entry = verify_program_dir(progdir->get(), name, origin, catalog.keys, trust);
             } else {

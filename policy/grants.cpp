@@ -2,6 +2,7 @@
 #include "policy/grants.h"
 
 #include "policy/approvals_store.h"
+#include "policy/layered_dir.h"
 #include "policy/paths.h"
 #include "policy/strict_json.h"
 
@@ -151,38 +152,14 @@ GrantSet load_grants(int rootfd, const FileTrust& trust, bool include_vendor)
 {
     GrantSet set;
     // Layered like programs.d and keys.d: an /etc file masks the vendor file of that name.
-    std::map<std::string, std::string> winners;  // file name -> base dir
-    std::map<std::string, UniqueFd> dirs;
-    for (auto base : {paths::kVendorDir, paths::kAdminDir}) {
-        std::string rel = std::string(base) + "/" + std::string(paths::kAllowlistSubdir);
-        auto dir = open_trusted_dir(rootfd, rel, trust);
-        if (!dir) {
-            if (!(dir.error().code == ErrorCode::SystemError && dir.error().sys_errno == ENOENT))
-                set.problems.push_back({rel, std::move(dir).error()});
+    auto dirs = open_layered_dir(rootfd, paths::kAllowlistSubdir, kMaxAllowlistFiles, trust, set.problems);
+    for (const auto& [name, origin] : dirs.names) {
+        if (name.size() < 6 || name.substr(name.size() - 5) != ".json")
             continue;
-        }
-        auto names = list_directory(dir->get(), kMaxAllowlistFiles);
-        if (!names) {
-            set.problems.push_back({rel, std::move(names).error()});
+        if (origin == Origin::Vendor && !include_vendor)
             continue;
-        }
-        for (const auto& n : *names) {
-            if (base == paths::kAdminDir && is_dev_null_mask(dir->get(), n)) {
-                winners.erase(n);
-                continue;
-            }
-            if (n.size() < 6 || n.substr(n.size() - 5) != ".json")
-                continue;
-            winners[n] = rel;
-        }
-        dirs.emplace(rel, std::move(*dir));
-    }
-    const std::string vendor_rel = std::string(paths::kVendorDir) + "/" + std::string(paths::kAllowlistSubdir);
-    for (const auto& [name, rel] : winners) {
-        if (!include_vendor && rel == vendor_rel)
-            continue;
-        auto source = rel + "/" + name;
-        auto bytes = read_trusted_file(dirs.at(rel).get(), name, kMaxGrantFileBytes, trust);
+        auto source = layer_path(origin, paths::kAllowlistSubdir) + "/" + name;
+        auto bytes = read_trusted_file(dirs.dir_of(origin), name, kMaxGrantFileBytes, trust);
         if (!bytes) {
             set.problems.push_back({source, std::move(bytes).error()});
             continue;

@@ -233,3 +233,24 @@ TEST_F(CatalogTest, a_manifest_naming_another_program_is_refused)
     EXPECT_EQ(e.error.code, ErrorCode::ManifestInvalid);
     EXPECT_NE(e.error.message.find("lives in directory"), std::string::npos);
 }
+
+TEST_F(CatalogTest, an_unusable_admin_layer_drops_the_vendor_layer_instead_of_unmasking_it)
+{
+    // The administrator revoked the vendor key with a /dev/null mask...
+    ASSERT_EQ(::symlink("/dev/null", root_.at("etc/bpfbroker/keys.d/vendor.pem").c_str()), 0);
+    EXPECT_EQ(only_entry(scan()).state, EntryState::UntrustedSigner);
+    // ...then etc/bpfbroker/keys.d became unsafe. Its mask can no longer be
+    // trusted, but neither may the vendor key come back.
+    ASSERT_EQ(::chmod(root_.at("etc/bpfbroker/keys.d").c_str(), 0775), 0);
+    auto c = scan();
+    EXPECT_TRUE(c.keys.keys.empty());
+    EXPECT_EQ(only_entry(c).state, EntryState::UntrustedSigner);
+    ASSERT_FALSE(c.keys.problems.empty());
+    EXPECT_NE(c.keys.problems.back().error.message.find("ignored too"), std::string::npos);
+
+    // Same for programs.d: a masked vendor program stays gone.
+    ASSERT_EQ(::chmod(root_.at("etc/bpfbroker/keys.d").c_str(), 0755), 0);
+    ASSERT_EQ(::symlink("/dev/null", root_.at("etc/bpfbroker/programs.d/demo").c_str()), 0);
+    ASSERT_EQ(::chmod(root_.at("etc/bpfbroker/programs.d").c_str(), 0777), 0);
+    EXPECT_TRUE(scan().entries.empty());
+}

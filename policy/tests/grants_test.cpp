@@ -139,6 +139,16 @@ TEST_F(GrantsTest, etc_allowlist_masks_usr_lib_by_file_name)
     EXPECT_FALSE(alice_allowed());
 }
 
+TEST_F(GrantsTest, an_unusable_admin_allowlist_dir_drops_vendor_grants_too)
+{
+    root_.write("usr/lib/bpfbroker/allowlist.d/demo.json", grant_json(signer_match()));
+    ASSERT_EQ(::symlink("/dev/null", root_.at("etc/bpfbroker/allowlist.d/demo.json").c_str()), 0);
+    EXPECT_FALSE(alice_allowed());
+    ASSERT_EQ(::chmod(root_.at("etc/bpfbroker/allowlist.d").c_str(), 0777), 0);
+    EXPECT_FALSE(alice_allowed()) << "the masked vendor grant came back";
+    EXPECT_TRUE(grants().grants.empty());
+}
+
 TEST_F(GrantsTest, vendor_allowlists_can_be_switched_off)
 {
     root_.write("usr/lib/bpfbroker/allowlist.d/demo.json", grant_json(signer_match()));
