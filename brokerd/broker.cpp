@@ -221,7 +221,12 @@ Result<Handout> Broker::hand_out(const policy::Peer& peer, const Authorization& 
         // Counted and recorded under one lock: two concurrent requests that
         // both passed authorize() cannot both exceed the limit. The loser's
         // fresh instance closes with `inst`.
-        if (!instances_.record_within_limit(peer.uid, h.prog_id, auth.snapshot->settings.limits.max_instances_per_uid))
+        std::vector<std::uint32_t> handed_map_ids;
+        for (const auto& m : inst->maps)
+            if (m.access != policy::ClientAccess::None)
+                handed_map_ids.push_back(m.id);
+        if (!instances_.record_within_limit(peer.uid, h.prog_id, auth.snapshot->settings.limits.max_instances_per_uid,
+                                            std::move(handed_map_ids)))
             return deny_with(make_error(ErrorCode::LimitExceeded,
                                         "uid " + std::to_string(peer.uid) + " reached its limit of live per-client instances"));
         h.program = std::move(prog.fd);

@@ -21,16 +21,30 @@ bool kernel_has_program(std::uint32_t id)
     return errno != ENOENT;  // EPERM, EMFILE, ENOMEM...: unknown, keep counting it
 }
 
-InstanceTracker::InstanceTracker(std::size_t capacity, ProgramLiveness alive)
-    : capacity_(capacity), alive_(std::move(alive))
+bool kernel_has_map(std::uint32_t id)
+{
+    UniqueFd probe(bpf_map_get_fd_by_id(id));
+    if (probe)
+        return true;
+    return errno != ENOENT;
+}
+
+InstanceTracker::InstanceTracker(std::size_t capacity, ProgramLiveness alive, MapLiveness map_alive)
+    : capacity_(capacity), alive_(std::move(alive)), map_alive_(std::move(map_alive))
 {
 }
 
-void InstanceTracker::prune_locked(std::vector<std::uint32_t>& ids)
+bool InstanceTracker::alive(const Instance& instance) const
 {
-    const auto before = ids.size();
-    std::erase_if(ids, [this](std::uint32_t id) { return !alive_(id); });
-    total_ -= before - ids.size();
+    return alive_(instance.prog_id) ||
+           std::any_of(instance.map_ids.begin(), instance.map_ids.end(), [this](std::uint32_t m) { return map_alive_(m); });
+}
+
+void InstanceTracker::prune_locked(std::vector<Instance>& instances)
+{
+    const auto before = instances.size();
+    std::erase_if(instances, [this](const Instance& i) { return !alive(i); });
+    total_ -= before - instances.size();
 }
 
 void InstanceTracker::prune_all_locked()
@@ -44,40 +58,49 @@ void InstanceTracker::prune_all_locked()
     }
 }
 
-bool InstanceTracker::record_locked(uid_t uid, std::uint32_t prog_id)
+namespace {
+
+template <typename Instances>
+bool holds(const Instances& instances, std::uint32_t prog_id)
 {
-    if (auto it = by_uid_.find(uid); it != by_uid_.end() &&
-                                      std::find(it->second.begin(), it->second.end(), prog_id) != it->second.end())
+    return std::any_of(instances.begin(), instances.end(), [&](const auto& i) { return i.prog_id == prog_id; });
+}
+
+}  // namespace
+
+bool InstanceTracker::record_locked(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t>& map_ids)
+{
+    if (auto it = by_uid_.find(uid); it != by_uid_.end() && holds(it->second, prog_id))
         return true;
     if (total_ >= capacity_)
         prune_all_locked();
     if (total_ >= capacity_)
         return false;
-    by_uid_[uid].push_back(prog_id);
+    by_uid_[uid].push_back(Instance{prog_id, std::move(map_ids)});
     ++total_;
     return true;
 }
 
-bool InstanceTracker::record(uid_t uid, std::uint32_t prog_id)
+bool InstanceTracker::record(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t> map_ids)
 {
     std::lock_guard lock(mutex_);
-    return record_locked(uid, prog_id);
+    return record_locked(uid, prog_id, map_ids);
 }
 
-bool InstanceTracker::record_within_limit(uid_t uid, std::uint32_t prog_id, unsigned limit)
+bool InstanceTracker::record_within_limit(uid_t uid, std::uint32_t prog_id, unsigned limit,
+                                          std::vector<std::uint32_t> map_ids)
 {
     std::lock_guard lock(mutex_);
     if (auto it = by_uid_.find(uid); it != by_uid_.end()) {
         prune_locked(it->second);
-        const auto& ids = it->second;
-        if (std::find(ids.begin(), ids.end(), prog_id) != ids.end())
+        if (holds(it->second, prog_id))
             return true;
-        if (ids.size() >= limit)
+        if (it->second.size() >= limit)
             return false;
     } else if (limit == 0) {
         return false;
     }
-    return record_locked(uid, prog_id);
+    return record_locked(uid, prog_id, map_ids);
 }
 
 unsigned InstanceTracker::live_count(uid_t uid)

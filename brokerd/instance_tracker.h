@@ -32,11 +32,16 @@ inline constexpr std::size_t kMaxTrackedInstances = 65536;
 // (needs CAP_SYS_ADMIN, i.e. the daemon's root); tests may substitute.
 using ProgramLiveness = std::function<bool(std::uint32_t id)>;
 bool kernel_has_program(std::uint32_t id);
+// The same question about a map id. A client that keeps only the map fds it
+// was given keeps the instance's maps (and their memory, charged to the
+// daemon) alive: such an instance still counts.
+using MapLiveness = std::function<bool(std::uint32_t id)>;
+bool kernel_has_map(std::uint32_t id);
 
 class InstanceTracker {
 public:
     explicit InstanceTracker(std::size_t capacity = kMaxTrackedInstances,
-                             ProgramLiveness alive = kernel_has_program);
+                             ProgramLiveness alive = kernel_has_program, MapLiveness map_alive = kernel_has_map);
 
     InstanceTracker(const InstanceTracker&) = delete;
     InstanceTracker& operator=(const InstanceTracker&) = delete;
@@ -47,14 +52,17 @@ public:
     // recorded and false is returned: the caller must then refuse the
     // request (and close the instance), since an unrecorded instance would
     // escape the uid's limit.
-    [[nodiscard]] bool record(uid_t uid, std::uint32_t prog_id);
+    // `map_ids` are the maps handed out with the program: the instance is
+    // live while the program or any of them exists.
+    [[nodiscard]] bool record(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t> map_ids = {});
 
     // record(), refused (false) as well when `uid` already has `limit` live
     // instances. Counting and recording happen under one lock, so two
     // concurrent requests of one uid that both passed an earlier
     // live_count() check cannot both be recorded past the limit: the loser
     // drops its freshly loaded instance.
-    [[nodiscard]] bool record_within_limit(uid_t uid, std::uint32_t prog_id, unsigned limit);
+    [[nodiscard]] bool record_within_limit(uid_t uid, std::uint32_t prog_id, unsigned limit,
+                                           std::vector<std::uint32_t> map_ids = {});
 
     // The number of `uid`'s recorded programs that the kernel still has,
     // after forgetting those it no longer has.
@@ -64,16 +72,22 @@ public:
     [[nodiscard]] std::size_t size() const;
 
 private:
-    bool record_locked(uid_t uid, std::uint32_t prog_id);
+    bool record_locked(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t>& map_ids);
     // Drops the ids of `ids` the kernel no longer has; caller holds mutex_.
-    void prune_locked(std::vector<std::uint32_t>& ids);
+    struct Instance {
+        std::uint32_t prog_id;
+        std::vector<std::uint32_t> map_ids;
+    };
+    [[nodiscard]] bool alive(const Instance& instance) const;
+    void prune_locked(std::vector<Instance>& instances);
     void prune_all_locked();
 
     mutable std::mutex mutex_;
-    std::unordered_map<uid_t, std::vector<std::uint32_t>> by_uid_;
+    std::unordered_map<uid_t, std::vector<Instance>> by_uid_;
     std::size_t total_ = 0;
     const std::size_t capacity_;
     const ProgramLiveness alive_;
+    const MapLiveness map_alive_;
 };
 
 }  // namespace bpfbroker::brokerd

@@ -145,3 +145,20 @@ TEST(instance_tracker, is_safe_to_use_from_several_threads)
 
 }  // namespace
 }  // namespace bpfbroker::brokerd
+
+TEST(instance_tracker, an_instance_lives_while_any_map_handed_out_with_it_lives)
+{
+    std::set<std::uint32_t> live_programs{1}, live_maps{10, 11};
+    bpfbroker::brokerd::InstanceTracker tracker(
+        100, [&](std::uint32_t id) { return live_programs.count(id) > 0; },
+        [&](std::uint32_t id) { return live_maps.count(id) > 0; });
+    ASSERT_TRUE(tracker.record_within_limit(5, 1, 1, {10, 11}));
+    live_programs.clear();  // the client closed the program fd but kept the maps
+    EXPECT_EQ(tracker.live_count(5), 1u);
+    EXPECT_FALSE(tracker.record_within_limit(5, 2, 1, {12})) << "kept map fds still count against the limit";
+    live_maps.erase(10);
+    EXPECT_EQ(tracker.live_count(5), 1u);
+    live_maps.clear();
+    EXPECT_EQ(tracker.live_count(5), 0u);
+    EXPECT_TRUE(tracker.record_within_limit(5, 2, 1, {12}));
+}

@@ -78,5 +78,39 @@ TEST_F(InstanceCapTest, FourthPerClientInstanceRefusedUntilOthersClosed)
     EXPECT_GE(limit_denials, 2u) << "LimitExceeded refusals were not audited";
 }
 
+// Found in review: a client that closes the program fd but keeps the map
+// fds keeps the maps (and their memory, charged to the daemon) alive; such
+// an instance must still count against the limit.
+TEST_F(InstanceCapTest, KeptMapFdsStillCountAgainstTheLimit)
+{
+    ASSERT_TRUE(approve("src_allow", for_users({"nobody"})));
+    const std::string sock_path = socket_path();
+    auto result = run_as_nobody([&]() -> std::string {
+        auto client = Client::connect_socket(sock_path, 10s);
+        require(bool(client), "connect");
+        std::vector<std::map<std::string, UniqueFd>> kept_maps;
+        for (int i = 0; i < 3; ++i) {
+            auto p = client->acquire("src_allow");
+            require(bool(p), "acquire " + std::to_string(i + 1) + ": " + (p ? "" : p.error().describe()));
+            kept_maps.push_back(p->release_maps());  // the program fd closes with p
+        }
+        std::this_thread::sleep_for(200ms);  // let the programs go (RCU)
+        auto fourth = client->acquire("src_allow");
+        require(!fourth, "a 4th instance was handed out while 3 instances' maps were still held");
+        require(fourth.error().code == ErrorCode::LimitExceeded, "4th: " + fourth.error().describe());
+        kept_maps.clear();
+        auto deadline = std::chrono::steady_clock::now() + 5s;
+        for (;;) {
+            auto again = client->acquire("src_allow");
+            if (again)
+                break;
+            require(std::chrono::steady_clock::now() < deadline, "still refused 5 s after the maps closed");
+            std::this_thread::sleep_for(50ms);
+        }
+        return "ok";
+    });
+    ASSERT_TRUE(result.ok()) << result.describe();
+}
+
 }  // namespace
 }  // namespace bpfbroker::e2e
