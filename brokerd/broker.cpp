@@ -128,8 +128,20 @@ Authorization Broker::authorize(const policy::Peer& peer, const std::string& nam
 {
     Authorization auth;
     auth.snapshot = snapshot();
+    if (!policy::is_valid_program_name(name)) {
+        // Checked before anything else: a name from D-Bus can be megabytes.
+        auth.decision = policy::Decision::deny(ErrorCode::InvalidParameter, "not a valid program name");
+        audit("acquire", transport, name.substr(0, 64), peer, false, "InvalidParameter", auth.decision.reason);
+        return auth;
+    }
     auth.entry = auth.snapshot->catalog.find(name);
-    if (!auth.entry) {
+    if (!rate_.allow(peer.uid, auth.snapshot->settings.max_requests_per_second)) {
+        auth.entry = nullptr;
+        auth.decision = policy::Decision::deny(
+            ErrorCode::LimitExceeded, "uid " + std::to_string(peer.uid) + " asked for more than " +
+                                          std::to_string(auth.snapshot->settings.max_requests_per_second) +
+                                          " programs per second");
+    } else if (!auth.entry) {
         auth.decision = policy::Decision::deny(ErrorCode::ProgramNotFound, "no program named \"" + name + "\" in the catalog");
     } else {
         // Counting asks the kernel about each tracked id: only per-client
@@ -310,8 +322,8 @@ Result<policy::Grant> Broker::approve(const policy::Peer& peer, const ApproveReq
     if (auto r = reload(); !r)
         return fail_audited(std::move(r).error());
     audit("approve", transport, request.program, peer, true, "", "approved manifest " + g.match_value);
-    if (events_)
-        events_->program_approved(g.program, g.match_value);
+    if (auto* events = events_.load())
+        events->program_approved(g.program, g.match_value);
     return g;
 }
 
@@ -337,8 +349,8 @@ Result<std::size_t> Broker::revoke(const policy::Peer& peer, const std::string& 
     if (auto r = reload(); !r)
         return fail_audited(std::move(r).error());
     audit("revoke", transport, program, peer, true, "", "removed " + std::to_string(removed) + " approvals");
-    if (events_)
-        events_->program_revoked(program);
+    if (auto* events = events_.load())
+        events->program_revoked(program);
     return removed;
 }
 
@@ -348,8 +360,8 @@ Result<void> Broker::reload_as(const policy::Peer& peer, const std::string& tran
     auto r = reload();
     audit("reload", transport, "", peer, bool(r), r ? "" : std::string(error_code_name(r.error().code)),
           r ? "catalog reloaded" : r.error().message);
-    if (r && events_)
-        events_->catalog_reloaded(snapshot()->catalog.entries.size());
+    if (auto* events = events_.load(); r && events)
+        events->catalog_reloaded(snapshot()->catalog.entries.size());
     return r;
 }
 

@@ -8,6 +8,7 @@
 // so a request sees one consistent policy from decision to hand-out.
 #pragma once
 
+#include "brokerd/acquire_rate_limiter.h"
 #include "brokerd/audit_log.h"
 #include "brokerd/broker_events.h"
 #include "brokerd/feature_probe.h"
@@ -21,6 +22,7 @@
 #include <bpfbroker/result.h>
 #include <bpfbroker/unique_fd.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -129,8 +131,9 @@ private:
     FeatureReport features_;
     std::set<std::string, std::less<>> available_features_;
     AuditLog& audit_;
-    BrokerEvents* events_ = nullptr;
+    std::atomic<BrokerEvents*> events_{nullptr};  // set by the main thread, read by either
     InstanceTracker instances_;
+    AcquireRateLimiter rate_;
 
     mutable std::mutex snapshot_mutex_;
     std::shared_ptr<const PolicySnapshot> snapshot_;

@@ -4,6 +4,8 @@
 #include "brokerd/peer_identity.h"
 #include "brokerd/varlink_methods.h"
 
+#include <bpfbroker/error_names.h>
+
 #include "fd_passing.h"
 #include "varlink_framing.h"
 
@@ -309,6 +311,10 @@ void VarlinkServer::process_frames(Connection& c)
                            {});
             continue;
         }
+        // A oneway acquire would load a program whose fds nobody receives,
+        // escaping the reply backpressure: it is dropped without acting.
+        if (call->oneway && call->method == std::string(kVarlinkInterface) + ".AcquireProgram")
+            continue;
         auto resp = handle_varlink_call(broker_, c.peer, call->method, call->parameters);
         if (!call->oneway)
             queue_response(c, std::move(resp.message), std::move(resp.fds));

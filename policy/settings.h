@@ -23,7 +23,9 @@ struct Settings {
     Limits limits;
     unsigned max_connections_per_uid = 32;
     std::size_t max_message_bytes = 64 * 1024;
-    unsigned max_requests_per_second = 200;  // per connection, sustained
+    // Per socket connection for every call, and per uid for acquires over
+    // both transports (each may load a program). Sustained; bursts to the same.
+    unsigned max_requests_per_second = 200;
     unsigned stalled_client_timeout_ms = 10000;  // unfinished message or unread replies
 };
 

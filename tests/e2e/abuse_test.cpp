@@ -273,6 +273,10 @@ TEST_F(AbuseTest, MoreAndUpgradeAreRefusedWithoutSideEffects)
     ASSERT_TRUE(after.has_value());
     EXPECT_EQ(error_name(*after), "") << "the reply after a oneway call: " << after->frame;
     EXPECT_EQ(conn.fds_received(), 0u) << "a oneway acquire still sent fds";
+    // ...and no program was loaded for it: the audit log has no acquire.
+    for (const auto& r : audit_records())
+        EXPECT_FALSE(r.at("action") == "acquire" && r.count("program") && r.at("program") == "drop_small")
+            << "a oneway AcquireProgram was acted on";
 }
 
 TEST_F(AbuseTest, RequestFloodIsRateLimitedOthersServed)

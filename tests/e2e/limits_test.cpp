@@ -112,5 +112,43 @@ TEST_F(InstanceCapTest, KeptMapFdsStillCountAgainstTheLimit)
     ASSERT_TRUE(result.ok()) << result.describe();
 }
 
+// Found in review: the request rate was bounded per connection only, so a uid
+// with many connections (or D-Bus) could make the daemon load programs at
+// will. Acquires are now also bounded per uid across connections.
+class AcquireRateTest : public DaemonFixture {
+protected:
+    std::optional<std::string> settings_json() const override
+    {
+        return R"({"limits":{"max_requests_per_second":20}})";
+    }
+};
+
+TEST_F(AcquireRateTest, AcquiresAreBoundedPerUidAcrossConnections)
+{
+    ASSERT_TRUE(approve("drop_small", for_anyone()));
+    const std::string sock_path = socket_path();
+    auto result = run_as_nobody([&]() -> std::string {
+        int ok = 0, limited = 0;
+        for (int c = 0; c < 4; ++c) {
+            auto client = Client::connect_socket(sock_path, 10s);
+            require(bool(client), "connect");
+            for (int i = 0; i < 15; ++i) {
+                auto p = client->acquire("drop_small");
+                if (p)
+                    ++ok;
+                else if (p.error().code == ErrorCode::LimitExceeded &&
+                         p.error().message.find("per second") != std::string::npos)
+                    ++limited;
+                else
+                    require(false, "unexpected: " + p.error().describe());
+            }
+        }
+        require(limited > 0, "60 acquires over 4 connections were not limited at 20/s per uid");
+        require(ok >= 20 && ok < 50, "allowed " + std::to_string(ok) + " of 60");
+        return "ok";
+    });
+    ASSERT_TRUE(result.ok()) << result.describe();
+}
+
 }  // namespace
 }  // namespace bpfbroker::e2e
