@@ -48,6 +48,7 @@ struct VarlinkServer::Connection {
     Clock::time_point tokens_at = Clock::now();
     Clock::time_point partial_since{};  // when the unfinished message began
     Clock::time_point output_since{};   // when replies began waiting for the peer to read
+    Clock::time_point last_active = Clock::now();  // last bytes from the peer
     bool close_after_flush = false;
     std::uint32_t interest = 0;
 
@@ -62,6 +63,7 @@ ServerLimits limits_from_settings(const policy::Settings& s)
     ServerLimits l;
     l.max_message_bytes = s.max_message_bytes;
     l.max_connections_per_uid = s.max_connections_per_uid;
+    l.max_connections_total = s.max_connections_total;
     l.requests_per_second = s.max_requests_per_second;
     l.partial_message_timeout = std::chrono::milliseconds(s.stalled_client_timeout_ms);
     return l;
@@ -115,6 +117,8 @@ void VarlinkServer::accept_all()
         auto peer = peer_from_socket(fd.get());
         if (!peer)
             continue;
+        if (connections_.size() >= limits_.max_connections_total)
+            evict_idle_connection();
         if (connections_.size() >= limits_.max_connections_total ||
             connections_per_uid_[peer->uid] >= limits_.max_connections_per_uid) {
             // Say why before closing, without waiting for the peer.
@@ -137,6 +141,25 @@ void VarlinkServer::accept_all()
         connections_per_uid_[conn->peer.uid]++;
         connections_.emplace(raw, std::move(conn));
     }
+}
+
+// At the total cap, the connection that has been idle longest (nothing
+// buffered, nothing queued) makes room: held-open idle connections from many
+// uids cannot lock everyone else out. A client must expect an idle
+// connection to be closed and reconnect.
+void VarlinkServer::evict_idle_connection()
+{
+    int victim = -1;
+    Clock::time_point oldest = Clock::time_point::max();
+    for (const auto& [fd, c] : connections_) {
+        bool idle = c->out.empty() && c->reader.buffered_bytes() == 0 && !c->close_after_flush;
+        if (idle && c->last_active < oldest) {
+            oldest = c->last_active;
+            victim = fd;
+        }
+    }
+    if (victim >= 0)
+        close_connection(victim);
 }
 
 void VarlinkServer::close_connection(int fd)
@@ -341,6 +364,7 @@ void VarlinkServer::on_readable(Connection& c)
             c.close_after_flush = true;  // EOF: answer what was complete, then close
             break;
         }
+        c.last_active = Clock::now();
         auto fed = c.reader.feed(std::string_view(buf, r->bytes));
         if (!fed) {
             queue_response(c, varlink::make_error_reply(fed.error().code, fed.error().message), {});
@@ -424,6 +448,12 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
                 continue;
             }
             update_interest(c);
+        }
+        // Limits follow the settings of the current policy (SIGHUP, Reload).
+        if (auto snap = broker_.snapshot(); snap != limits_source_) {
+            limits_ = limits_from_settings(snap->settings);
+            limits_source_ = std::move(snap);
+            queues_shrank_ = true;  // budgets may have grown
         }
         sweep_timeouts();
         refresh_all_interest();

@@ -66,6 +66,7 @@ private:
     void flush(Connection& c);
     void update_interest(Connection& c);
     void close_connection(int fd);
+    void evict_idle_connection();
     void sweep_timeouts();
     // Whether `c` may have more replies queued (bytes and fd budgets).
     [[nodiscard]] bool may_queue(const Connection& c) const;
@@ -78,6 +79,7 @@ private:
     UniqueFd listen_fd_;
     UniqueFd epoll_fd_;
     ServerLimits limits_;
+    std::shared_ptr<const PolicySnapshot> limits_source_;  // the snapshot limits_ came from
     std::map<int, std::unique_ptr<Connection>> connections_;
     std::map<uid_t, unsigned> connections_per_uid_;
     std::map<uid_t, std::size_t> queued_fds_per_uid_;

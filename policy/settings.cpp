@@ -24,6 +24,8 @@ Result<Settings> parse_settings(std::string_view bytes)
                 s.limits.max_instances_per_uid = static_cast<unsigned>(l.required_int("max_instances_per_uid", 0, 4096));
             if (l.has("max_connections_per_uid"))
                 s.max_connections_per_uid = static_cast<unsigned>(l.required_int("max_connections_per_uid", 1, 4096));
+            if (l.has("max_connections_total"))
+                s.max_connections_total = static_cast<unsigned>(l.required_int("max_connections_total", 1, 65536));
             if (l.has("max_message_bytes"))
                 s.max_message_bytes = static_cast<std::size_t>(l.required_int("max_message_bytes", 1024, 16 << 20));
             if (l.has("max_requests_per_second"))

@@ -1,7 +1,7 @@
 // Daemon settings, etc/bpfbroker/bpfbroker.json (admin-owned, optional).
 // Unknown fields are errors, like every policy file:
 //   { "vendor_allowlists": true, "polkit": true,
-//     "limits": { "max_instances_per_uid": 16, "max_connections_per_uid": 32,
+//     "limits": { "max_instances_per_uid": 16, "max_connections_per_uid": 32, "max_connections_total": 1024,
 //                 "max_message_bytes": 65536, "max_requests_per_second": 200,
 //                 "stalled_client_timeout_ms": 10000 } }
 #pragma once
@@ -22,6 +22,7 @@ struct Settings {
     bool polkit = true;              // ask polkit where a grant or admin call needs it
     Limits limits;
     unsigned max_connections_per_uid = 32;
+    unsigned max_connections_total = 1024;
     std::size_t max_message_bytes = 64 * 1024;
     // Per socket connection for every call, and per uid for acquires over
     // both transports (each may load a program). Sustained; bursts to the same.

@@ -150,5 +150,63 @@ TEST_F(AcquireRateTest, AcquiresAreBoundedPerUidAcrossConnections)
     ASSERT_TRUE(result.ok()) << result.describe();
 }
 
+// Found in review: idle connections never expired, so enough uids holding
+// connections open could fill the total and lock everyone out. At the cap
+// the longest-idle connection now makes room.
+class ConnectionCapTest : public DaemonFixture {
+protected:
+    std::optional<std::string> settings_json() const override
+    {
+        return R"({"limits":{"max_connections_total":4}})";
+    }
+};
+
+TEST_F(ConnectionCapTest, LongestIdleConnectionMakesRoomAtTheTotalCap)
+{
+    std::vector<RawConnection> idle;
+    for (int i = 0; i < 4; ++i) {
+        idle.push_back(RawConnection::connect(socket_path()));
+        ASSERT_TRUE(idle.back().valid());
+        std::this_thread::sleep_for(20ms);  // distinct idle ages
+    }
+    ASSERT_TRUE(idle[3].call("org.bpfbroker.Broker.GetFeatures").has_value()) << "the 4th connection is served";
+    auto client = connect_client();
+    ASSERT_TRUE(client);
+    auto list = client->list_programs();
+    ASSERT_TRUE(list) << "a new client at the total cap was not served: " << list.error().describe();
+    EXPECT_TRUE(idle[0].wait_closed(5s)) << "the longest-idle connection was not the one closed";
+    auto still = idle[3].call("org.bpfbroker.Broker.GetFeatures");
+    EXPECT_TRUE(still.has_value() && error_name(*still).empty()) << "the recently active connection was closed";
+}
+
+// Found in review: limits were read only at start-up; a reload must apply them.
+TEST_F(DaemonFixture, ReloadAppliesNewConnectionLimits)
+{
+    auto conn = RawConnection::connect(socket_path());
+    ASSERT_TRUE(conn.valid());
+    auto burst = [&] {
+        std::string calls;
+        for (int i = 0; i < 30; ++i)
+            calls += nlohmann::json{{"method", "org.varlink.service.GetInfo"}}.dump() + '\0';
+        EXPECT_TRUE(conn.send_bytes(calls));
+        int limited = 0;
+        for (int i = 0; i < 30; ++i) {
+            auto reply = conn.read_message();
+            if (!reply)
+                break;
+            limited += error_name(*reply) == "org.bpfbroker.Broker.LimitExceeded";
+        }
+        return limited;
+    };
+    EXPECT_EQ(burst(), 0) << "30 calls are within the default 200/s";
+    ASSERT_TRUE(test_support::write_text_file(root() + "/etc/bpfbroker/bpfbroker.json",
+                                              R"({"limits":{"max_requests_per_second":5}})", 0644));
+    auto client = connect_client();
+    ASSERT_TRUE(client);
+    ASSERT_TRUE(client->reload()) << "Reload";
+    std::this_thread::sleep_for(100ms);  // the loop applies new limits at the end of the turn that reloaded
+    EXPECT_GT(burst(), 0) << "max_requests_per_second 5 did not apply after the reload";
+}
+
 }  // namespace
 }  // namespace bpfbroker::e2e
