@@ -73,7 +73,7 @@ private:
             refuse("only root may administer bpfbroker: polkit is not in use");
             return;
         }
-        polkit_->check(c.bus_name, kPolkitActionManage, [action, refuse](bool allowed, std::string why) {
+        polkit_->check(c.peer.uid, c.bus_name, kPolkitActionManage, [action, refuse](bool allowed, std::string why) {
             if (allowed)
                 action();
             else
@@ -95,7 +95,7 @@ private:
             reply_with_handout(*shared, broker_.hand_out(c.peer, auth, kTransport, false));
             return;
         }
-        polkit_->check(c.bus_name, kPolkitActionAcquire, [this, shared, c, name](bool allowed, std::string why) {
+        polkit_->check(c.peer.uid, c.bus_name, kPolkitActionAcquire, [this, shared, c, name](bool allowed, std::string why) {
             if (!allowed) {
                 auto reason = "the grant for \"" + name + "\" requires polkit authorization: " + why;
                 broker_.audit("acquire", kTransport, name, c.peer, false, "PermissionDenied", reason);

@@ -24,8 +24,19 @@ PolkitAuthority::PolkitAuthority(sdbus::IConnection& connection)
     proxy_->finishRegistration();
 }
 
-void PolkitAuthority::check(const std::string& bus_name, const std::string& action, Callback done)
+void PolkitAuthority::check(uid_t uid, const std::string& bus_name, const std::string& action, Callback callback)
 {
+    if (pending_[uid] >= kMaxPendingPerUid) {
+        callback(false, "uid " + std::to_string(uid) + " already has " + std::to_string(kMaxPendingPerUid) +
+                            " polkit checks pending; try again when they are answered");
+        return;
+    }
+    ++pending_[uid];
+    auto done = [this, uid, callback = std::move(callback)](bool allowed, std::string why) {
+        if (--pending_[uid] == 0)
+            pending_.erase(uid);
+        callback(allowed, std::move(why));
+    };
     using Subject = sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>>;
     Subject subject{"system-bus-name", std::map<std::string, sdbus::Variant>{{"name", sdbus::Variant(bus_name)}}};
     std::map<std::string, std::string> details;

@@ -7,7 +7,10 @@
 
 #include <sdbus-c++/sdbus-c++.h>
 
+#include <sys/types.h>
+
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -20,12 +23,18 @@ class PolkitAuthority {
 public:
     explicit PolkitAuthority(sdbus::IConnection& connection);
 
+    // At most this many checks of one uid wait for polkit at a time: an
+    // agent that never answers must not pile up pending calls on the bus.
+    static constexpr unsigned kMaxPendingPerUid = 4;
+
     // `done(allowed, why)`: why explains a refusal or an unavailable polkit.
+    // Called on the bus thread, like check() itself.
     using Callback = std::function<void(bool allowed, std::string why)>;
-    void check(const std::string& bus_name, const std::string& action, Callback done);
+    void check(uid_t uid, const std::string& bus_name, const std::string& action, Callback done);
 
 private:
     std::unique_ptr<sdbus::IProxy> proxy_;
+    std::map<uid_t, unsigned> pending_;
 };
 
 }  // namespace bpfbroker::brokerd

@@ -314,6 +314,28 @@ TEST_F(DbusPolkitStandIn, unanswered_check_does_not_hold_up_other_callers)
     waiting_admin.kill();
 }
 
+// Found in review: a user whose agent never answers could pile up pending
+// polkit calls without bound. Past kMaxPendingPerUid (4) checks of one uid,
+// the next call is refused at once, without asking polkit.
+TEST_F(DbusPolkitStandIn, pending_checks_per_uid_are_bounded)
+{
+    std::vector<Child> held;
+    for (int i = 0; i < 4; ++i) {
+        held.push_back(spawn_approver(kThirdUid, kThirdGid, "drop_small"));
+        ASSERT_TRUE(held.back().wait_message().has_value());
+        ASSERT_EQ(next_check()["answer"], "hold") << "check " << i + 1;
+    }
+    auto fifth = spawn_approver(kThirdUid, kThirdGid, "drop_small");
+    (void)fifth.wait_message();
+    auto refused = fifth.wait(20s);
+    EXPECT_TRUE(refused.ok()) << refused.describe();
+    EXPECT_EQ(refused.report.rfind("ERROR " + kPermissionDenied, 0), 0u) << refused.report;
+    EXPECT_NE(refused.report.find("polkit checks pending"), std::string::npos) << refused.report;
+    for (auto& h : held)
+        h.kill();
+    EXPECT_TRUE(daemon_running());
+}
+
 // The grant is decided again once polkit answers: a revocation made while
 // the polkit check was pending (an interactive check may take minutes) must
 // not be overridden by polkit's later "yes".
