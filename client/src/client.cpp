@@ -85,6 +85,9 @@ Result<Program> Client::acquire(std::string_view name)
         for (auto it = access->begin(); it != access->end(); ++it)
             if (it->is_string())
                 info.map_access[it.key()] = it->get<std::string>();
+    // Attaching the wrong program would be silent; refuse a reply for another name.
+    if (info.name != name)
+        return bad_reply("asked for \"" + std::string(name) + "\" but the reply is for \"" + info.name + "\"");
     // Unreferenced fds (none are expected) close with `reply` here.
     return Program(std::move(info), std::move(*program), std::move(maps));
 }

@@ -47,6 +47,24 @@ Result<std::unique_ptr<SocketTransport>> SocketTransport::connect(const std::str
 
 Result<Transport::Reply> SocketTransport::call(std::string_view member, const std::string& parameters_json)
 {
+    // After a call failed part-way (a timeout, a broken frame), a late reply
+    // may still arrive; reading it as the answer to the next call would hand
+    // the caller the wrong program. Such a connection is never used again.
+    if (!fd_)
+        return fail(ErrorCode::ProtocolError, "the connection to bpfbrokerd was closed after an earlier failure; connect again");
+    bool in_step = false;
+    auto reply = exchange(member, parameters_json, in_step);
+    if (!in_step)
+        fd_.reset();
+    return reply;
+}
+
+// `in_step` is set when the connection is ready for another call: a whole
+// reply (success or error) was read, or nothing was sent.
+Result<Transport::Reply> SocketTransport::exchange(std::string_view member, const std::string& parameters_json,
+                                                   bool& in_step)
+{
+    in_step = true;
     auto params = nlohmann::json::parse(parameters_json, nullptr, false);
     if (params.is_discarded() || !params.is_object())
         return fail(ErrorCode::InvalidParameter, "parameters are not a JSON object");
@@ -54,6 +72,7 @@ Result<Transport::Reply> SocketTransport::call(std::string_view member, const st
         varlink::make_call(std::string(kVarlinkInterface) + "." + std::string(member), std::move(params)));
     if (!bytes)
         return fail(std::move(bytes).error());
+    in_step = false;  // from here until a whole reply is read
     if (auto sent = send_all_with_fds(fd_.get(), *bytes, {}); !sent)
         return fail(std::move(sent).error());
 
@@ -68,6 +87,7 @@ Result<Transport::Reply> SocketTransport::call(std::string_view member, const st
             auto parsed = varlink::parse_reply(**msg);
             if (!parsed)
                 return fail(std::move(parsed).error());
+            in_step = true;
             if (parsed->error)
                 return fail(varlink::error_from_reply(*parsed));
             reply.json = parsed->parameters.dump();

@@ -16,6 +16,7 @@ public:
 
 private:
     explicit SocketTransport(UniqueFd fd) : fd_(std::move(fd)) {}
+    Result<Reply> exchange(std::string_view member, const std::string& parameters_json, bool& in_step);
     UniqueFd fd_;
 };
 

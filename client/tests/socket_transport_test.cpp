@@ -1,0 +1,104 @@
+// The socket transport against a scripted peer on a socketpair-like unix
+// socket: a timed-out call closes the connection for good, so a late reply
+// can never be read as the answer to the next call; a reply for another
+// program than the one asked for is refused.
+#include <bpfbroker/client.h>
+
+#include "fd_passing.h"
+
+#include <gtest/gtest.h>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+using namespace bpfbroker;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A listening unix socket in a private directory; the test plays the daemon.
+class ScriptedDaemon {
+public:
+    ScriptedDaemon()
+    {
+        char tmpl[] = "/tmp/bpfbroker-transport-XXXXXX";
+        dir_ = ::mkdtemp(tmpl);
+        path_ = dir_ + "/sock";
+        listen_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
+        EXPECT_EQ(::bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        EXPECT_EQ(::listen(listen_.get(), 4), 0);
+    }
+    ~ScriptedDaemon() { std::filesystem::remove_all(dir_); }
+    const std::string& path() const { return path_; }
+    UniqueFd accept() { return UniqueFd(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC)); }
+
+private:
+    std::string dir_, path_;
+    UniqueFd listen_;
+};
+
+// False when the client has gone (it closes a connection it gave up on).
+bool send_reply(int fd, const std::string& json, int with_fd)
+{
+    std::string bytes = json;
+    bytes.push_back('\0');
+    return bool(send_all_with_fds(fd, bytes, std::span<const int>(&with_fd, 1)));
+}
+
+}  // namespace
+
+TEST(socket_transport, a_timed_out_call_closes_the_connection_for_good)
+{
+    ScriptedDaemon daemon;
+    std::thread peer([&] {
+        auto conn = daemon.accept();
+        char buf[4096];
+        (void)::read(conn.get(), buf, sizeof buf);  // the first call...
+        std::this_thread::sleep_for(400ms);          // ...answered too late
+        UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        // The client closed the connection when it gave up: the late reply has nowhere to go.
+        EXPECT_FALSE(send_reply(conn.get(), R"({"parameters":{"program":0,"maps":{},"info":{"name":"src_allow"}}})",
+                                devnull.get()));
+    });
+    auto client = Client::connect_socket(daemon.path(), 150ms);
+    ASSERT_TRUE(client) << client.error().describe();
+    auto first = client->acquire("src_allow");
+    ASSERT_FALSE(first);
+    EXPECT_EQ(first.error().sys_errno, ETIMEDOUT) << first.error().describe();
+    std::this_thread::sleep_for(500ms);  // the late reply is now waiting
+    auto second = client->acquire("udp_stats");
+    ASSERT_FALSE(second) << "the late src_allow reply was taken as the answer for udp_stats";
+    EXPECT_EQ(second.error().code, ErrorCode::ProtocolError);
+    EXPECT_NE(second.error().message.find("connect again"), std::string::npos) << second.error().describe();
+    peer.join();
+}
+
+TEST(socket_transport, a_reply_for_another_program_is_refused)
+{
+    ScriptedDaemon daemon;
+    std::thread peer([&] {
+        auto conn = daemon.accept();
+        char buf[4096];
+        (void)::read(conn.get(), buf, sizeof buf);
+        UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        EXPECT_TRUE(send_reply(conn.get(), R"({"parameters":{"program":0,"maps":{},"info":{"name":"src_allow"}}})",
+                               devnull.get()));
+    });
+    auto client = Client::connect_socket(daemon.path(), 2s);
+    ASSERT_TRUE(client);
+    auto p = client->acquire("udp_stats");
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().code, ErrorCode::ProtocolError);
+    EXPECT_NE(p.error().message.find("src_allow"), std::string::npos) << p.error().describe();
+    peer.join();
+}
