@@ -237,7 +237,7 @@ void VarlinkServer::update_interest(Connection& c)
 
 void VarlinkServer::queue_response(Connection& c, nlohmann::json message, std::vector<UniqueFd> fds)
 {
-    auto bytes = varlink::encode_message(message, limits_.max_message_bytes);
+    auto bytes = varlink::encode_message(message, varlink::kMaxReplySize);
     if (!bytes) {
         bytes = varlink::encode_message(varlink::make_error_reply(ErrorCode::Internal, "reply too large"));
         fds.clear();

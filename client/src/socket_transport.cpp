@@ -19,8 +19,6 @@ namespace {
 
 // A reply never carries more fds than a program plus its maps.
 constexpr std::size_t kMaxReplyFds = 64;
-// Replies can list a whole catalog; allow more than a request may hold.
-constexpr std::size_t kMaxReplyBytes = 4 * 1024 * 1024;
 
 }  // namespace
 
@@ -76,7 +74,7 @@ Result<Transport::Reply> SocketTransport::exchange(std::string_view member, cons
     if (auto sent = send_all_with_fds(fd_.get(), *bytes, {}); !sent)
         return fail(std::move(sent).error());
 
-    varlink::FrameReader reader(kMaxReplyBytes);
+    varlink::FrameReader reader(varlink::kMaxReplySize);
     Reply reply;
     char buf[65536];
     for (;;) {

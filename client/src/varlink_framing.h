@@ -24,6 +24,9 @@
 namespace bpfbroker::varlink {
 
 inline constexpr std::size_t kDefaultMaxMessageSize = 64 * 1024;
+// Replies may be larger than requests (ListPrograms names the whole catalog:
+// up to 256 entries with 1 KiB descriptions); both ends use this bound.
+inline constexpr std::size_t kMaxReplySize = 4 * 1024 * 1024;
 // Objects/arrays nested deeper than this are refused before they can cost
 // stack or time anywhere downstream.
 inline constexpr int kMaxNestingDepth = 32;
