@@ -73,20 +73,6 @@ Result<policy::Peer> peer_from_socket(int fd)
     return peer;
 }
 
-policy::Peer peer_from_ids(uid_t uid, gid_t gid, pid_t pid, std::vector<gid_t> gids)
-{
-    policy::Peer peer;
-    peer.uid = uid;
-    peer.gid = gid;
-    peer.pid = pid;
-    peer.gids = std::move(gids);
-    resolve_peer_names(peer);
-    return peer;
-}
-
-}  // namespace bpfbroker::brokerd
-
-namespace bpfbroker::brokerd {
 
 policy::Peer peer_from_uid(uid_t uid, pid_t pid)
 {

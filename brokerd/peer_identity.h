@@ -19,14 +19,9 @@ void resolve_peer_names(policy::Peer& peer);
 // The identity of the process that connected an AF_UNIX socket.
 Result<policy::Peer> peer_from_socket(int fd);
 
-// From ids a transport established (e.g. sd-bus creds); resolves names.
-policy::Peer peer_from_ids(uid_t uid, gid_t gid, pid_t pid, std::vector<gid_t> gids);
-
-}  // namespace bpfbroker::brokerd
-
-namespace bpfbroker::brokerd {
 // For transports that establish only the uid (the bus records the euid at
 // connect): primary and supplementary groups from the user database, which
 // the administrator controls, rather than from /proc, which races.
 policy::Peer peer_from_uid(uid_t uid, pid_t pid);
+
 }  // namespace bpfbroker::brokerd

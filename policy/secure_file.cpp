@@ -194,10 +194,4 @@ bool is_dev_null_mask(int dirfd, std::string_view name)
     return len == 9 && std::string_view(target, 9) == "/dev/null";
 }
 
-bool entry_exists(int dirfd, std::string_view name)
-{
-    struct stat st {};
-    return ::fstatat(dirfd, std::string(name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
 }  // namespace bpfbroker::policy

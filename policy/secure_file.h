@@ -47,7 +47,4 @@ Result<std::vector<std::string>> list_directory(int dirfd, std::size_t max_entri
 // which an /etc entry masks (revokes) a vendor entry of the same name.
 bool is_dev_null_mask(int dirfd, std::string_view name);
 
-// True when `name` exists in dirfd (without following a link).
-bool entry_exists(int dirfd, std::string_view name);
-
 }  // namespace bpfbroker::policy

@@ -58,9 +58,6 @@ Result<Settings> load_settings(int rootfd, const FileTrust& trust)
     return parse_settings(*bytes);
 }
 
-}  // namespace bpfbroker::policy
-
-namespace bpfbroker::policy {
 
 Result<Settings> load_settings_file(const std::string& path, const FileTrust& trust)
 {

@@ -35,9 +35,6 @@ Result<Settings> parse_settings(std::string_view bytes);
 // Reads etc/bpfbroker/bpfbroker.json below an opened root; absent means defaults.
 Result<Settings> load_settings(int rootfd, const FileTrust& trust);
 
-}  // namespace bpfbroker::policy
-
-namespace bpfbroker::policy {
 // Reads settings from an explicit file (bpfbrokerd --config); the file and
 // its directory are checked like every policy file.
 Result<Settings> load_settings_file(const std::string& path, const FileTrust& trust);
