@@ -19,9 +19,35 @@ constexpr auto kCheckTimeout = std::chrono::minutes(2);
 }  // namespace
 
 PolkitAuthority::PolkitAuthority(sdbus::IConnection& connection)
-    : proxy_(sdbus::createProxy(connection, kService, kPath))
+    : proxy_(sdbus::createProxy(connection, kService, kPath)),
+      bus_(sdbus::createProxy(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus"))
 {
     proxy_->finishRegistration();
+    // A caller that hangs up while polkit is still asking a person should
+    // not leave an authentication dialog behind: cancel its checks.
+    bus_->uponSignal("NameOwnerChanged")
+        .onInterface("org.freedesktop.DBus")
+        .call([this](const std::string& name, const std::string&, const std::string& new_owner) {
+            if (new_owner.empty())
+                cancel_checks_of(name);
+        });
+    bus_->finishRegistration();
+}
+
+void PolkitAuthority::cancel_checks_of(const std::string& bus_name)
+{
+    auto it = pending_by_name_.find(bus_name);
+    if (it == pending_by_name_.end())
+        return;
+    for (const auto& id : it->second) {
+        try {
+            proxy_->callMethodAsync("CancelCheckAuthorization")
+                .onInterface(kInterface)
+                .withArguments(id)
+                .uponReplyInvoke([](const sdbus::Error*) {});  // best effort: the check may have ended
+        } catch (const sdbus::Error&) {
+        }
+    }
 }
 
 void PolkitAuthority::check(uid_t uid, const std::string& bus_name, const std::string& action, Callback callback)
@@ -32,9 +58,15 @@ void PolkitAuthority::check(uid_t uid, const std::string& bus_name, const std::s
         return;
     }
     ++pending_[uid];
-    auto done = [this, uid, callback = std::move(callback)](bool allowed, std::string why) {
+    std::string cancellation_id = "bpfbroker-" + std::to_string(++checks_started_);
+    pending_by_name_[bus_name].push_back(cancellation_id);
+    auto done = [this, uid, bus_name, cancellation_id, callback = std::move(callback)](bool allowed, std::string why) {
         if (--pending_[uid] == 0)
             pending_.erase(uid);
+        auto& ids = pending_by_name_[bus_name];
+        std::erase(ids, cancellation_id);
+        if (ids.empty())
+            pending_by_name_.erase(bus_name);
         callback(allowed, std::move(why));
     };
     using Subject = sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>>;
@@ -44,7 +76,7 @@ void PolkitAuthority::check(uid_t uid, const std::string& bus_name, const std::s
         proxy_->callMethodAsync("CheckAuthorization")
             .onInterface(kInterface)
             .withTimeout(kCheckTimeout)
-            .withArguments(subject, action, details, kAllowUserInteraction, std::string())
+            .withArguments(subject, action, details, kAllowUserInteraction, cancellation_id)
             .uponReplyInvoke([done, action](const sdbus::Error* error,
                                             sdbus::Struct<bool, bool, std::map<std::string, std::string>> result) {
                 if (error) {

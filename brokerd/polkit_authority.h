@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <map>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -33,8 +34,13 @@ public:
     void check(uid_t uid, const std::string& bus_name, const std::string& action, Callback done);
 
 private:
+    void cancel_checks_of(const std::string& bus_name);
+
     std::unique_ptr<sdbus::IProxy> proxy_;
+    std::unique_ptr<sdbus::IProxy> bus_;  // NameOwnerChanged: callers that hang up
     std::map<uid_t, unsigned> pending_;
+    std::map<std::string, std::vector<std::string>> pending_by_name_;  // bus name -> cancellation ids
+    std::uint64_t checks_started_ = 0;
 };
 
 }  // namespace bpfbroker::brokerd

@@ -49,7 +49,8 @@ std::string run_stand_in(ChildChannel& parent)
     auto bus = sdbus::createProxy(*conn, "org.freedesktop.DBus", "/org/freedesktop/DBus");
     bus->finishRegistration();
     auto object = sdbus::createObject(*conn, kPolkitPath);
-    std::vector<std::shared_ptr<sdbus::Result<CheckResult>>> held;  // "hold": answered on release
+    // "hold": answered on release, or with Cancelled on CancelCheckAuthorization.
+    std::vector<std::pair<std::string, std::shared_ptr<sdbus::Result<CheckResult>>>> held;
     sdbus::IObject* obj = object.get();
     object->registerMethod("CheckAuthorization")
         .onInterface(kPolkitInterface)
@@ -88,9 +89,23 @@ std::string run_stand_in(ChildChannel& parent)
             else if (answer == "error")
                 result.returnError(sdbus::Error("org.freedesktop.PolicyKit1.Error.Failed", "scripted failure"));
             else if (answer == "hold")
-                held.push_back(std::make_shared<sdbus::Result<CheckResult>>(std::move(result)));
+                held.emplace_back(cancel, std::make_shared<sdbus::Result<CheckResult>>(std::move(result)));
             else
                 result.returnResults(CheckResult(false, false, {}));
+        });
+    object->registerMethod("CancelCheckAuthorization")
+        .onInterface(kPolkitInterface)
+        .withInputParamNames("cancellation_id")
+        .implementedAs([&](const std::string& id) {
+            std::size_t cancelled = 0;
+            std::erase_if(held, [&](const auto& h) {
+                if (h.first != id)
+                    return false;
+                h.second->returnError(sdbus::Error("org.freedesktop.PolicyKit1.Error.Cancelled", "cancelled"));
+                ++cancelled;
+                return true;
+            });
+            parent.tell_parent("cancel id=" + id + " cancelled=" + std::to_string(cancelled));
         });
     object->finishRegistration();
     parent.tell_parent("ready " + conn->getUniqueName());
@@ -102,7 +117,7 @@ std::string run_stand_in(ChildChannel& parent)
             if (*line != "release yes" && *line != "release no")
                 continue;
             for (auto& r : held)
-                r->returnResults(CheckResult(*line == "release yes", false, {}));
+                r.second->returnResults(CheckResult(*line == "release yes", false, {}));
             parent.tell_parent("released " + std::to_string(held.size()));
             held.clear();
         }
@@ -225,7 +240,7 @@ TEST_F(DbusPolkitStandIn, acquire_check_names_the_callers_bus_name)
     EXPECT_EQ(call["action"], "org.bpfbroker.acquire");
     EXPECT_EQ(call["flags"], "1") << "AllowUserInteraction expected";
     EXPECT_EQ(call["details"], "0");
-    EXPECT_EQ(call["cancel"], "-");
+    EXPECT_EQ(call["cancel"].rfind("bpfbroker-", 0), 0u) << "each check carries a cancellation id: " << call["cancel"];
     EXPECT_EQ(call["sender"], broker) << "the check did not come from bpfbrokerd";
     EXPECT_EQ(call["uid"], "65534");
 }
@@ -378,11 +393,19 @@ TEST_F(DbusPolkitStandIn, caller_gone_before_polkit_answers_leaves_no_instance)
 
     auto acquirer = spawn_acquirer(kThirdUid, kThirdGid, "udp_stats");
     ASSERT_TRUE(acquirer.wait_message().has_value());
-    ASSERT_EQ(next_check()["answer"], "hold");
+    auto check = next_check();
+    ASSERT_EQ(check["answer"], "hold");
     acquirer.kill();
 
+    // The daemon sees the caller's name vanish and cancels its check, which
+    // would otherwise leave a dialog up for nobody.
+    auto cancel = stand_in_.wait_message();
+    ASSERT_TRUE(cancel.has_value()) << "no CancelCheckAuthorization after the caller hung up";
+    auto f = fields_of(*cancel);
+    EXPECT_EQ(f["id"], check["cancel"]) << *cancel;
+    EXPECT_EQ(f["cancelled"], "1") << *cancel;
     stand_in_.tell_child("release yes");
-    ASSERT_EQ(stand_in_.wait_message().value_or("?"), "released 1");
+    ASSERT_EQ(stand_in_.wait_message().value_or("?"), "released 0");
 
     // The daemon audits what it handed out, with the kernel's program id.
     std::uint32_t prog_id = 0;
