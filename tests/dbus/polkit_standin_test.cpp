@@ -401,9 +401,9 @@ TEST_F(DbusPolkitStandIn, caller_gone_before_polkit_answers_leaves_no_instance)
     // would otherwise leave a dialog up for nobody.
     auto cancel = stand_in_.wait_message();
     ASSERT_TRUE(cancel.has_value()) << "no CancelCheckAuthorization after the caller hung up";
-    auto f = fields_of(*cancel);
-    EXPECT_EQ(f["id"], check["cancel"]) << *cancel;
-    EXPECT_EQ(f["cancelled"], "1") << *cancel;
+    auto cancel_fields = fields_of(*cancel);
+    EXPECT_EQ(cancel_fields["id"], check["cancel"]) << *cancel;
+    EXPECT_EQ(cancel_fields["cancelled"], "1") << *cancel;
     stand_in_.tell_child("release yes");
     ASSERT_EQ(stand_in_.wait_message().value_or("?"), "released 0");
 
