@@ -2,6 +2,7 @@
 // uid-65534 process acquires it, attaches it to its own UDP socket through
 // its own io_uring, and reads the counters through the read-only map fd it
 // was given, while it still cannot load BPF itself.
+#include "client_ring.h"
 #include "daemon_fixture.h"
 
 #include "src_allow/src_allow.h"
@@ -23,31 +24,6 @@
 
 namespace bpfbroker::e2e {
 namespace {
-
-// Owns an io_uring set up with io_uring_queue_init.
-class Ring {
-public:
-    explicit Ring(unsigned entries)
-    {
-        int r = io_uring_queue_init(entries, &ring_, 0);
-        require(r == 0, "io_uring_queue_init as uid 65534 failed: " + errno_text(-r));
-    }
-    ~Ring() { io_uring_queue_exit(&ring_); }
-    Ring(const Ring&) = delete;
-    Ring& operator=(const Ring&) = delete;
-    io_uring& get() { return ring_; }
-
-private:
-    io_uring ring_{};
-};
-
-std::string fd_link(int fd)
-{
-    char target[PATH_MAX] = {};
-    auto path = "/proc/self/fd/" + std::to_string(fd);
-    ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
-    return n > 0 ? std::string(target, static_cast<std::size_t>(n)) : "(readlink: " + errno_text(errno) + ")";
-}
 
 class ApprovedAcquire : public DaemonFixture {};
 

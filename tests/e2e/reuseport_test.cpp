@@ -11,6 +11,7 @@
 // so the program sees the sender's CPU, unless RPS on lo moves packets to
 // other CPUs: then the test is skipped (as programs/tests/reuseport_cpu_test
 // does).
+#include "client_ring.h"
 #include "daemon_fixture.h"
 
 #include "reuseport_cpu/reuseport_cpu.h"
@@ -38,31 +39,6 @@ namespace bpfbroker::e2e {
 namespace {
 
 constexpr std::size_t kDatagramsPerCpu = 20;
-
-// Owns an io_uring set up with io_uring_queue_init.
-class Ring {
-public:
-    explicit Ring(unsigned entries)
-    {
-        int r = io_uring_queue_init(entries, &ring_, 0);
-        require(r == 0, "io_uring_queue_init as uid 65534 failed: " + errno_text(-r));
-    }
-    ~Ring() { io_uring_queue_exit(&ring_); }
-    Ring(const Ring&) = delete;
-    Ring& operator=(const Ring&) = delete;
-    io_uring& get() { return ring_; }
-
-private:
-    io_uring ring_{};
-};
-
-std::string fd_link(int fd)
-{
-    char target[PATH_MAX] = {};
-    auto path = "/proc/self/fd/" + std::to_string(fd);
-    ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
-    return n > 0 ? std::string(target, static_cast<std::size_t>(n)) : "(readlink: " + errno_text(errno) + ")";
-}
 
 // Whether any receive queue of lo has RPS CPUs configured.
 bool loopback_uses_rps()
