@@ -9,7 +9,7 @@
 // Run as root: it starts its own bpfbrokerd on a scratch root.
 #include <bpfbroker/client.h>
 
-#include "fd_passing.h"
+#include "wire/fd_passing.h"
 
 #include <bpf/libbpf.h>
 #include <fcntl.h>

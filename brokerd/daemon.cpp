@@ -159,7 +159,7 @@ int run_daemon(const DaemonOptions& o)
         if (started) {
             dbus = std::move(*started);
             broker.set_events(dbus.get());
-            log_info(std::string("serving ") + kBusName + " on the system bus");
+            log_info(std::string("serving ") + kDbusBusName + " on the system bus");
         } else {
             log_info("no D-Bus: " + started.error().message + "; serving the socket only");
         }

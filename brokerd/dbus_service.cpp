@@ -36,7 +36,7 @@ using ProgramRow = sdbus::Struct<std::string, std::string, std::string, std::str
 class Broker1Object final : public sdbus::AdaptorInterfaces<org::bpfbroker::Broker1_adaptor> {
 public:
     Broker1Object(sdbus::IConnection& connection, Broker& broker, PolkitAuthority* polkit)
-        : AdaptorInterfaces(connection, kObjectPath), broker_(broker), polkit_(polkit)
+        : AdaptorInterfaces(connection, kDbusObjectPath), broker_(broker), polkit_(polkit)
     {
         registerAdaptor();
     }
@@ -193,7 +193,7 @@ Result<std::unique_ptr<DbusService>> DbusService::start(Broker& broker, bool use
 {
     std::unique_ptr<DbusService> s(new DbusService());
     try {
-        s->connection_ = sdbus::createSystemBusConnection(kBusName);
+        s->connection_ = sdbus::createSystemBusConnection(kDbusBusName);
     } catch (const sdbus::Error& e) {
         return fail(ErrorCode::SystemError, "cannot serve on the system bus: " + e.getMessage());
     }

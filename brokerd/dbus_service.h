@@ -8,6 +8,7 @@
 #include "brokerd/broker.h"
 #include "brokerd/broker_events.h"
 
+#include <bpfbroker/interface.h>
 #include <bpfbroker/result.h>
 #include <bpfbroker/unique_fd.h>
 
@@ -22,9 +23,6 @@ class IConnection;
 }
 
 namespace bpfbroker::brokerd {
-
-inline constexpr const char* kBusName = "org.bpfbroker.Broker1";
-inline constexpr const char* kObjectPath = "/org/bpfbroker/Broker1";
 
 class Broker1Object;
 class PolkitAuthority;

@@ -5,6 +5,8 @@
 // The answer arrives on the bus thread; other callers are served meanwhile.
 #pragma once
 
+#include <bpfbroker/interface.h>
+
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <sys/types.h>
@@ -16,9 +18,6 @@
 #include <string>
 
 namespace bpfbroker::brokerd {
-
-inline constexpr const char* kPolkitActionManage = "org.bpfbroker.manage";
-inline constexpr const char* kPolkitActionAcquire = "org.bpfbroker.acquire";
 
 class PolkitAuthority {
 public:

@@ -4,6 +4,8 @@
 
 #include "brokerd/libbpf_handles.h"
 
+#include "base/hex.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
@@ -47,18 +49,6 @@ std::string quoted(std::string_view s)
     out += '"';
     out += s;
     out += '"';
-    return out;
-}
-
-std::string hex_of(const unsigned char* bytes, std::size_t n)
-{
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * n);
-    for (std::size_t i = 0; i < n; ++i) {
-        out += kDigits[bytes[i] >> 4];
-        out += kDigits[bytes[i] & 0x0f];
-    }
     return out;
 }
 
@@ -205,7 +195,7 @@ Result<LoadedProgram> take_program(bpf_program* program, const policy::ProgramSp
     __u32 info_len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd.get(), &info, &info_len) != 0)
         return kernel_info_error("program " + quoted(spec.name), errno);
-    return LoadedProgram{spec.name, spec.type, std::move(fd), info.id, hex_of(info.tag, sizeof(info.tag))};
+    return LoadedProgram{spec.name, spec.type, std::move(fd), info.id, hex_encode(info.tag, sizeof(info.tag))};
 }
 
 Result<LoadedMap> take_map(bpf_map* map, const policy::MapSpec& spec)

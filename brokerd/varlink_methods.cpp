@@ -1,11 +1,11 @@
 // org.bpfbroker.Broker method handlers for the direct socket; see varlink_methods.h.
 #include "brokerd/varlink_methods.h"
 
-#include "policy/strict_json.h"
+#include "base/strict_json.h"
 
 #include <bpfbroker/error_names.h>
 
-#include "varlink_framing.h"
+#include "wire/varlink_framing.h"
 
 namespace bpfbroker::brokerd {
 
@@ -18,25 +18,25 @@ VarlinkResponse error_response(const Error& e)
     return {varlink::make_error_reply(e.code, e.message), {}};
 }
 
-std::vector<std::string> string_list(policy::JsonObjectReader& r, std::string_view key)
+std::vector<std::string> string_list(JsonObjectReader& r, std::string_view key)
 {
     std::vector<std::string> out;
     const auto* v = r.optional(key);
     if (!v)
         return out;
     auto path = r.path_of(key);
-    policy::json_as_array(*v, path, 1024);
+    json_as_array(*v, path, 1024);
     for (std::size_t i = 0; i < v->size(); ++i) {
         const auto& item = (*v)[i];
         if (item.is_number_unsigned())
             out.push_back(std::to_string(item.get<std::uint64_t>()));
         else
-            out.push_back(policy::json_as_string(item, path + "[" + std::to_string(i) + "]", 64));
+            out.push_back(json_as_string(item, path + "[" + std::to_string(i) + "]", 64));
     }
     return out;
 }
 
-VarlinkResponse acquire(Broker& broker, const policy::Peer& peer, policy::JsonObjectReader& params)
+VarlinkResponse acquire(Broker& broker, const policy::Peer& peer, JsonObjectReader& params)
 {
     auto name = params.required_string("name", 64);
     params.reject_unknown();
@@ -54,7 +54,7 @@ VarlinkResponse acquire(Broker& broker, const policy::Peer& peer, policy::JsonOb
     return resp;
 }
 
-VarlinkResponse list_programs(Broker& broker, const policy::Peer& peer, policy::JsonObjectReader& params)
+VarlinkResponse list_programs(Broker& broker, const policy::Peer& peer, JsonObjectReader& params)
 {
     params.reject_unknown();
     nlohmann::json programs = nlohmann::json::array();
@@ -63,7 +63,7 @@ VarlinkResponse list_programs(Broker& broker, const policy::Peer& peer, policy::
     return {varlink::make_reply({{"programs", programs}}), {}};
 }
 
-VarlinkResponse get_features(Broker& broker, policy::JsonObjectReader& params)
+VarlinkResponse get_features(Broker& broker, JsonObjectReader& params)
 {
     params.reject_unknown();
     return {varlink::make_reply({{"features", broker.features().to_json()}}), {}};
@@ -76,7 +76,7 @@ bool is_admin(const policy::Peer& peer)
     return peer.uid == 0;
 }
 
-VarlinkResponse approve(Broker& broker, const policy::Peer& peer, policy::JsonObjectReader& params)
+VarlinkResponse approve(Broker& broker, const policy::Peer& peer, JsonObjectReader& params)
 {
     ApproveRequest req;
     req.program = params.required_string("program", 64);
@@ -91,7 +91,7 @@ VarlinkResponse approve(Broker& broker, const policy::Peer& peer, policy::JsonOb
     return {varlink::make_reply({{"program", g->program}, {"manifest_sha256", g->match_value}}), {}};
 }
 
-VarlinkResponse revoke(Broker& broker, const policy::Peer& peer, policy::JsonObjectReader& params)
+VarlinkResponse revoke(Broker& broker, const policy::Peer& peer, JsonObjectReader& params)
 {
     auto program = params.required_string("program", 64);
     params.reject_unknown();
@@ -101,7 +101,7 @@ VarlinkResponse revoke(Broker& broker, const policy::Peer& peer, policy::JsonObj
     return {varlink::make_reply({{"program", program}, {"removed_approvals", *removed}}), {}};
 }
 
-VarlinkResponse reload(Broker& broker, const policy::Peer& peer, policy::JsonObjectReader& params)
+VarlinkResponse reload(Broker& broker, const policy::Peer& peer, JsonObjectReader& params)
 {
     params.reject_unknown();
     auto r = broker.reload_as(peer, std::string(kTransport));
@@ -111,7 +111,7 @@ VarlinkResponse reload(Broker& broker, const policy::Peer& peer, policy::JsonObj
     return {varlink::make_reply({{"programs", snap->catalog.entries.size()}, {"grants", snap->grants.grants.size()}}), {}};
 }
 
-VarlinkResponse get_info(policy::JsonObjectReader& params)
+VarlinkResponse get_info(JsonObjectReader& params)
 {
     params.reject_unknown();
     return {varlink::make_reply({{"vendor", "bpfbroker"},
@@ -148,7 +148,7 @@ VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, co
 {
     const std::string prefix = std::string(kVarlinkInterface) + ".";
     try {
-        policy::JsonObjectReader params(parameters, "parameters");
+        JsonObjectReader params(parameters, "parameters");
         if (method == "org.varlink.service.GetInfo")
             return get_info(params);
         if (method.rfind(prefix, 0) != 0)
@@ -179,7 +179,7 @@ VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, co
             return reload(broker, peer, params);
         }
         return {varlink::make_method_not_found_reply(method), {}};
-    } catch (const policy::SchemaViolation& v) {
+    } catch (const SchemaViolation& v) {
         return {varlink::make_invalid_parameter_reply(v.path, v.reason), {}};
     }
 }

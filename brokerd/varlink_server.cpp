@@ -6,8 +6,8 @@
 
 #include <bpfbroker/error_names.h>
 
-#include "fd_passing.h"
-#include "varlink_framing.h"
+#include "wire/fd_passing.h"
+#include "wire/varlink_framing.h"
 
 #include <sys/epoll.h>
 #include <sys/signalfd.h>

@@ -8,10 +8,10 @@
 //  - approvals survive serialize_approvals -> parse_approvals unchanged, and
 //    serializing the re-parsed value gives the same bytes again;
 //  - the same holds after a revoke(), which is how the daemon rewrites the store.
+#include "base/strict_json.h"
 #include "policy/approvals_store.h"
 #include "policy/grants.h"
 #include "policy/manifest.h"
-#include "policy/strict_json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +24,7 @@
 
 namespace {
 
+using namespace bpfbroker;
 using namespace bpfbroker::policy;
 
 const std::string kSource = "fuzz/allowlist.json";

@@ -2,7 +2,7 @@
 #include "policy/approvals_store.h"
 
 #include "policy/paths.h"
-#include "policy/strict_json.h"
+#include "base/strict_json.h"
 
 #include <nlohmann/json.hpp>
 

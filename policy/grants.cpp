@@ -4,7 +4,8 @@
 #include "policy/approvals_store.h"
 #include "policy/layered_dir.h"
 #include "policy/paths.h"
-#include "policy/strict_json.h"
+#include "base/hex.h"
+#include "base/strict_json.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,7 +1,8 @@
 // Strict parsing and validation of manifest.json; see manifest.h.
 #include "policy/manifest.h"
 
-#include "policy/strict_json.h"
+#include "base/hex.h"
+#include "base/strict_json.h"
 
 #include <algorithm>
 #include <cctype>

@@ -2,7 +2,7 @@
 #include "policy/settings.h"
 
 #include "policy/paths.h"
-#include "policy/strict_json.h"
+#include "base/strict_json.h"
 
 #include <cerrno>
 

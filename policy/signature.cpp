@@ -11,6 +11,8 @@
 // in the file is exactly the one key that is trusted.
 #include "policy/signature.h"
 
+#include "base/hex.h"
+
 #include <bpfbroker/result.h>
 
 #include <openssl/bio.h>
@@ -92,18 +94,6 @@ std::string with_openssl_error(std::string what)
 const unsigned char* bytes(std::string_view s) noexcept
 {
     return reinterpret_cast<const unsigned char*>(s.data());
-}
-
-std::string hex(const unsigned char* data, std::size_t size)
-{
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(size * 2);
-    for (std::size_t i = 0; i < size; ++i) {
-        out += kDigits[data[i] >> 4];
-        out += kDigits[data[i] & 0x0f];
-    }
-    return out;
 }
 
 // A read-only memory BIO over `text` (which the caller has bounded).
@@ -376,7 +366,7 @@ std::string sha256_hex(std::string_view data)
     unsigned int md_len = 0;
     if (EVP_Digest(data.data(), data.size(), md.data(), &md_len, EVP_sha256(), nullptr) != 1)
         return {};  // only on allocation failure; an empty id matches nothing
-    return hex(md.data(), md_len);
+    return hex_encode(md.data(), md_len);
 }
 
 // ---------------------------------------------------------------- PublicKey

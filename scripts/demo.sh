@@ -125,7 +125,7 @@ if [[ $build_rc -ne 0 ]]; then
   die "the build failed (the lines above are from its log)"
 fi
 bpfbrokerd=$build/brokerd/bpfbrokerd
-bpfbrokerctl=$build/client/ctl/bpfbrokerctl
+bpfbrokerctl=$build/ctl/bpfbrokerctl
 server=$build/examples/udp_server/bpfbroker-example-udp-server
 for f in "$bpfbrokerd" "$bpfbrokerctl"; do
   [[ -x $f ]] || die "the build produced no $f"

@@ -12,9 +12,9 @@ namespace bpfbroker {
 
 namespace {
 
-constexpr const char* kService = "org.bpfbroker.Broker1";
-constexpr const char* kPath = "/org/bpfbroker/Broker1";
-constexpr const char* kInterface = "org.bpfbroker.Broker1";
+constexpr const char* kService = kDbusBusName;
+constexpr const char* kPath = kDbusObjectPath;
+constexpr const char* kInterface = kDbusInterface;
 
 Error from_dbus(const sdbus::Error& e)
 {

@@ -1,8 +1,8 @@
 // Varlink socket transport for Client; see socket_transport.h.
 #include "socket_transport.h"
 
-#include "fd_passing.h"
-#include "varlink_framing.h"
+#include "wire/fd_passing.h"
+#include "wire/varlink_framing.h"
 
 #include <bpfbroker/error_names.h>
 

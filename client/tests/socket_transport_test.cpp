@@ -4,7 +4,7 @@
 // program than the one asked for is refused.
 #include <bpfbroker/client.h>
 
-#include "fd_passing.h"
+#include "wire/fd_passing.h"
 
 #include <gtest/gtest.h>
 

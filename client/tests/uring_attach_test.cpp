@@ -6,7 +6,7 @@
 #include <bpfbroker/kernel_uapi.h>
 #include <bpfbroker/uring_attach.h>
 
-#include "fd_passing.h"
+#include "wire/fd_passing.h"
 
 #include <gtest/gtest.h>
 

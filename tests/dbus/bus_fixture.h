@@ -20,6 +20,7 @@
 #include "support/unprivileged_child.h"
 
 #include <bpfbroker/client.h>
+#include <bpfbroker/interface.h>
 #include <bpfbroker/unique_fd.h>
 
 #include <gtest/gtest.h>
@@ -51,9 +52,9 @@ inline constexpr gid_t kOtherGid = 1;
 inline constexpr uid_t kThirdUid = 2;
 inline constexpr gid_t kThirdGid = 2;
 
-inline constexpr const char* kBusName = "org.bpfbroker.Broker1";
-inline constexpr const char* kObjectPath = "/org/bpfbroker/Broker1";
-inline constexpr const char* kInterface = "org.bpfbroker.Broker1";
+inline constexpr const char* kBusName = kDbusBusName;
+inline constexpr const char* kObjectPath = kDbusObjectPath;
+inline constexpr const char* kInterface = kDbusInterface;
 inline constexpr const char* kPolkitBusName = "org.freedesktop.PolicyKit1";
 inline constexpr const char* kPolkitPath = "/org/freedesktop/PolicyKit1/Authority";
 inline constexpr const char* kPolkitInterface = "org.freedesktop.PolicyKit1.Authority";

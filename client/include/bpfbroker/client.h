@@ -9,6 +9,7 @@
 //   // prog->fd(): the program; prog->map("stats"): a read-only map fd
 #pragma once
 
+#include <bpfbroker/interface.h>  // kDefaultSocketPath: where bpfbrokerd listens
 #include <bpfbroker/result.h>
 #include <bpfbroker/unique_fd.h>
 
@@ -21,9 +22,6 @@
 #include <vector>
 
 namespace bpfbroker {
-
-// Where bpfbrokerd listens on a normal system.
-inline constexpr std::string_view kDefaultSocketPath = "/run/bpfbroker/org.bpfbroker.Broker";
 
 struct ProgramInfo {
     std::string name;

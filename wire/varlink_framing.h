@@ -27,9 +27,6 @@ inline constexpr std::size_t kDefaultMaxMessageSize = 64 * 1024;
 // Replies may be larger than requests (ListPrograms names the whole catalog:
 // up to 256 entries with 1 KiB descriptions); both ends use this bound.
 inline constexpr std::size_t kMaxReplySize = 4 * 1024 * 1024;
-// Objects/arrays nested deeper than this are refused before they can cost
-// stack or time anywhere downstream.
-inline constexpr int kMaxNestingDepth = 32;
 
 // Cuts a byte stream into NUL-terminated frames.
 //
@@ -54,7 +51,7 @@ public:
 
     // next_frame(), parsed: a JSON object (ProtocolError for anything else:
     // invalid JSON or UTF-8, trailing bytes, an empty frame, a non-object,
-    // nesting deeper than kMaxNestingDepth, a key repeated within an object).
+    // nesting deeper than kMaxJsonDepth (base/strict_json.h), a UTF-8 byte-order mark, a key repeated within an object).
     Result<std::optional<nlohmann::json>> next_message();
 
     // Call at EOF: ProtocolError when a partial frame (bytes with no NUL yet)

@@ -11,15 +11,13 @@
 #pragma once
 
 #include <bpfbroker/error.h>
+#include <bpfbroker/interface.h>
 
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace bpfbroker {
-
-inline constexpr std::string_view kVarlinkInterface = "org.bpfbroker.Broker";
-inline constexpr std::string_view kDbusInterface = "org.bpfbroker.Broker1";
 
 // Errors defined by the Varlink specification (org.varlink.service).
 inline constexpr std::string_view kVarlinkInvalidParameter = "org.varlink.service.InvalidParameter";

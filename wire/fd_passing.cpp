@@ -1,5 +1,5 @@
 // SCM_RIGHTS send/receive with strict bounds; see fd_passing.h.
-#include "fd_passing.h"
+#include "wire/fd_passing.h"
 
 #include <sys/socket.h>
 #include <sys/uio.h>

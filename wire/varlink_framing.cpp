@@ -1,6 +1,8 @@
 // Varlink framing (NUL-terminated JSON objects) and message shapes; see
 // varlink_framing.h.
-#include "varlink_framing.h"
+#include "wire/varlink_framing.h"
+
+#include "base/strict_json.h"
 
 #include <bpfbroker/error_names.h>
 
@@ -115,67 +117,6 @@ Result<void> FrameReader::finish() const
 
 namespace {
 
-// A first pass over the frame that refuses what nlohmann's DOM parser would
-// silently accept: deep nesting and repeated keys (the DOM keeps the last one,
-// so two readers could disagree about a request).
-class StrictChecker final : public json::json_sax_t {
-public:
-    bool null() override { return true; }
-    bool boolean(bool) override { return true; }
-    bool number_integer(number_integer_t) override { return true; }
-    bool number_unsigned(number_unsigned_t) override { return true; }
-    bool number_float(number_float_t, const string_t&) override { return true; }
-    bool string(string_t&) override { return true; }
-    bool binary(binary_t&) override { return true; }
-
-    bool start_object(std::size_t) override
-    {
-        if (!push())
-            return false;
-        keys_.back().emplace();
-        return true;
-    }
-    bool key(string_t& k) override
-    {
-        if (!keys_.back()->insert(k).second)
-            return reject("duplicate key \"" + k + "\"");
-        return true;
-    }
-    bool end_object() override { return pop(); }
-    bool start_array(std::size_t) override { return push(); }
-    bool end_array() override { return pop(); }
-
-    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) override
-    {
-        return reject(std::string("invalid JSON: ") + ex.what());
-    }
-
-    [[nodiscard]] const std::string& reason() const { return reason_; }
-
-private:
-    bool push()
-    {
-        if (keys_.size() >= static_cast<std::size_t>(kMaxNestingDepth))
-            return reject("JSON nested deeper than " + std::to_string(kMaxNestingDepth) + " levels");
-        keys_.emplace_back();  // nullopt for arrays; objects fill it in
-        return true;
-    }
-    bool pop()
-    {
-        keys_.pop_back();
-        return true;
-    }
-    bool reject(std::string why)
-    {
-        if (reason_.empty())
-            reason_ = std::move(why);
-        return false;
-    }
-
-    std::vector<std::optional<std::set<std::string>>> keys_;
-    std::string reason_;
-};
-
 Unexpected protocol_error(std::string message)
 {
     return fail(ErrorCode::ProtocolError, std::move(message));
@@ -183,31 +124,19 @@ Unexpected protocol_error(std::string message)
 
 }  // namespace
 
+// One strict reader for every JSON this project reads (base/strict_json.h):
+// a request is refused for the same duplicate key, depth or byte-order mark
+// as a policy file, so no two parsers can read one message differently.
 Result<json> parse_message(std::string_view frame)
 {
     if (frame.empty())
         return protocol_error("empty message");
-
-    StrictChecker checker;
-    bool ok = false;
-    try {
-        ok = json::sax_parse(frame.begin(), frame.end(), &checker);
-    } catch (const json::exception& e) {
-        return protocol_error(std::string("invalid JSON: ") + e.what());
-    }
-    if (!ok)
-        return protocol_error(checker.reason().empty() ? std::string("invalid JSON") : checker.reason());
-
-    json message;
-    try {
-        message = json::parse(frame.begin(), frame.end());
-    } catch (const json::exception& e) {
-        return protocol_error(std::string("invalid JSON: ") + e.what());
-    }
-    if (!message.is_object())
-        return protocol_error(std::string("message is a JSON ") + message.type_name() +
-                              ", not an object");
-    return message;
+    auto message = parse_strict_json(frame, ErrorCode::ProtocolError);
+    if (!message)
+        return fail(std::move(message).error());
+    if (!message->is_object())
+        return protocol_error(std::string("message is a JSON ") + message->type_name() + ", not an object");
+    return std::move(*message);
 }
 
 Result<std::string> encode_message(const json& message, std::size_t max_message_size)

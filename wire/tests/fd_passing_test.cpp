@@ -1,6 +1,6 @@
 // fd passing over a real AF_UNIX socketpair: CLOEXEC on arrival, limits that
 // close every fd they refuse, MSG_CTRUNC, non-blocking behaviour.
-#include "fd_passing.h"
+#include "wire/fd_passing.h"
 
 #include <gtest/gtest.h>
 

@@ -1,9 +1,9 @@
 // Strict JSON parsing and schema walking; see strict_json.h.
-#include "policy/strict_json.h"
+#include "base/strict_json.h"
 
 #include <vector>
 
-namespace bpfbroker::policy {
+namespace bpfbroker {
 
 namespace {
 
@@ -29,6 +29,10 @@ const char* type_name(const nlohmann::json& v)
 
 Result<nlohmann::json> parse_strict_json(std::string_view bytes, ErrorCode code)
 {
+    // nlohmann skips a leading UTF-8 byte-order mark; JSON (RFC 8259) forbids
+    // one, and a reader that skips it reads differently from one that does not.
+    if (bytes.starts_with("\xEF\xBB\xBF"))
+        return fail(code, "$: starts with a UTF-8 byte-order mark");
     // One set of seen keys per open object; the callback sees keys in order.
     std::vector<std::set<std::string, std::less<>>> open_objects;
     std::string problem;
@@ -189,14 +193,4 @@ const nlohmann::json& json_as_array(const nlohmann::json& v, const std::string& 
     return v;
 }
 
-bool is_sha256_hex(std::string_view s) noexcept
-{
-    if (s.size() != 64)
-        return false;
-    for (char c : s)
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-    return true;
-}
-
-}  // namespace bpfbroker::policy
+}  // namespace bpfbroker

@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-namespace bpfbroker::policy {
+namespace bpfbroker {
 
 struct SchemaViolation {
     std::string path;    // e.g. "$.programs[0].type"
@@ -27,7 +27,7 @@ struct SchemaViolation {
 inline constexpr std::size_t kMaxJsonDepth = 16;
 
 // Parses bytes as JSON, refusing duplicate keys, nesting deeper than
-// kMaxJsonDepth and invalid UTF-8. Errors carry `code` and say where.
+// kMaxJsonDepth, a leading byte-order mark and invalid UTF-8. Errors carry `code` and say where.
 Result<nlohmann::json> parse_strict_json(std::string_view bytes, ErrorCode code);
 
 // Walks one JSON object; every key must be consumed, or reject_unknown() throws.
@@ -60,7 +60,4 @@ std::int64_t json_as_int(const nlohmann::json& v, const std::string& path, std::
 const nlohmann::json& json_as_array(const nlohmann::json& v, const std::string& path,
                                     std::size_t max_items);
 
-// True for 64 lower-case hex digits (a SHA-256 as we print it).
-bool is_sha256_hex(std::string_view s) noexcept;
-
-}  // namespace bpfbroker::policy
+}  // namespace bpfbroker

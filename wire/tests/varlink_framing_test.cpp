@@ -1,6 +1,8 @@
 // Varlink framing: frames split and joined across reads, size limits that
 // hold without buffering, strict parsing, call/reply shapes.
-#include "varlink_framing.h"
+#include "wire/varlink_framing.h"
+
+#include "base/strict_json.h"
 
 #include <bpfbroker/error_names.h>
 
@@ -184,13 +186,23 @@ TEST(varlink_framing, non_object_json_is_protocol_error)
     }
 }
 
+TEST(varlink_framing, a_byte_order_mark_is_malformed)
+{
+    // Found by an outside attack run: a message behind a UTF-8 BOM was served.
+    FrameReader reader;
+    ASSERT_TRUE(reader.feed(std::string("\xEF\xBB\xBF{\"method\":\"org.bpfbroker.Broker.ListPrograms\"}") + '\0'));
+    auto m = reader.next_message();
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().code, ErrorCode::ProtocolError);
+}
+
 TEST(varlink_framing, nesting_is_bounded)
 {
     std::string ok = "{\"a\":";
-    for (int i = 0; i < kMaxNestingDepth - 2; ++i)
+    for (int i = 0; i < static_cast<int>(kMaxJsonDepth) - 2; ++i)
         ok += '[';
     ok += "1";
-    for (int i = 0; i < kMaxNestingDepth - 2; ++i)
+    for (int i = 0; i < static_cast<int>(kMaxJsonDepth) - 2; ++i)
         ok += ']';
     ok += '}';
     EXPECT_TRUE(parse_message(ok));
