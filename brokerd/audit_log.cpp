@@ -37,6 +37,18 @@ std::string value(const std::string& v)
 
 }  // namespace
 
+std::string cap_for_record(std::string_view value, std::size_t max)
+{
+    if (value.size() <= max)
+        return std::string(value);
+    std::string marker = "...(" + std::to_string(value.size()) + " bytes)";
+    std::size_t cut = max > marker.size() ? max - marker.size() : 0;
+    // Back off to the start of a UTF-8 sequence: the journal wants valid text.
+    while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80)
+        --cut;
+    return std::string(value.substr(0, cut)) + marker;
+}
+
 AuditLog::AuditLog(bool journal, std::string file) : journal_(journal)
 {
     if (!file.empty())
@@ -56,8 +68,11 @@ std::string AuditLog::format_line(const AuditRecord& r)
     return line;
 }
 
-void AuditLog::record(const AuditRecord& r)
+void AuditLog::record(const AuditRecord& given)
 {
+    AuditRecord r = given;
+    for (auto* field : {&r.action, &r.transport, &r.program, &r.code, &r.reason, &r.tag})
+        *field = cap_for_record(*field);
     std::lock_guard lock(mutex_);
     auto line = format_line(r);
     if (journal_) {

@@ -6,9 +6,11 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 namespace bpfbroker::brokerd {
 
@@ -25,14 +27,25 @@ struct AuditRecord {
     std::string tag;
 };
 
+// Every string a record holds may have come from a caller (a program name
+// of megabytes over D-Bus, a reason quoting it): each field is cut to this
+// many bytes before it is written, so no call makes the daemon write more
+// than a few hundred bytes per record.
+inline constexpr std::size_t kMaxAuditFieldBytes = 256;
+
+// `value` cut to at most `max` bytes on a UTF-8 boundary, the cut marked
+// with "...(N bytes)" so a reader knows the record was shortened.
+std::string cap_for_record(std::string_view value, std::size_t max = kMaxAuditFieldBytes);
+
 class AuditLog {
 public:
     // journal: send to the journal instead of stderr. file: also append
     // lines there ("" for none).
     AuditLog(bool journal, std::string file);
+    // Writes `r` with every field capped (cap_for_record).
     void record(const AuditRecord& r);
 
-    // The key=value line used on stderr and in the file.
+    // The key=value line used on stderr and in the file (fields as given).
     static std::string format_line(const AuditRecord& r);
 
 private:
