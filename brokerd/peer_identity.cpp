@@ -6,13 +6,50 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
 #include <cerrno>
 
 namespace bpfbroker::brokerd {
 
 namespace {
 
-std::string user_name(uid_t uid)
+// Names by id for a few seconds: an administrator's rename applies within
+// kTtl, and a flood of requests from one uid makes one lookup, not one each.
+class NameCache {
+public:
+    using Lookup = std::string (*)(std::uint32_t);
+    static constexpr auto kTtl = std::chrono::seconds(10);
+    static constexpr std::size_t kMaxEntries = 4096;
+
+    std::string get(std::uint32_t id, Lookup lookup)
+    {
+        auto now = std::chrono::steady_clock::now();
+        {
+            std::lock_guard lock(mutex_);
+            if (auto it = names_.find(id); it != names_.end() && now - it->second.at < kTtl)
+                return it->second.name;
+        }
+        auto name = lookup(id);  // outside the lock: NSS may be slow
+        std::lock_guard lock(mutex_);
+        if (names_.size() >= kMaxEntries)
+            names_.clear();
+        names_[id] = {name, now};
+        return name;
+    }
+
+private:
+    struct Entry {
+        std::string name;
+        std::chrono::steady_clock::time_point at;
+    };
+    std::mutex mutex_;
+    std::unordered_map<std::uint32_t, Entry> names_;
+};
+
+std::string lookup_user_name(std::uint32_t uid)
 {
     std::vector<char> buf(4096);
     struct passwd pw {};
@@ -22,7 +59,7 @@ std::string user_name(uid_t uid)
     return {};
 }
 
-std::string group_name(gid_t gid)
+std::string lookup_group_name(std::uint32_t gid)
 {
     std::vector<char> buf(16384);
     struct group gr {};
@@ -30,6 +67,19 @@ std::string group_name(gid_t gid)
     if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &out) == 0 && out)
         return out->gr_name;
     return {};
+}
+
+NameCache g_user_names;
+NameCache g_group_names;
+
+std::string user_name(uid_t uid)
+{
+    return g_user_names.get(uid, lookup_user_name);
+}
+
+std::string group_name(gid_t gid)
+{
+    return g_group_names.get(gid, lookup_group_name);
 }
 
 }  // namespace
@@ -45,7 +95,7 @@ void resolve_peer_names(policy::Peer& peer)
             peer.group_names.push_back(std::move(n));
 }
 
-Result<policy::Peer> peer_from_socket(int fd)
+Result<policy::Peer> peer_credentials_from_socket(int fd)
 {
     struct ucred cred {};
     socklen_t len = sizeof cred;
@@ -69,7 +119,6 @@ Result<policy::Peer> peer_from_socket(int fd)
             return fail(make_system_error("SO_PEERGROUPS failed", errno));
         groups.resize(glen / sizeof(gid_t));
     }
-    resolve_peer_names(peer);
     return peer;
 }
 

@@ -1,6 +1,7 @@
 // The direct socket server; see varlink_server.h.
 #include "brokerd/varlink_server.h"
 
+#include "brokerd/log.h"
 #include "brokerd/peer_identity.h"
 #include "brokerd/varlink_methods.h"
 
@@ -29,6 +30,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kListenTag = 1ull << 62;
 constexpr std::uint64_t kSignalTag = 1ull << 61;
+constexpr int kMaxAcceptsPerWakeup = 32;
 
 }  // namespace
 
@@ -50,6 +52,7 @@ struct VarlinkServer::Connection {
     Clock::time_point output_since{};   // when replies began waiting for the peer to read
     Clock::time_point last_active = Clock::now();  // last bytes from the peer
     bool close_after_flush = false;
+    bool names_resolved = false;  // user and group names, at the first request
     std::uint32_t interest = 0;
 
     Connection(UniqueFd f, policy::Peer p, std::size_t max_message, double burst)
@@ -103,18 +106,21 @@ Result<UniqueFd> VarlinkServer::listen_at(const std::string& path)
 
 void VarlinkServer::accept_all()
 {
-    for (;;) {
+    // Bounded per wakeup: a uid connecting and closing in a loop must not
+    // keep the loop here while other connections wait to be read.
+    for (int accepted = 0; accepted < kMaxAcceptsPerWakeup; ++accepted) {
         UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
         if (!fd) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE) {
-                std::fprintf(stderr, "bpfbrokerd: out of file descriptors; not accepting for a moment\n");
+                log_caller_warning("accept-out-of-fds", "out of file descriptors; not accepting for a moment");
                 pause_accepting();
             }
             return;
         }
-        auto peer = peer_from_socket(fd.get());
+        // Ids only: names are looked up (and cached) at the first request.
+        auto peer = peer_credentials_from_socket(fd.get());
         if (!peer)
             continue;
         if (connections_.size() >= limits_.max_connections_total)
@@ -126,7 +132,9 @@ void VarlinkServer::accept_all()
                 varlink::make_error_reply(ErrorCode::LimitExceeded, "too many connections for uid " + std::to_string(peer->uid)));
             if (msg)
                 (void)send_with_fds(fd.get(), *msg, {});
-            std::fprintf(stderr, "Refused a connection from uid %u: too many connections\n", static_cast<unsigned>(peer->uid));
+            auto uid = std::to_string(peer->uid);
+            log_caller_warning("connection-limit uid=" + uid, "refused a connection from uid " + uid +
+                                                                 ": too many connections, ignoring");
             continue;
         }
         int raw = fd.get();
@@ -338,6 +346,10 @@ void VarlinkServer::process_frames(Connection& c)
         // escaping the reply backpressure: it is dropped without acting.
         if (call->oneway && call->method == std::string(kVarlinkInterface) + ".AcquireProgram")
             continue;
+        if (!c.names_resolved) {
+            resolve_peer_names(c.peer);
+            c.names_resolved = true;
+        }
         auto resp = handle_varlink_call(broker_, c.peer, call->method, call->parameters);
         if (!call->oneway)
             queue_response(c, std::move(resp.message), std::move(resp.fds));
