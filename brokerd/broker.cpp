@@ -41,6 +41,14 @@ Result<void> add_principals(const std::vector<std::string>& items, std::vector<s
     return {};
 }
 
+// Why a grant that needs polkit is refused where polkit cannot be asked.
+std::string polkit_unreachable_reason(const std::string& program, TransportKind transport)
+{
+    std::string why = "the grant for \"" + program + "\" requires polkit authorization (org.bpfbroker.acquire), ";
+    return why + (transport == TransportKind::Socket ? "which the socket cannot ask: use D-Bus"
+                                                     : "and polkit is not in use");
+}
+
 }  // namespace
 
 Broker::Broker(BrokerConfig config, FeatureReport features, AuditLog& audit)
@@ -253,8 +261,9 @@ Result<Handout> Broker::acquire(const policy::Peer& peer, const std::string& nam
     return hand_out(peer, auth, transport, false);
 }
 
-std::vector<ProgramListing> Broker::list(const policy::Peer& peer)
+std::vector<ProgramListing> Broker::list(const RequestContext& ctx)
 {
+    const auto& peer = ctx.peer;
     auto snap = snapshot();
     policy::Usage usage{instances_.live_count(peer.uid)};
     std::vector<ProgramListing> out;
@@ -268,6 +277,9 @@ std::vector<ProgramListing> Broker::list(const policy::Peer& peer)
             l.instance = std::string(policy::instance_mode_name(e.manifest->instance));
         }
         auto d = policy::decide(e, snap->grants, peer, available_features_, usage, snap->settings.limits);
+        if (d.allowed && d.needs_polkit && !ctx.polkit_reachable)
+            d = policy::Decision{false, ErrorCode::PermissionDenied, polkit_unreachable_reason(e.name, ctx.transport), true,
+                                 d.grant};
         l.allowed = d.allowed;
         l.needs_polkit = d.needs_polkit;
         if (!d.allowed) {

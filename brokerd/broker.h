@@ -14,6 +14,7 @@
 #include "brokerd/feature_probe.h"
 #include "brokerd/instance_tracker.h"
 #include "brokerd/program_loader.h"
+#include "brokerd/request_context.h"
 #include "policy/catalog.h"
 #include "policy/decide.h"
 #include "policy/grants.h"
@@ -104,7 +105,9 @@ public:
     // authorize + hand_out for transports without polkit: grants needing it are refused.
     Result<Handout> acquire(const policy::Peer& peer, const std::string& name, const std::string& transport);
 
-    std::vector<ProgramListing> list(const policy::Peer& peer);
+    // Every program, as this caller would fare on this transport: a grant
+    // that needs polkit is not "allowed" where polkit cannot be asked.
+    std::vector<ProgramListing> list(const RequestContext& ctx);
 
     // Admin operations; the transport has checked the caller may administer.
     Result<policy::Grant> approve(const policy::Peer& peer, const ApproveRequest& request, const std::string& transport);

@@ -131,7 +131,8 @@ private:
     {
         auto c = caller();
         std::vector<ProgramRow> out;
-        for (const auto& l : broker_.list(c.peer))
+        RequestContext ctx{TransportKind::Dbus, c.peer, c.bus_name, polkit_ != nullptr};
+        for (const auto& l : broker_.list(ctx))
             out.emplace_back(l.name, l.version, l.description, l.state, l.instance, l.allowed, l.needs_polkit, l.code, l.reason);
         return out;
     }

@@ -58,7 +58,8 @@ VarlinkResponse list_programs(Broker& broker, const policy::Peer& peer, policy::
 {
     params.reject_unknown();
     nlohmann::json programs = nlohmann::json::array();
-    for (const auto& l : broker.list(peer))
+    RequestContext ctx{TransportKind::Socket, peer, {}, false};
+    for (const auto& l : broker.list(ctx))
         programs.push_back(listing_json(l));
     return {varlink::make_reply({{"programs", programs}}), {}};
 }
