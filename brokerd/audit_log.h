@@ -4,11 +4,14 @@
 // key=value pairs on stderr, and optionally appended to a file.
 #pragma once
 
+#include <bpfbroker/error.h>
+
 #include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,7 +24,7 @@ struct AuditRecord {
     uid_t uid = static_cast<uid_t>(-1);
     pid_t pid = 0;
     bool allowed = false;
-    std::string code;                 // ErrorCode name when denied
+    std::optional<ErrorCode> code;    // when denied
     std::string reason;
     std::uint32_t prog_id = 0;        // when a program was handed out
     std::string tag;

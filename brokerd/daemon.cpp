@@ -170,10 +170,11 @@ int run_daemon(const DaemonOptions& o)
     auto result = server.run(signals->get(), [&](int signo) {
         if (signo != SIGHUP)
             return false;
-        policy::Peer signal_sender;
-        signal_sender.uid = 0;
-        if (auto r = broker.reload_as(signal_sender, "signal"); !r)
-            log_error("Reload failed, keeping the previous policy: " + r.error().describe());
+        RequestContext signal_sender{TransportKind::Signal, {}, {}, false};
+        signal_sender.peer.uid = 0;  // only the service manager (or root) can signal us
+        if (auto r = broker.reload(signal_sender); !r.ok())
+            log_error("Reload failed, keeping the previous policy: " +
+                      (r.denied() ? r.error().describe() : std::string("unexpected polkit question")));
         else
             log_policy_state(broker);
         return true;

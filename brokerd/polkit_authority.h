@@ -5,6 +5,8 @@
 // The answer arrives on the bus thread; other callers are served meanwhile.
 #pragma once
 
+#include "brokerd/polkit_verdict.h"
+
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <sys/types.h>
@@ -17,8 +19,6 @@
 
 namespace bpfbroker::brokerd {
 
-inline constexpr const char* kPolkitActionManage = "org.bpfbroker.manage";
-inline constexpr const char* kPolkitActionAcquire = "org.bpfbroker.acquire";
 
 class PolkitAuthority {
 public:
@@ -28,9 +28,10 @@ public:
     // agent that never answers must not pile up pending calls on the bus.
     static constexpr unsigned kMaxPendingPerUid = 4;
 
-    // `done(allowed, why)`: why explains a refusal or an unavailable polkit.
-    // Called on the bus thread, like check() itself.
-    using Callback = std::function<void(bool allowed, std::string why)>;
+    // `done(verdict)`: polkit's answer about this uid, bus name and action
+    // (why() explains a refusal or an unavailable polkit). Called on the bus
+    // thread, like check() itself.
+    using Callback = std::function<void(const PolkitVerdict& verdict)>;
     void check(uid_t uid, const std::string& bus_name, const std::string& action, Callback done);
 
 private:

@@ -342,16 +342,13 @@ void VarlinkServer::process_frames(Connection& c)
                            {});
             continue;
         }
-        // A oneway acquire would load a program whose fds nobody receives,
-        // escaping the reply backpressure: it is dropped without acting.
-        if (call->oneway && call->method == std::string(kVarlinkInterface) + ".AcquireProgram")
-            continue;
         if (!c.names_resolved) {
             resolve_peer_names(c.peer);
             c.names_resolved = true;
         }
-        auto resp = handle_varlink_call(broker_, c.peer, call->method, call->parameters);
-        if (!call->oneway)
+        // Parsed once (above); the method table checks it and the Broker decides.
+        auto resp = handle_varlink_call(broker_, c.peer, call->method, call->parameters, call->oneway);
+        if (resp.reply)
             queue_response(c, std::move(resp.message), std::move(resp.fds));
     }
     c.partial_since = c.reader.buffered_bytes() > 0 ? (c.partial_since == Clock::time_point{} ? Clock::now() : c.partial_since)

@@ -54,7 +54,7 @@ TEST(audit_cap, a_record_with_a_4mib_name_writes_a_short_line)
         r.action = "approve";
         r.transport = "dbus";
         r.program = std::string(4 << 20, 'n');
-        r.code = "PermissionDenied";
+        r.code = bpfbroker::ErrorCode::PermissionDenied;
         r.reason = "no program named \"" + r.program + "\"";
         log.record(r);
     }
