@@ -4,6 +4,8 @@
 // key=value pairs on stderr, and optionally appended to a file.
 #pragma once
 
+#include "brokerd/limits.h"
+
 #include <bpfbroker/error.h>
 
 #include <sys/types.h>
@@ -34,7 +36,7 @@ struct AuditRecord {
 // of megabytes over D-Bus, a reason quoting it): each field is cut to this
 // many bytes before it is written, so no call makes the daemon write more
 // than a few hundred bytes per record.
-inline constexpr std::size_t kMaxAuditFieldBytes = 256;
+inline constexpr std::size_t kMaxAuditFieldBytes = Limits::kAuditFieldBytes;
 
 // `value` cut to at most `max` bytes on a UTF-8 boundary, the cut marked
 // with "...(N bytes)" so a reader knows the record was shortened.

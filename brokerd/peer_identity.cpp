@@ -1,6 +1,8 @@
 // Peer identity from the transport; see peer_identity.h.
 #include "brokerd/peer_identity.h"
 
+#include "brokerd/limits.h"
+
 #include <grp.h>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -22,7 +24,7 @@ class NameCache {
 public:
     using Lookup = std::string (*)(std::uint32_t);
     static constexpr auto kTtl = std::chrono::seconds(10);
-    static constexpr std::size_t kMaxEntries = 4096;
+    static constexpr std::size_t kMaxEntries = Limits::kCachedNames;
 
     std::string get(std::uint32_t id, Lookup lookup)
     {

@@ -5,6 +5,7 @@
 // The answer arrives on the bus thread; other callers are served meanwhile.
 #pragma once
 
+#include "brokerd/limits.h"
 #include "brokerd/polkit_verdict.h"
 
 #include <sdbus-c++/sdbus-c++.h>
@@ -26,7 +27,7 @@ public:
 
     // At most this many checks of one uid wait for polkit at a time: an
     // agent that never answers must not pile up pending calls on the bus.
-    static constexpr unsigned kMaxPendingPerUid = 4;
+    static constexpr unsigned kMaxPendingPerUid = Limits::kPolkitPendingPerUid;
 
     // `done(verdict)`: polkit's answer about this uid, bus name and action
     // (why() explains a refusal or an unavailable polkit). Called on the bus

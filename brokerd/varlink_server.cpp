@@ -30,7 +30,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kListenTag = 1ull << 62;
 constexpr std::uint64_t kSignalTag = 1ull << 61;
-constexpr int kMaxAcceptsPerWakeup = 32;
 
 }  // namespace
 
@@ -61,18 +60,7 @@ struct VarlinkServer::Connection {
     }
 };
 
-ServerLimits limits_from_settings(const policy::Settings& s)
-{
-    ServerLimits l;
-    l.max_message_bytes = s.max_message_bytes;
-    l.max_connections_per_uid = s.max_connections_per_uid;
-    l.max_connections_total = s.max_connections_total;
-    l.requests_per_second = s.max_requests_per_second;
-    l.partial_message_timeout = std::chrono::milliseconds(s.stalled_client_timeout_ms);
-    return l;
-}
-
-VarlinkServer::VarlinkServer(Broker& broker, UniqueFd listen_fd, ServerLimits limits)
+VarlinkServer::VarlinkServer(Broker& broker, UniqueFd listen_fd, Limits limits)
     : broker_(broker), listen_fd_(std::move(listen_fd)), epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)), limits_(limits)
 {
 }
@@ -108,7 +96,7 @@ void VarlinkServer::accept_all()
 {
     // Bounded per wakeup: a uid connecting and closing in a loop must not
     // keep the loop here while other connections wait to be read.
-    for (int accepted = 0; accepted < kMaxAcceptsPerWakeup; ++accepted) {
+    for (unsigned accepted = 0; accepted < limits_.max_accepts_per_wakeup; ++accepted) {
         UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
         if (!fd) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -460,7 +448,7 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
         }
         // Limits follow the settings of the current policy (SIGHUP, Reload).
         if (auto snap = broker_.snapshot(); snap != limits_source_) {
-            limits_ = limits_from_settings(snap->settings);
+            limits_ = Limits(snap->settings);
             limits_source_ = std::move(snap);
             queues_shrank_ = true;  // budgets may have grown
         }

@@ -5,6 +5,8 @@
 // minute, not one per attempt, and never slows the loop down with writes.
 #pragma once
 
+#include "brokerd/limits.h"
+
 #include <chrono>
 #include <cstddef>
 #include <map>
@@ -20,7 +22,7 @@ public:
     using Clock = std::chrono::steady_clock;
 
     // Distinct keys remembered at once; past it the oldest windows are dropped.
-    static constexpr std::size_t kMaxKeys = 1024;
+    static constexpr std::size_t kMaxKeys = Limits::kThrottledWarningKeys;
 
     WarningThrottle(unsigned per_window, std::chrono::seconds window) : per_window_(per_window), window_(window) {}
 
