@@ -111,12 +111,13 @@ std::optional<DispatchError> check_parameters(const MethodSpec& spec, const nloh
 {
     if (!parameters.is_object())
         return invalid("parameters", "expected an object");
-    for (const auto& [key, value] : parameters.items()) {
+    for (auto it = parameters.begin(); it != parameters.end(); ++it) {
+        const std::string& key = it.key();
         auto f = std::find_if(spec.parameters.begin(), spec.parameters.end(),
-                              [&](const FieldSpec& fs) { return fs.name == key; });
+                              [&key](const FieldSpec& fs) { return fs.name == key; });
         if (f == spec.parameters.end())
             return invalid(key.size() <= 64 ? key : key.substr(0, 64) + "...", "unknown parameter");
-        if (auto bad = check_field(*f, value))
+        if (auto bad = check_field(*f, it.value()))
             return bad;
     }
     for (const auto& f : spec.parameters)
