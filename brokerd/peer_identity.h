@@ -1,6 +1,6 @@
 // Who is on the other end of a connection, from the kernel (SO_PEERCRED,
 // SO_PEERGROUPS) or from the bus's recorded credentials, never from anything
-// the caller says. Names come from NSS at the time of the request.
+// the caller says. Names (and a D-Bus caller's groups) come from NSS, cached for 10 s.
 #pragma once
 
 #include "policy/decide.h"
