@@ -254,6 +254,7 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     h.name = entry.name;
     h.version = manifest.version;
     h.type = manifest.programs.front().type;
+    h.program_name = manifest.programs.front().name;
     h.instance = manifest.instance;
 
     if (manifest.instance == policy::InstanceMode::Shared) {

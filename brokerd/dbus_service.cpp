@@ -27,6 +27,8 @@ sdbus::Error to_dbus_error(const Error& e)
 }  // namespace
 
 using AcquireResult = sdbus::Result<sdbus::UnixFd, std::map<std::string, sdbus::UnixFd>, std::map<std::string, sdbus::Variant>>;
+using FdsByName = std::map<std::string, sdbus::UnixFd>;
+using AcquireWithOptionsResult = sdbus::Result<FdsByName, FdsByName, FdsByName, std::map<std::string, sdbus::Variant>>;
 
 // (name, version, description, state, instance, allowed, needs_polkit, error, reason)
 using ProgramRow = sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, bool, std::string, std::string>;
@@ -119,12 +121,80 @@ private:
         decide<Handout>(
             shared, ctx, [this, ctx, request](const PolkitVerdict* v) { return broker_.acquire(ctx, request, v); },
             [](const AcquireResult& r, Handout& h) {
-                std::map<std::string, sdbus::UnixFd> maps;
-                for (auto& m : h.maps)
-                    maps.emplace(m.name, sdbus::UnixFd(m.fd.release(), sdbus::adopt_fd));
+                // A broker-attached program has links, no program fd: this
+                // reply has no place for them (closing ours detaches).
+                if (!h.program) {
+                    r.returnError(to_dbus_error(make_error(
+                        ErrorCode::InvalidParameter,
+                        "\"" + h.name + "\" is attached by the broker: use AcquireProgramWithOptions")));
+                    return;
+                }
                 auto info = to_wire(h);
-                r.returnResults(sdbus::UnixFd(h.program.release(), sdbus::adopt_fd), maps, info);
+                r.returnResults(sdbus::UnixFd(h.program.release(), sdbus::adopt_fd), map_fds(h), info);
             });
+    }
+
+    void AcquireProgramWithOptions(AcquireWithOptionsResult&& result, std::string name,
+                                   std::map<std::string, sdbus::Variant> options) override
+    {
+        auto ctx = context();
+        auto shared = std::make_shared<AcquireWithOptionsResult>(std::move(result));
+        auto request = acquire_request(std::move(name), options);
+        if (!request) {
+            shared->returnError(to_dbus_error(request.error()));
+            return;
+        }
+        decide<Handout>(
+            shared, ctx, [this, ctx, request = *request](const PolkitVerdict* v) { return broker_.acquire(ctx, request, v); },
+            [](const AcquireWithOptionsResult& r, Handout& h) {
+                std::map<std::string, sdbus::UnixFd> programs;
+                if (h.program)
+                    programs.emplace(h.program_name, sdbus::UnixFd(h.program.release(), sdbus::adopt_fd));
+                std::map<std::string, sdbus::UnixFd> links;
+                for (auto& l : h.links)
+                    links.emplace(l.program, sdbus::UnixFd(l.fd.release(), sdbus::adopt_fd));
+                auto info = to_wire(h);
+                r.returnResults(programs, links, map_fds(h), info);
+            });
+    }
+
+    static std::map<std::string, sdbus::UnixFd> map_fds(Handout& h)
+    {
+        std::map<std::string, sdbus::UnixFd> maps;
+        for (auto& m : h.maps)
+            maps.emplace(m.name, sdbus::UnixFd(m.fd.release(), sdbus::adopt_fd));
+        return maps;
+    }
+
+    // options: "parameters" -> a{sv} of NAME -> t (u and b accepted), bounded
+    // like the socket's method table; anything else is InvalidParameter.
+    static Result<AcquireRequest> acquire_request(std::string name, const std::map<std::string, sdbus::Variant>& options)
+    {
+        AcquireRequest request{std::move(name), {}};
+        for (const auto& [key, value] : options) {
+            if (key != "parameters")
+                return fail(ErrorCode::InvalidParameter, "unknown option \"" + cap_for_record(key, 64) + "\"");
+            if (!value.containsValueOfType<std::map<std::string, sdbus::Variant>>())
+                return fail(ErrorCode::InvalidParameter, "option \"parameters\" must be a{sv}");
+            auto chosen = value.get<std::map<std::string, sdbus::Variant>>();
+            if (chosen.size() > Limits::kChosenParameters)
+                return fail(ErrorCode::InvalidParameter, "more than " + std::to_string(Limits::kChosenParameters) +
+                                                             " parameters");
+            for (const auto& [param, v] : chosen) {
+                if (param.size() > 64)
+                    return fail(ErrorCode::InvalidParameter, "a parameter name is longer than 64 bytes");
+                if (v.containsValueOfType<std::uint64_t>())
+                    request.parameters[param] = v.get<std::uint64_t>();
+                else if (v.containsValueOfType<std::uint32_t>())
+                    request.parameters[param] = v.get<std::uint32_t>();
+                else if (v.containsValueOfType<bool>())
+                    request.parameters[param] = v.get<bool>() ? 1 : 0;
+                else
+                    return fail(ErrorCode::InvalidParameter,
+                                "parameter \"" + param + "\" must be t, u or b, not " + v.peekValueType());
+            }
+        }
+        return request;
     }
 
     std::vector<ProgramRow> ListPrograms() override

@@ -62,6 +62,7 @@ struct Handout {
     policy::InstanceMode instance = policy::InstanceMode::Shared;
     std::uint32_t prog_id = 0;
     std::string tag;
+    std::string program_name;        // the program's function name (manifest)
     UniqueFd program;                // client-attached programs only
     std::vector<HandedLink> links;   // broker-attached programs only
     std::vector<HandedMap> maps;     // only maps with client access

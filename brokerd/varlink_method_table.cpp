@@ -1,6 +1,8 @@
 // The Varlink method table; see varlink_method_table.h.
 #include "brokerd/varlink_method_table.h"
 
+#include "brokerd/limits.h"
+
 #include <bpfbroker/error_names.h>
 
 #include "varlink_framing.h"
@@ -12,8 +14,8 @@ namespace bpfbroker::brokerd {
 
 namespace {
 
-constexpr std::size_t kMaxNames = 1024;      // users or groups in one Approve
-constexpr std::size_t kMaxParameters = 64;   // chosen values in one AcquireProgram
+constexpr std::size_t kMaxNames = Limits::kApproveNames;
+constexpr std::size_t kMaxParameters = Limits::kChosenParameters;
 
 constexpr std::array kGetInterfaceDescription{FieldSpec{"interface", FieldType::String, true, 256}};
 constexpr std::array kAcquire{FieldSpec{"name", FieldType::String, true, 64},

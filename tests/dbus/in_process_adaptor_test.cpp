@@ -113,5 +113,53 @@ TEST_F(InProcessAdaptor, refusals_are_the_cores_with_their_names)
     EXPECT_NE(audit.find("action=approve transport=dbus program=udp_stats uid=65534"), std::string::npos) << audit;
 }
 
+// The agreed wire contract: AcquireProgramWithOptions(s, a{sv}) ->
+// (a{sh} programs, a{sh} links, a{sh} maps, a{sv} info), options checked
+// by the adaptor's translation and the choices decided by the core.
+TEST_F(InProcessAdaptor, acquire_with_options_replies_by_program_name_and_checks_options)
+{
+    auto result = run_as(kNobodyUid, kNobodyGid, [] {
+        auto conn = sdbus::createSystemBusConnection();
+        auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
+        proxy->finishRegistration();
+        using Fds = std::map<std::string, sdbus::UnixFd>;
+        auto call = [&](std::map<std::string, sdbus::Variant> options, Fds* programs, Fds* links, std::string* message) {
+            return dbus_error_of(
+                [&] {
+                    Fds p, l, m;
+                    std::map<std::string, sdbus::Variant> info;
+                    proxy->callMethod("AcquireProgramWithOptions").onInterface(kInterface)
+                        .withArguments(std::string("drop_small"), options)
+                        .storeResultsTo(p, l, m, info);
+                    if (programs)
+                        *programs = std::move(p);
+                    if (links)
+                        *links = std::move(l);
+                },
+                message);
+        };
+        Fds programs, links;
+        std::string message;
+        auto ok = call({}, &programs, &links, &message);
+        check(ok.empty(), "no options: " + ok + ": " + message);
+        check(programs.size() == 1 && programs.count("drop_small") && programs.at("drop_small").get() >= 0,
+              "the program fd is not keyed by the program's name");
+        check(links.empty(), "a client-attached program came with links");
+
+        const std::string kInvalid = "org.bpfbroker.Broker1.Error.InvalidParameter";
+        std::map<std::string, sdbus::Variant> chosen{{"min_len", sdbus::Variant(std::uint64_t{5})}};
+        auto unknown_param = call({{"parameters", sdbus::Variant(chosen)}}, nullptr, nullptr, &message);
+        check(unknown_param == kInvalid && message.find("min_len") != std::string::npos,
+              "a parameter drop_small does not take: " + unknown_param + ": " + message);
+        auto unknown_option = call({{"colour", sdbus::Variant(std::string("red"))}}, nullptr, nullptr, &message);
+        check(unknown_option == kInvalid, "an unknown option: " + unknown_option);
+        std::map<std::string, sdbus::Variant> as_string{{"min_len", sdbus::Variant(std::string("5"))}};
+        auto wrong_type = call({{"parameters", sdbus::Variant(as_string)}}, nullptr, nullptr, &message);
+        check(wrong_type == kInvalid, "a string parameter: " + wrong_type);
+        return std::string("ok");
+    });
+    ASSERT_TRUE(result.ok()) << result.describe();
+}
+
 }  // namespace
 }  // namespace bpfbroker::dbus_test
