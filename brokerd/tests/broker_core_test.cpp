@@ -5,15 +5,9 @@
 // every decision is audited by the core.
 #include "brokerd/broker.h"
 
-#include "support/fake_program_source.h"
-#include "support/io.h"
-#include "support/scratch_root.h"
+#include "support/core_fixture.h"
 
 #include <gtest/gtest.h>
-
-#include <unistd.h>
-
-#include <sstream>
 
 namespace bpfbroker::brokerd {
 
@@ -27,65 +21,7 @@ struct PolkitVerdictForTesting {
 
 namespace {
 
-using test_support::FakeProgramSource;
-
-class BrokerCore : public ::testing::Test {
-protected:
-    void SetUp() override
-    {
-        ASSERT_EQ(scratch_.create("bpfbroker-core"), "");
-        auto made = scratch_.make_demo_root();
-        if (!made.empty() && ::geteuid() != 0)
-            GTEST_SKIP() << "cannot lay out the signed demo root as uid " << ::geteuid() << ": " << made;
-        ASSERT_EQ(made, "");
-        audit_ = std::make_unique<AuditLog>(false, scratch_.path("audit.log"));
-        BrokerConfig config;
-        config.root = scratch_.root();
-        config.trust.owner = ::geteuid();
-        auto source = std::make_unique<FakeProgramSource>();
-        source_ = source.get();
-        broker_ = std::make_unique<Broker>(config, FeatureReport{}, *audit_, std::move(source));
-        ASSERT_TRUE(broker_->reload());
-    }
-
-    static RequestContext socket_as(uid_t uid)
-    {
-        RequestContext ctx{TransportKind::Socket, {}, {}, false};
-        ctx.peer.uid = uid;
-        ctx.peer.gid = uid;
-        ctx.peer.pid = 4242;
-        return ctx;
-    }
-    static RequestContext dbus_as(uid_t uid)
-    {
-        auto ctx = socket_as(uid);
-        ctx.transport = TransportKind::Dbus;
-        ctx.bus_name = ":1.42";
-        ctx.polkit_reachable = true;
-        return ctx;
-    }
-
-    void approve(const std::string& program, bool polkit)
-    {
-        ApproveRequest req{program, {}, {}, true, polkit};
-        auto g = broker_->approve(socket_as(0), req);
-        ASSERT_TRUE(g.ok()) << (g.denied() ? g.error().describe() : "asked polkit");
-    }
-
-    std::vector<std::string> audit_lines() const
-    {
-        std::vector<std::string> out;
-        std::stringstream ss(test_support::read_text_file(scratch_.path("audit.log")));
-        for (std::string line; std::getline(ss, line);)
-            out.push_back(line);
-        return out;
-    }
-
-    test_support::ScratchRoot scratch_;
-    std::unique_ptr<AuditLog> audit_;
-    FakeProgramSource* source_ = nullptr;
-    std::unique_ptr<Broker> broker_;
-};
+using BrokerCore = test_support::CoreFixture;
 
 TEST_F(BrokerCore, approved_shared_program_is_handed_out_once_loaded_and_audited)
 {
