@@ -3,6 +3,8 @@
 // programs is bounded whether it asks over one connection, many, or D-Bus.
 #pragma once
 
+#include "brokerd/limits.h"
+
 #include <sys/types.h>
 
 #include <chrono>
@@ -16,7 +18,7 @@ class AcquireRateLimiter {
 public:
     // Remembering a bucket per uid costs a few bytes; past this many uids,
     // full (idle) buckets are forgotten first.
-    static constexpr std::size_t kMaxTrackedUids = 65536;
+    static constexpr std::size_t kMaxTrackedUids = Limits::kRateTrackedUids;
 
     // True when `uid` may make one more acquire now at `per_second`
     // sustained (bursts up to `per_second`).

@@ -37,6 +37,18 @@ std::string value(const std::string& v)
 
 }  // namespace
 
+std::string cap_for_record(std::string_view value, std::size_t max)
+{
+    if (value.size() <= max)
+        return std::string(value);
+    std::string marker = "...(" + std::to_string(value.size()) + " bytes)";
+    std::size_t cut = max > marker.size() ? max - marker.size() : 0;
+    // Back off to the start of a UTF-8 sequence: the journal wants valid text.
+    while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80)
+        --cut;
+    return std::string(value.substr(0, cut)) + marker;
+}
+
 AuditLog::AuditLog(bool journal, std::string file) : journal_(journal)
 {
     if (!file.empty())
@@ -48,24 +60,28 @@ std::string AuditLog::format_line(const AuditRecord& r)
     std::string line = "audit: action=" + value(r.action) + " transport=" + value(r.transport) +
                        " program=" + value(r.program) + " uid=" + std::to_string(r.uid) +
                        " pid=" + std::to_string(r.pid) + " decision=" + (r.allowed ? "allow" : "deny");
-    if (!r.code.empty())
-        line += " code=" + value(r.code);
+    if (r.code)
+        line += " code=" + std::string(error_code_name(*r.code));
     if (r.prog_id)
         line += " prog_id=" + std::to_string(r.prog_id) + " tag=" + value(r.tag);
     line += " reason=" + value(r.reason);
     return line;
 }
 
-void AuditLog::record(const AuditRecord& r)
+void AuditLog::record(const AuditRecord& given)
 {
+    AuditRecord r = given;
+    for (auto* field : {&r.action, &r.transport, &r.program, &r.reason, &r.tag})
+        *field = cap_for_record(*field);
     std::lock_guard lock(mutex_);
     auto line = format_line(r);
+    std::string code = r.code ? std::string(error_code_name(*r.code)) : std::string();
     if (journal_) {
         sd_journal_send("MESSAGE=%s", line.c_str(), "PRIORITY=%d", r.allowed ? 6 : 5,
                         "BPFBROKER_ACTION=%s", r.action.c_str(), "BPFBROKER_TRANSPORT=%s", r.transport.c_str(),
                         "BPFBROKER_PROGRAM=%s", r.program.c_str(), "BPFBROKER_UID=%u", static_cast<unsigned>(r.uid),
                         "BPFBROKER_PID=%d", static_cast<int>(r.pid), "BPFBROKER_DECISION=%s",
-                        r.allowed ? "allow" : "deny", "BPFBROKER_CODE=%s", r.code.c_str(), "BPFBROKER_REASON=%s",
+                        r.allowed ? "allow" : "deny", "BPFBROKER_CODE=%s", code.c_str(), "BPFBROKER_REASON=%s",
                         r.reason.c_str(), "BPFBROKER_PROG_ID=%u", r.prog_id, "BPFBROKER_PROG_TAG=%s", r.tag.c_str(),
                         nullptr);
     } else {

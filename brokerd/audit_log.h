@@ -4,11 +4,18 @@
 // key=value pairs on stderr, and optionally appended to a file.
 #pragma once
 
+#include "brokerd/limits.h"
+
+#include <bpfbroker/error.h>
+
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace bpfbroker::brokerd {
 
@@ -19,20 +26,31 @@ struct AuditRecord {
     uid_t uid = static_cast<uid_t>(-1);
     pid_t pid = 0;
     bool allowed = false;
-    std::string code;                 // ErrorCode name when denied
+    std::optional<ErrorCode> code;    // when denied
     std::string reason;
     std::uint32_t prog_id = 0;        // when a program was handed out
     std::string tag;
 };
+
+// Every string a record holds may have come from a caller (a program name
+// of megabytes over D-Bus, a reason quoting it): each field is cut to this
+// many bytes before it is written, so no call makes the daemon write more
+// than a few hundred bytes per record.
+inline constexpr std::size_t kMaxAuditFieldBytes = Limits::kAuditFieldBytes;
+
+// `value` cut to at most `max` bytes on a UTF-8 boundary, the cut marked
+// with "...(N bytes)" so a reader knows the record was shortened.
+std::string cap_for_record(std::string_view value, std::size_t max = kMaxAuditFieldBytes);
 
 class AuditLog {
 public:
     // journal: send to the journal instead of stderr. file: also append
     // lines there ("" for none).
     AuditLog(bool journal, std::string file);
+    // Writes `r` with every field capped (cap_for_record).
     void record(const AuditRecord& r);
 
-    // The key=value line used on stderr and in the file.
+    // The key=value line used on stderr and in the file (fields as given).
     static std::string format_line(const AuditRecord& r);
 
 private:

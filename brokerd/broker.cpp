@@ -35,17 +35,48 @@ Result<void> add_principals(const std::vector<std::string>& items, std::vector<s
             !std::all_of(item.begin(), item.end(), [](char c) {
                 return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
             }))
-            return fail(ErrorCode::InvalidParameter, std::string(what) + " \"" + item + "\" is not a valid name");
+            return fail(ErrorCode::InvalidParameter,
+                        std::string(what) + " \"" + cap_for_record(item, 64) + "\" is not a valid name");
         names.push_back(item);
     }
     return {};
 }
 
+// Why a grant that needs polkit is refused where polkit cannot be asked.
+std::string polkit_unreachable_reason(const std::string& program, TransportKind transport)
+{
+    std::string why = "the grant for \"" + program + "\" requires polkit authorization (org.bpfbroker.acquire), ";
+    return why + (transport == TransportKind::Socket ? "which the socket cannot ask: use D-Bus"
+                                                     : "and polkit is not in use");
+}
+
+// Why a non-root caller may not administer where polkit cannot be asked.
+std::string admin_unreachable_reason(std::string_view action, TransportKind transport)
+{
+    if (transport == TransportKind::Socket)
+        return std::string(action) + " is for root on the direct socket; use D-Bus with polkit";
+    return "only root may administer bpfbroker: polkit is not in use";
+}
+
 }  // namespace
 
-Broker::Broker(BrokerConfig config, FeatureReport features, AuditLog& audit)
+struct Broker::AdminGate {
+    std::optional<Error> denial;
+    std::optional<PolkitQuestion> question;
+
+    [[nodiscard]] bool go_on() const { return !denial && !question; }
+    template <typename T>
+    [[nodiscard]] Outcome<T> stop() const
+    {
+        if (denial)
+            return *denial;
+        return *question;
+    }
+};
+
+Broker::Broker(BrokerConfig config, FeatureReport features, AuditLog& audit, std::unique_ptr<ProgramSource> programs)
     : config_(std::move(config)), features_(std::move(features)), available_features_(features_.available()),
-      audit_(audit), snapshot_(std::make_shared<PolicySnapshot>())
+      audit_(audit), programs_(std::move(programs)), snapshot_(std::make_shared<PolicySnapshot>())
 {
 }
 
@@ -106,55 +137,88 @@ std::vector<policy::PolicyProblem> Broker::problems() const
     return out;
 }
 
-void Broker::audit(const std::string& action, const std::string& transport, const std::string& program,
-                   const policy::Peer& peer, bool allowed, const std::string& code, const std::string& reason,
-                   std::uint32_t prog_id, const std::string& tag)
+void Broker::audit(std::string_view action, const RequestContext& ctx, const std::string& program, const Error* denial,
+                   const std::string& reason, const Handout* handout)
 {
     AuditRecord r;
-    r.action = action;
-    r.transport = transport;
+    r.action = std::string(action);
+    r.transport = std::string(transport_name(ctx.transport));
     r.program = program;
-    r.uid = peer.uid;
-    r.pid = peer.pid;
-    r.allowed = allowed;
-    r.code = code;
-    r.reason = reason;
-    r.prog_id = prog_id;
-    r.tag = tag;
+    r.uid = ctx.peer.uid;
+    r.pid = ctx.peer.pid;
+    r.allowed = denial == nullptr;
+    if (denial)
+        r.code = denial->code;
+    r.reason = denial ? denial->message : reason;
+    if (handout) {
+        r.prog_id = handout->prog_id;
+        r.tag = handout->tag;
+    }
     audit_.record(r);
 }
 
-Authorization Broker::authorize(const policy::Peer& peer, const std::string& name, const std::string& transport)
+Error Broker::deny(std::string_view action, const RequestContext& ctx, const std::string& program, Error error)
 {
-    Authorization auth;
-    auth.snapshot = snapshot();
-    if (!policy::is_valid_program_name(name)) {
-        // Checked before anything else: a name from D-Bus can be megabytes.
-        auth.decision = policy::Decision::deny(ErrorCode::InvalidParameter, "not a valid program name");
-        audit("acquire", transport, name.substr(0, 64), peer, false, "InvalidParameter", auth.decision.reason);
-        return auth;
+    audit(action, ctx, program, &error, {});
+    return error;
+}
+
+bool Broker::verdict_matches(const PolkitVerdict& verdict, const RequestContext& ctx, std::string_view action)
+{
+    return ctx.transport == TransportKind::Dbus && verdict.action() == action && verdict.uid() == ctx.peer.uid &&
+           verdict.bus_name() == ctx.bus_name;
+}
+
+Outcome<Handout> Broker::acquire(const RequestContext& ctx, const AcquireRequest& request, const PolkitVerdict* verdict)
+{
+    constexpr std::string_view kAction = "acquire";
+    const auto& name = request.name;
+    // Checked before anything else: a name from D-Bus can be megabytes (the
+    // audit record caps it).
+    if (!policy::is_valid_program_name(name))
+        return deny(kAction, ctx, name, make_error(ErrorCode::InvalidParameter, "not a valid program name"));
+    auto snap = snapshot();
+    // One token per request: the call that carries polkit's verdict is the
+    // same request as the one that asked for it.
+    if (!verdict && !rate_.allow(ctx.peer.uid, snap->settings.max_requests_per_second))
+        return deny(kAction, ctx, name,
+                    make_error(ErrorCode::LimitExceeded, "uid " + std::to_string(ctx.peer.uid) + " asked for more than " +
+                                                             std::to_string(snap->settings.max_requests_per_second) +
+                                                             " programs per second"));
+    const auto* entry = snap->catalog.find(name);
+    if (!entry)
+        return deny(kAction, ctx, name,
+                    make_error(ErrorCode::ProgramNotFound, "no program named \"" + name + "\" in the catalog"));
+    // Counting asks the kernel about each tracked id: only per-client
+    // programs are limited, so shared acquires skip it.
+    bool per_client = entry->manifest && entry->manifest->instance == policy::InstanceMode::PerClient;
+    policy::Usage usage{per_client ? instances_.live_count(ctx.peer.uid) : 0u};
+    auto decision = policy::decide(*entry, snap->grants, ctx.peer, available_features_, usage, snap->settings.limits);
+    if (!decision.allowed)
+        return deny(kAction, ctx, name, make_error(decision.code, decision.reason));
+    if (!request.parameters.empty())
+        return deny(kAction, ctx, name,
+                    make_error(ErrorCode::InvalidParameter, "program \"" + name + "\" has no parameter named \"" +
+                                                                request.parameters.begin()->first + "\""));
+    if (decision.needs_polkit) {
+        if (!ctx.polkit_reachable)
+            return deny(kAction, ctx, name,
+                        make_error(ErrorCode::PermissionDenied, polkit_unreachable_reason(name, ctx.transport)));
+        if (!verdict)
+            return PolkitQuestion{kPolkitActionAcquire};
+        if (!verdict_matches(*verdict, ctx, kPolkitActionAcquire))
+            return deny(kAction, ctx, name,
+                        make_error(ErrorCode::Internal, "a polkit verdict about another caller or action was offered"));
+        if (!verdict->allowed())
+            return deny(kAction, ctx, name,
+                        make_error(ErrorCode::PermissionDenied,
+                                   "the grant for \"" + name + "\" requires polkit authorization: " + verdict->why()));
     }
-    auth.entry = auth.snapshot->catalog.find(name);
-    if (!rate_.allow(peer.uid, auth.snapshot->settings.max_requests_per_second)) {
-        auth.entry = nullptr;
-        auth.decision = policy::Decision::deny(
-            ErrorCode::LimitExceeded, "uid " + std::to_string(peer.uid) + " asked for more than " +
-                                          std::to_string(auth.snapshot->settings.max_requests_per_second) +
-                                          " programs per second");
-    } else if (!auth.entry) {
-        auth.decision = policy::Decision::deny(ErrorCode::ProgramNotFound, "no program named \"" + name + "\" in the catalog");
-    } else {
-        // Counting asks the kernel about each tracked id: only per-client
-        // programs are limited, so shared acquires skip it.
-        bool per_client = auth.entry->manifest && auth.entry->manifest->instance == policy::InstanceMode::PerClient;
-        policy::Usage usage{per_client ? instances_.live_count(peer.uid) : 0u};
-        auth.decision = policy::decide(*auth.entry, auth.snapshot->grants, peer, available_features_, usage,
-                                       auth.snapshot->settings.limits);
-    }
-    if (!auth.decision.allowed)
-        audit("acquire", transport, name, peer, false, std::string(error_code_name(auth.decision.code)),
-              auth.decision.reason);
-    return auth;
+    auto h = hand_out(ctx, *snap, *entry);
+    if (!h)
+        return deny(kAction, ctx, name, std::move(h).error());
+    audit(kAction, ctx, name, nullptr, decision.reason, &*h);
+    return std::move(*h);
 }
 
 Result<LoadedInstance*> Broker::shared_instance(const policy::CatalogEntry& entry)
@@ -163,115 +227,98 @@ Result<LoadedInstance*> Broker::shared_instance(const policy::CatalogEntry& entr
     auto it = shared_instances_.find(entry.manifest_sha256);
     if (it != shared_instances_.end())
         return &it->second;
-    auto loaded = load_instance(entry);
+    auto loaded = programs_->load(entry);
     if (!loaded)
         return fail(std::move(loaded).error());
     auto [inserted, _] = shared_instances_.emplace(entry.manifest_sha256, std::move(*loaded));
     return &inserted->second;
 }
 
-Result<Handout> Broker::hand_out(const policy::Peer& peer, const Authorization& auth, const std::string& transport,
-                                 bool polkit_ok)
+Result<void> Broker::add_client_maps(const LoadedInstance& instance, Handout& h)
 {
-    const auto& name = auth.entry ? auth.entry->name : std::string();
-    if (!auth.decision.allowed)
-        return fail(auth.decision.code, auth.decision.reason);
-    if (auth.decision.needs_polkit && !polkit_ok) {
-        std::string reason = "the grant for \"" + name + "\" requires polkit authorization (org.bpfbroker.acquire), which was not given";
-        audit("acquire", transport, name, peer, false, "PermissionDenied", reason);
-        return fail(ErrorCode::PermissionDenied, reason);
+    for (const auto& m : instance.maps) {
+        if (m.access == policy::ClientAccess::None)
+            continue;
+        auto fd = programs_->map_fd_for_client(m);
+        if (!fd)
+            return fail(std::move(fd).error());
+        h.maps.push_back({m.name, m.access, std::move(*fd)});
     }
-    const auto& entry = *auth.entry;
-    const auto& manifest = *entry.manifest;
-    auto deny_with = [&](Error err) -> Result<Handout> {
-        audit("acquire", transport, name, peer, false, std::string(error_code_name(err.code)), err.message);
-        return fail(std::move(err));
-    };
+    return {};
+}
 
+Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry)
+{
+    const auto& manifest = *entry.manifest;
     Handout h;
     h.name = entry.name;
     h.version = manifest.version;
-    h.type = std::string(policy::program_type_name(manifest.programs.front().type));
-    h.instance = std::string(policy::instance_mode_name(manifest.instance));
-
-    auto add_maps = [&](const LoadedInstance& inst) -> Result<void> {
-        for (const auto& m : inst.maps) {
-            if (m.access == policy::ClientAccess::None)
-                continue;
-            auto fd = client_map_fd(m);
-            if (!fd)
-                return fail(std::move(fd).error());
-            h.maps.emplace_back(m.name, std::move(*fd));
-            h.map_access.emplace_back(m.name, std::string(policy::client_access_name(m.access)));
-        }
-        return {};
-    };
+    h.type = manifest.programs.front().type;
+    h.program_name = manifest.programs.front().name;
+    h.instance = manifest.instance;
 
     if (manifest.instance == policy::InstanceMode::Shared) {
         std::lock_guard lock(shared_mutex_);
         auto inst = shared_instance(entry);
         if (!inst)
-            return deny_with(std::move(inst).error());
+            return fail(std::move(inst).error());
         const auto& prog = (*inst)->programs.front();
-        auto fd = duplicate_for_client(prog.fd);
+        auto fd = programs_->program_fd_for_client(prog.fd);
         if (!fd)
-            return deny_with(std::move(fd).error());
+            return fail(std::move(fd).error());
         h.program = std::move(*fd);
         h.prog_id = prog.id;
         h.tag = prog.tag;
-        if (auto ok = add_maps(**inst); !ok)
-            return deny_with(std::move(ok).error());
-    } else {
-        auto inst = load_instance(entry);
-        if (!inst)
-            return deny_with(std::move(inst).error());
-        auto& prog = inst->programs.front();
-        h.prog_id = prog.id;
-        h.tag = prog.tag;
-        if (auto ok = add_maps(*inst); !ok)
-            return deny_with(std::move(ok).error());
-        // Counted and recorded under one lock: two concurrent requests that
-        // both passed authorize() cannot both exceed the limit. The loser's
-        // fresh instance closes with `inst`.
-        std::vector<std::uint32_t> handed_map_ids;
-        for (const auto& m : inst->maps)
-            if (m.access != policy::ClientAccess::None)
-                handed_map_ids.push_back(m.id);
-        if (!instances_.record_within_limit(peer.uid, h.prog_id, auth.snapshot->settings.limits.max_instances_per_uid,
-                                            std::move(handed_map_ids)))
-            return deny_with(make_error(ErrorCode::LimitExceeded,
-                                        "uid " + std::to_string(peer.uid) + " reached its limit of live per-client instances"));
-        h.program = std::move(prog.fd);
+        if (auto ok = add_client_maps(**inst, h); !ok)
+            return fail(std::move(ok).error());
+        return h;
     }
-    audit("acquire", transport, name, peer, true, "", auth.decision.reason, h.prog_id, h.tag);
+    auto inst = programs_->load(entry);
+    if (!inst)
+        return fail(std::move(inst).error());
+    auto& prog = inst->programs.front();
+    h.prog_id = prog.id;
+    h.tag = prog.tag;
+    if (auto ok = add_client_maps(*inst, h); !ok)
+        return fail(std::move(ok).error());
+    // The one place the core uses the tracker for a hand-out. Counted and
+    // recorded under one lock: two concurrent requests that both passed the
+    // decision cannot both exceed the limit. The loser's fresh instance
+    // closes with `inst`.
+    std::vector<std::uint32_t> handed_map_ids;
+    for (const auto& m : inst->maps)
+        if (m.access != policy::ClientAccess::None)
+            handed_map_ids.push_back(m.id);
+    if (!instances_.record_within_limit(ctx.peer.uid, h.prog_id, snap.settings.limits.max_instances_per_uid,
+                                        std::move(handed_map_ids)))
+        return fail(ErrorCode::LimitExceeded,
+                    "uid " + std::to_string(ctx.peer.uid) + " reached its limit of live per-client instances");
+    h.program = std::move(prog.fd);
     return h;
 }
 
-Result<Handout> Broker::acquire(const policy::Peer& peer, const std::string& name, const std::string& transport)
-{
-    auto auth = authorize(peer, name, transport);
-    return hand_out(peer, auth, transport, false);
-}
-
-std::vector<ProgramListing> Broker::list(const policy::Peer& peer)
+std::vector<ProgramListing> Broker::list(const RequestContext& ctx)
 {
     auto snap = snapshot();
-    policy::Usage usage{instances_.live_count(peer.uid)};
+    policy::Usage usage{instances_.live_count(ctx.peer.uid)};
     std::vector<ProgramListing> out;
     for (const auto& e : snap->catalog.entries) {
         ProgramListing l;
         l.name = e.name;
-        l.state = std::string(policy::entry_state_name(e.state));
+        l.state = e.state;
         if (e.manifest) {
             l.version = e.manifest->version;
             l.description = e.manifest->description;
-            l.instance = std::string(policy::instance_mode_name(e.manifest->instance));
+            l.instance = e.manifest->instance;
         }
-        auto d = policy::decide(e, snap->grants, peer, available_features_, usage, snap->settings.limits);
-        l.allowed = d.allowed;
+        auto d = policy::decide(e, snap->grants, ctx.peer, available_features_, usage, snap->settings.limits);
         l.needs_polkit = d.needs_polkit;
-        if (!d.allowed) {
-            l.code = std::string(error_code_name(d.code));
+        l.allowed = d.allowed && !(d.needs_polkit && !ctx.polkit_reachable);
+        if (d.allowed && !l.allowed) {
+            l.code = ErrorCode::PermissionDenied;
+            l.reason = polkit_unreachable_reason(e.name, ctx.transport);
+        } else if (!d.allowed) {
+            l.code = d.code;
             l.reason = d.reason;
         }
         out.push_back(std::move(l));
@@ -279,23 +326,44 @@ std::vector<ProgramListing> Broker::list(const policy::Peer& peer)
     return out;
 }
 
-Result<policy::Grant> Broker::approve(const policy::Peer& peer, const ApproveRequest& request, const std::string& transport)
+Broker::AdminGate Broker::admit_admin(const RequestContext& ctx, std::string_view action, const std::string& program,
+                                      const PolkitVerdict* verdict)
 {
+    auto d = policy::decide_admin(ctx.peer, ctx.polkit_reachable);
+    if (!d.allowed)
+        return {deny(action, ctx, program, make_error(d.code, admin_unreachable_reason(action, ctx.transport))), {}};
+    if (!d.needs_polkit)
+        return {};
+    if (!verdict)
+        return {{}, PolkitQuestion{kPolkitActionManage}};
+    if (!verdict_matches(*verdict, ctx, kPolkitActionManage))
+        return {deny(action, ctx, program,
+                     make_error(ErrorCode::Internal, "a polkit verdict about another caller or action was offered")),
+                {}};
+    if (!verdict->allowed())
+        return {deny(action, ctx, program, make_error(ErrorCode::PermissionDenied, verdict->why())), {}};
+    return {};
+}
+
+Outcome<policy::Grant> Broker::approve(const RequestContext& ctx, const ApproveRequest& request,
+                                       const PolkitVerdict* verdict)
+{
+    constexpr std::string_view kAction = "approve";
+    if (auto gate = admit_admin(ctx, kAction, request.program, verdict); !gate.go_on())
+        return gate.stop<policy::Grant>();
     std::lock_guard admin(admin_mutex_);
-    auto fail_audited = [&](Error err) -> Result<policy::Grant> {
-        audit("approve", transport, request.program, peer, false, std::string(error_code_name(err.code)), err.message);
-        return fail(std::move(err));
-    };
+    auto refuse = [&](Error err) { return deny(kAction, ctx, request.program, std::move(err)); };
     // Approve what is on disk now, not what the last reload saw.
     if (auto r = reload(); !r)
-        return fail_audited(std::move(r).error());
+        return refuse(std::move(r).error());
     auto snap = snapshot();
     const auto* entry = snap->catalog.find(request.program);
     if (!entry)
-        return fail_audited(make_error(ErrorCode::ProgramNotFound, "no program named \"" + request.program + "\""));
+        return refuse(make_error(ErrorCode::ProgramNotFound,
+                                 "no program named \"" + cap_for_record(request.program, 64) + "\""));
     if (!entry->valid())
-        return fail_audited(make_error(entry->error.code, "cannot approve \"" + request.program +
-                                                              "\" as it is not valid: " + entry->error.message));
+        return refuse(make_error(entry->error.code, "cannot approve \"" + request.program +
+                                                        "\" as it is not valid: " + entry->error.message));
     policy::Grant g;
     g.program = entry->name;
     g.match = policy::MatchKind::ManifestSha256;
@@ -303,66 +371,71 @@ Result<policy::Grant> Broker::approve(const policy::Peer& peer, const ApproveReq
     g.polkit = request.polkit;
     g.source = std::string(policy::paths::kStateDir) + "/" + std::string(policy::paths::kApprovalsFile);
     if (auto ok = add_principals(request.users, g.principals.user_names, g.principals.uids, "user"); !ok)
-        return fail_audited(std::move(ok).error());
+        return refuse(std::move(ok).error());
     if (auto ok = add_principals(request.groups, g.principals.group_names, g.principals.gids, "group"); !ok)
-        return fail_audited(std::move(ok).error());
+        return refuse(std::move(ok).error());
     g.principals.anyone = request.anyone;
     if (g.principals.empty())
-        return fail_audited(make_error(ErrorCode::InvalidParameter, "approve needs users, groups or anyone"));
+        return refuse(make_error(ErrorCode::InvalidParameter, "approve needs users, groups or anyone"));
 
     auto rootfd = policy::open_trusted_root(config_.root, config_.trust);
     if (!rootfd)
-        return fail_audited(std::move(rootfd).error());
+        return refuse(std::move(rootfd).error());
     auto stored = policy::ApprovalsStore::update(rootfd->get(), config_.trust, [&](policy::Approvals& a) -> Result<void> {
         a.approve(g);
         return {};
     });
     if (!stored)
-        return fail_audited(std::move(stored).error());
+        return refuse(std::move(stored).error());
     if (auto r = reload(); !r)
-        return fail_audited(std::move(r).error());
-    audit("approve", transport, request.program, peer, true, "", "approved manifest " + g.match_value);
+        return refuse(std::move(r).error());
+    audit(kAction, ctx, request.program, nullptr, "approved manifest " + g.match_value);
     if (auto* events = events_.load())
         events->program_approved(g.program, g.match_value);
     return g;
 }
 
-Result<std::size_t> Broker::revoke(const policy::Peer& peer, const std::string& program, const std::string& transport)
+Outcome<std::size_t> Broker::revoke(const RequestContext& ctx, const RevokeRequest& request, const PolkitVerdict* verdict)
 {
+    constexpr std::string_view kAction = "revoke";
+    const auto& program = request.program;
+    if (auto gate = admit_admin(ctx, kAction, program, verdict); !gate.go_on())
+        return gate.stop<std::size_t>();
     std::lock_guard admin(admin_mutex_);
-    auto fail_audited = [&](Error err) -> Result<std::size_t> {
-        audit("revoke", transport, program, peer, false, std::string(error_code_name(err.code)), err.message);
-        return fail(std::move(err));
-    };
+    auto refuse = [&](Error err) { return deny(kAction, ctx, program, std::move(err)); };
     if (!policy::is_valid_program_name(program))
-        return fail_audited(make_error(ErrorCode::InvalidParameter, "not a valid program name"));
+        return refuse(make_error(ErrorCode::InvalidParameter, "not a valid program name"));
     auto rootfd = policy::open_trusted_root(config_.root, config_.trust);
     if (!rootfd)
-        return fail_audited(std::move(rootfd).error());
+        return refuse(std::move(rootfd).error());
     std::size_t removed = 0;
     auto stored = policy::ApprovalsStore::update(rootfd->get(), config_.trust, [&](policy::Approvals& a) -> Result<void> {
         removed = a.revoke(program);
         return {};
     });
     if (!stored)
-        return fail_audited(std::move(stored).error());
+        return refuse(std::move(stored).error());
     if (auto r = reload(); !r)
-        return fail_audited(std::move(r).error());
-    audit("revoke", transport, program, peer, true, "", "removed " + std::to_string(removed) + " approvals");
+        return refuse(std::move(r).error());
+    audit(kAction, ctx, program, nullptr, "removed " + std::to_string(removed) + " approvals");
     if (auto* events = events_.load())
         events->program_revoked(program);
     return removed;
 }
 
-Result<void> Broker::reload_as(const policy::Peer& peer, const std::string& transport)
+Outcome<ReloadSummary> Broker::reload(const RequestContext& ctx, const PolkitVerdict* verdict)
 {
+    constexpr std::string_view kAction = "reload";
+    if (auto gate = admit_admin(ctx, kAction, {}, verdict); !gate.go_on())
+        return gate.stop<ReloadSummary>();
     std::lock_guard admin(admin_mutex_);
-    auto r = reload();
-    audit("reload", transport, "", peer, bool(r), r ? "" : std::string(error_code_name(r.error().code)),
-          r ? "catalog reloaded" : r.error().message);
-    if (auto* events = events_.load(); r && events)
-        events->catalog_reloaded(snapshot()->catalog.entries.size());
-    return r;
+    if (auto r = reload(); !r)
+        return deny(kAction, ctx, {}, std::move(r).error());
+    audit(kAction, ctx, {}, nullptr, "catalog reloaded");
+    auto snap = snapshot();
+    if (auto* events = events_.load())
+        events->catalog_reloaded(snap->catalog.entries.size());
+    return ReloadSummary{snap->catalog.entries.size(), snap->grants.grants.size()};
 }
 
 }  // namespace bpfbroker::brokerd

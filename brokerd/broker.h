@@ -1,7 +1,11 @@
 // The broker core, shared by every transport: it holds the verified policy
-// (catalog, grants, settings) and the kernel's features, decides, loads and
-// hands out fds. Transports translate requests into these calls and replies
-// out of their results; they never decide anything themselves.
+// (catalog, grants, settings) and the kernel's features, and decides every
+// request: acquire, list and the admin methods, one entry point each. It
+// writes every audit record (allow and deny, every transport), spends one
+// rate token per acquire request, and loads and hands out fds through an
+// injected ProgramSource. Transports translate requests into these calls
+// and the outcomes into replies; where an outcome asks for polkit they ask
+// it and call again with the PolkitVerdict.
 //
 // Thread-safe: the socket server and the D-Bus service call it from
 // different threads. The policy is an immutable snapshot swapped on reload,
@@ -12,15 +16,18 @@
 #include "brokerd/audit_log.h"
 #include "brokerd/broker_events.h"
 #include "brokerd/feature_probe.h"
+#include "brokerd/handout.h"
 #include "brokerd/instance_tracker.h"
-#include "brokerd/program_loader.h"
+#include "brokerd/outcome.h"
+#include "brokerd/polkit_verdict.h"
+#include "brokerd/program_source.h"
+#include "brokerd/request_context.h"
 #include "policy/catalog.h"
 #include "policy/decide.h"
 #include "policy/grants.h"
 #include "policy/settings.h"
 
 #include <bpfbroker/result.h>
-#include <bpfbroker/unique_fd.h>
 
 #include <atomic>
 #include <map>
@@ -37,100 +44,68 @@ struct BrokerConfig {
     std::string settings_file;  // empty: etc/bpfbroker/bpfbroker.json under root
 };
 
-// What a caller receives for one acquire.
-struct Handout {
-    std::string name;
-    std::string version;
-    std::string type;      // "socket_filter", ...
-    std::string instance;  // "shared" or "per-client"
-    std::uint32_t prog_id = 0;
-    std::string tag;
-    UniqueFd program;
-    std::vector<std::pair<std::string, UniqueFd>> maps;  // only maps with client access
-    std::vector<std::pair<std::string, std::string>> map_access;  // name -> "read"/"write"
-};
-
-// One row of ListPrograms, from the caller's point of view.
-struct ProgramListing {
-    std::string name;
-    std::string version;
-    std::string description;
-    std::string state;     // catalog state
-    std::string instance;
-    bool allowed = false;  // whether this caller may acquire it now
-    bool needs_polkit = false;
-    std::string code;      // why not, as an ErrorCode name
-    std::string reason;
-};
-
-struct ApproveRequest {
-    std::string program;
-    std::vector<std::string> users;   // names or decimal uids
-    std::vector<std::string> groups;  // names or decimal gids
-    bool anyone = false;
-    bool polkit = false;
-};
-
 struct PolicySnapshot {
     policy::Catalog catalog;
     policy::GrantSet grants;
     policy::Settings settings;
 };
 
-// The decision for one acquire before anything is loaded; a transport that
-// can ask polkit does so between authorize() and hand_out().
-struct Authorization {
-    std::shared_ptr<const PolicySnapshot> snapshot;
-    const policy::CatalogEntry* entry = nullptr;
-    policy::Decision decision;
-};
-
 class Broker {
 public:
-    Broker(BrokerConfig config, FeatureReport features, AuditLog& audit);
+    Broker(BrokerConfig config, FeatureReport features, AuditLog& audit,
+           std::unique_ptr<ProgramSource> programs = make_kernel_program_source());
 
-    // Rescans catalog, grants and settings. On failure the old policy stays.
+    // Rescans catalog, grants and settings (at start-up: not audited). On
+    // failure the old policy stays.
     Result<void> reload();
 
     [[nodiscard]] std::shared_ptr<const PolicySnapshot> snapshot() const;
     [[nodiscard]] const FeatureReport& features() const { return features_; }
     [[nodiscard]] const policy::Settings& settings() const { return snapshot()->settings; }
 
-    // Decide only. Denials are audited here; allowed ones when handed out.
-    Authorization authorize(const policy::Peer& peer, const std::string& name, const std::string& transport);
-    // Load (or reuse) and hand out. `polkit_ok` says polkit agreed where the grant asked.
-    Result<Handout> hand_out(const policy::Peer& peer, const Authorization& auth, const std::string& transport,
-                             bool polkit_ok);
-    // authorize + hand_out for transports without polkit: grants needing it are refused.
-    Result<Handout> acquire(const policy::Peer& peer, const std::string& name, const std::string& transport);
-
-    std::vector<ProgramListing> list(const policy::Peer& peer);
-
-    // Admin operations; the transport has checked the caller may administer.
-    Result<policy::Grant> approve(const policy::Peer& peer, const ApproveRequest& request, const std::string& transport);
-    Result<std::size_t> revoke(const policy::Peer& peer, const std::string& program, const std::string& transport);
-    Result<void> reload_as(const policy::Peer& peer, const std::string& transport);
+    // The request entry points. `verdict` is polkit's answer to the
+    // question an earlier call with the same request returned (null on the
+    // first call).
+    Outcome<Handout> acquire(const RequestContext& ctx, const AcquireRequest& request,
+                             const PolkitVerdict* verdict = nullptr);
+    // Every program, as this caller would fare on this transport: a grant
+    // that needs polkit is not "allowed" where polkit cannot be asked.
+    std::vector<ProgramListing> list(const RequestContext& ctx);
+    Outcome<policy::Grant> approve(const RequestContext& ctx, const ApproveRequest& request,
+                                   const PolkitVerdict* verdict = nullptr);
+    Outcome<std::size_t> revoke(const RequestContext& ctx, const RevokeRequest& request,
+                                const PolkitVerdict* verdict = nullptr);
+    Outcome<ReloadSummary> reload(const RequestContext& ctx, const PolkitVerdict* verdict = nullptr);
 
     // Receives approve/revoke/reload notifications (may be null).
     void set_events(BrokerEvents* events) { events_ = events; }
-
-    // One audit record; transports use it for refusals they make themselves
-    // (an admin call from a non-admin).
-    void audit(const std::string& action, const std::string& transport, const std::string& program,
-               const policy::Peer& peer, bool allowed, const std::string& code, const std::string& reason,
-               std::uint32_t prog_id = 0, const std::string& tag = {});
 
     // Problems found by the last reload, for the daemon to log.
     [[nodiscard]] std::vector<policy::PolicyProblem> problems() const;
 
 private:
+    // The admin gate: empty to go on, else the denial (audited) or question.
+    struct AdminGate;
+    AdminGate admit_admin(const RequestContext& ctx, std::string_view action, const std::string& program,
+                          const PolkitVerdict* verdict);
+    // One audit record, every field capped by AuditLog.
+    void audit(std::string_view action, const RequestContext& ctx, const std::string& program, const Error* denial,
+               const std::string& reason, const Handout* handout = nullptr);
+    Error deny(std::string_view action, const RequestContext& ctx, const std::string& program, Error error);
+    // Whether `verdict` is polkit's answer about this caller and action.
+    [[nodiscard]] static bool verdict_matches(const PolkitVerdict& verdict, const RequestContext& ctx,
+                                              std::string_view action);
+
     Result<std::shared_ptr<PolicySnapshot>> load_snapshot() const;
     Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry);
+    Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry);
+    Result<void> add_client_maps(const LoadedInstance& instance, Handout& h);
 
     BrokerConfig config_;
     FeatureReport features_;
     std::set<std::string, std::less<>> available_features_;
     AuditLog& audit_;
+    std::unique_ptr<ProgramSource> programs_;
     std::atomic<BrokerEvents*> events_{nullptr};  // set by the main thread, read by either
     InstanceTracker instances_;
     AcquireRateLimiter rate_;

@@ -19,8 +19,6 @@ namespace bpfbroker::brokerd {
 
 namespace {
 
-constexpr const char* kTransport = "dbus";
-
 sdbus::Error to_dbus_error(const Error& e)
 {
     return sdbus::Error(dbus_error_name(e.code), e.message);
@@ -29,9 +27,44 @@ sdbus::Error to_dbus_error(const Error& e)
 }  // namespace
 
 using AcquireResult = sdbus::Result<sdbus::UnixFd, std::map<std::string, sdbus::UnixFd>, std::map<std::string, sdbus::Variant>>;
+using FdsByName = std::map<std::string, sdbus::UnixFd>;
+using AcquireWithOptionsResult = sdbus::Result<FdsByName, FdsByName, FdsByName, std::map<std::string, sdbus::Variant>>;
 
 // (name, version, description, state, instance, allowed, needs_polkit, error, reason)
 using ProgramRow = sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, bool, std::string, std::string>;
+
+namespace {
+
+// The bus's wire form of the core's answers: the info dictionary of an
+// acquire reply, and one ListPrograms row.
+std::map<std::string, sdbus::Variant> to_wire(const Handout& h)
+{
+    std::map<std::string, sdbus::Variant> info{
+        {"name", sdbus::Variant(h.name)},
+        {"version", sdbus::Variant(h.version)},
+        {"type", sdbus::Variant(std::string(policy::program_type_name(h.type)))},
+        {"instance", sdbus::Variant(std::string(policy::instance_mode_name(h.instance)))},
+        {"id", sdbus::Variant(h.prog_id)},
+        {"tag", sdbus::Variant(h.tag)}};
+    std::map<std::string, std::string> access;
+    for (const auto& m : h.maps)
+        access.emplace(m.name, std::string(policy::client_access_name(m.access)));
+    info.emplace("map_access", sdbus::Variant(access));
+    if (!h.attach.empty())
+        info.emplace("attach", sdbus::Variant(h.attach));
+    if (!h.parameters.empty())
+        info.emplace("parameters", sdbus::Variant(h.parameters));
+    return info;
+}
+
+ProgramRow to_wire(const ProgramListing& l)
+{
+    return ProgramRow(l.name, l.version, l.description, std::string(policy::entry_state_name(l.state)),
+                      l.instance ? std::string(policy::instance_mode_name(*l.instance)) : std::string(), l.allowed,
+                      l.needs_polkit, l.code ? std::string(error_code_name(*l.code)) : std::string(), l.reason);
+}
+
+}  // namespace
 
 class Broker1Object final : public sdbus::AdaptorInterfaces<org::bpfbroker::Broker1_adaptor> {
 public:
@@ -45,94 +78,130 @@ public:
 private:
     // The caller as the bus recorded it at connect: its euid (sd-bus takes
     // it from the bus driver's UnixUserID, not from /proc) and bus name.
-    struct Caller {
-        policy::Peer peer;
-        std::string bus_name;
-    };
-
-    Caller caller() const
+    RequestContext context() const
     {
         const auto* msg = getObject().getCurrentlyProcessedMessage();
-        return Caller{peer_from_uid(msg->getCredsEuid(), msg->getCredsPid()), msg->getSender()};
+        return RequestContext{TransportKind::Dbus, peer_from_uid(msg->getCredsEuid(), msg->getCredsPid()),
+                              msg->getSender(), polkit_ != nullptr};
     }
 
-    // Runs `action` if the caller may administer: root, or polkit agrees.
-    template <typename ResultT>
-    void as_admin(const Caller& c, const std::string& method, const std::string& program,
-                  const std::shared_ptr<ResultT>& result, std::function<void()> action)
+    // Asks the core; when it asks for polkit, asks polkit and the core again
+    // with the verdict; then replies with `finish` or the core's error.
+    template <typename T, typename ResultT, typename Finish>
+    void decide(std::shared_ptr<ResultT> result, const RequestContext& ctx,
+                std::function<Outcome<T>(const PolkitVerdict*)> ask, Finish finish)
     {
-        if (c.peer.uid == 0) {
-            action();
+        auto outcome = ask(nullptr);
+        if (outcome.needs_polkit() && polkit_) {
+            polkit_->check(ctx.peer.uid, ctx.bus_name, outcome.question().action,
+                           [result, ask, finish](const PolkitVerdict& verdict) {
+                               complete(*result, ask(&verdict), finish);
+                           });
             return;
         }
-        auto refuse = [this, c, method, program, result](const std::string& why) {
-            broker_.audit(method, kTransport, program, c.peer, false, "PermissionDenied", why);
-            result->returnError(to_dbus_error(make_error(ErrorCode::PermissionDenied, why)));
-        };
-        if (!polkit_) {
-            refuse("only root may administer bpfbroker: polkit is not in use");
-            return;
-        }
-        polkit_->check(c.peer.uid, c.bus_name, kPolkitActionManage, [action, refuse](bool allowed, std::string why) {
-            if (allowed)
-                action();
-            else
-                refuse(why);
-        });
+        complete(*result, std::move(outcome), finish);
+    }
+
+    template <typename T, typename ResultT, typename Finish>
+    static void complete(ResultT& result, Outcome<T> outcome, const Finish& finish)
+    {
+        if (outcome.denied())
+            result.returnError(to_dbus_error(outcome.error()));
+        else if (outcome.needs_polkit())
+            result.returnError(to_dbus_error(make_error(ErrorCode::Internal, "polkit was asked once already")));
+        else
+            finish(result, outcome.value());
     }
 
     void AcquireProgram(AcquireResult&& result, std::string name) override
     {
-        auto c = caller();
-        auto auth = broker_.authorize(c.peer, name, kTransport);
-        if (!auth.decision.allowed) {
-            result.returnError(to_dbus_error(make_error(auth.decision.code, auth.decision.reason)));
-            return;
-        }
+        auto ctx = context();
         auto shared = std::make_shared<AcquireResult>(std::move(result));
-        if (!auth.decision.needs_polkit || !polkit_) {
-            // Without polkit, hand_out itself refuses a grant that asks for it.
-            reply_with_handout(*shared, broker_.hand_out(c.peer, auth, kTransport, false));
-            return;
-        }
-        polkit_->check(c.peer.uid, c.bus_name, kPolkitActionAcquire, [this, shared, c, name](bool allowed, std::string why) {
-            if (!allowed) {
-                auto reason = "the grant for \"" + name + "\" requires polkit authorization: " + why;
-                broker_.audit("acquire", kTransport, name, c.peer, false, "PermissionDenied", reason);
-                shared->returnError(to_dbus_error(make_error(ErrorCode::PermissionDenied, reason)));
-                return;
-            }
-            // The policy may have changed while polkit decided (an interactive
-            // check can take minutes): decide again on the current policy.
-            auto fresh = broker_.authorize(c.peer, name, kTransport);
-            reply_with_handout(*shared, broker_.hand_out(c.peer, fresh, kTransport, true));
-        });
+        AcquireRequest request{std::move(name), {}};
+        decide<Handout>(
+            shared, ctx, [this, ctx, request](const PolkitVerdict* v) { return broker_.acquire(ctx, request, v); },
+            [](const AcquireResult& r, Handout& h) {
+                // A broker-attached program has links, no program fd: this
+                // reply has no place for them (closing ours detaches).
+                if (!h.program) {
+                    r.returnError(to_dbus_error(make_error(
+                        ErrorCode::InvalidParameter,
+                        "\"" + h.name + "\" is attached by the broker: use AcquireProgramWithOptions")));
+                    return;
+                }
+                auto info = to_wire(h);
+                r.returnResults(sdbus::UnixFd(h.program.release(), sdbus::adopt_fd), map_fds(h), info);
+            });
     }
 
-    static void reply_with_handout(const AcquireResult& result, Result<Handout> h)
+    void AcquireProgramWithOptions(AcquireWithOptionsResult&& result, std::string name,
+                                   std::map<std::string, sdbus::Variant> options) override
     {
-        if (!h) {
-            result.returnError(to_dbus_error(h.error()));
+        auto ctx = context();
+        auto shared = std::make_shared<AcquireWithOptionsResult>(std::move(result));
+        auto request = acquire_request(std::move(name), options);
+        if (!request) {
+            shared->returnError(to_dbus_error(request.error()));
             return;
         }
+        decide<Handout>(
+            shared, ctx, [this, ctx, request = *request](const PolkitVerdict* v) { return broker_.acquire(ctx, request, v); },
+            [](const AcquireWithOptionsResult& r, Handout& h) {
+                std::map<std::string, sdbus::UnixFd> programs;
+                if (h.program)
+                    programs.emplace(h.program_name, sdbus::UnixFd(h.program.release(), sdbus::adopt_fd));
+                std::map<std::string, sdbus::UnixFd> links;
+                for (auto& l : h.links)
+                    links.emplace(l.program, sdbus::UnixFd(l.fd.release(), sdbus::adopt_fd));
+                auto info = to_wire(h);
+                r.returnResults(programs, links, map_fds(h), info);
+            });
+    }
+
+    static std::map<std::string, sdbus::UnixFd> map_fds(Handout& h)
+    {
         std::map<std::string, sdbus::UnixFd> maps;
-        for (auto& [map_name, fd] : h->maps)
-            maps.emplace(map_name, sdbus::UnixFd(fd.release(), sdbus::adopt_fd));
-        std::map<std::string, sdbus::Variant> info{
-            {"name", sdbus::Variant(h->name)},       {"version", sdbus::Variant(h->version)},
-            {"type", sdbus::Variant(h->type)},       {"instance", sdbus::Variant(h->instance)},
-            {"id", sdbus::Variant(h->prog_id)},      {"tag", sdbus::Variant(h->tag)}};
-        std::map<std::string, std::string> access(h->map_access.begin(), h->map_access.end());
-        info.emplace("map_access", sdbus::Variant(access));
-        result.returnResults(sdbus::UnixFd(h->program.release(), sdbus::adopt_fd), maps, info);
+        for (auto& m : h.maps)
+            maps.emplace(m.name, sdbus::UnixFd(m.fd.release(), sdbus::adopt_fd));
+        return maps;
+    }
+
+    // options: "parameters" -> a{sv} of NAME -> t (u and b accepted), bounded
+    // like the socket's method table; anything else is InvalidParameter.
+    static Result<AcquireRequest> acquire_request(std::string name, const std::map<std::string, sdbus::Variant>& options)
+    {
+        AcquireRequest request{std::move(name), {}};
+        for (const auto& [key, value] : options) {
+            if (key != "parameters")
+                return fail(ErrorCode::InvalidParameter, "unknown option \"" + cap_for_record(key, 64) + "\"");
+            if (!value.containsValueOfType<std::map<std::string, sdbus::Variant>>())
+                return fail(ErrorCode::InvalidParameter, "option \"parameters\" must be a{sv}");
+            auto chosen = value.get<std::map<std::string, sdbus::Variant>>();
+            if (chosen.size() > Limits::kChosenParameters)
+                return fail(ErrorCode::InvalidParameter, "more than " + std::to_string(Limits::kChosenParameters) +
+                                                             " parameters");
+            for (const auto& [param, v] : chosen) {
+                if (param.size() > 64)
+                    return fail(ErrorCode::InvalidParameter, "a parameter name is longer than 64 bytes");
+                if (v.containsValueOfType<std::uint64_t>())
+                    request.parameters[param] = v.get<std::uint64_t>();
+                else if (v.containsValueOfType<std::uint32_t>())
+                    request.parameters[param] = v.get<std::uint32_t>();
+                else if (v.containsValueOfType<bool>())
+                    request.parameters[param] = v.get<bool>() ? 1 : 0;
+                else
+                    return fail(ErrorCode::InvalidParameter,
+                                "parameter \"" + param + "\" must be t, u or b, not " + v.peekValueType());
+            }
+        }
+        return request;
     }
 
     std::vector<ProgramRow> ListPrograms() override
     {
-        auto c = caller();
         std::vector<ProgramRow> out;
-        for (const auto& l : broker_.list(c.peer))
-            out.emplace_back(l.name, l.version, l.description, l.state, l.instance, l.allowed, l.needs_polkit, l.code, l.reason);
+        for (const auto& l : broker_.list(context()))
+            out.push_back(to_wire(l));
         return out;
     }
 
@@ -147,42 +216,33 @@ private:
     void Approve(sdbus::Result<std::string>&& result, std::string program, std::vector<std::string> users,
                  std::vector<std::string> groups, bool anyone, bool polkit) override
     {
-        auto c = caller();
+        auto ctx = context();
         auto shared = std::make_shared<sdbus::Result<std::string>>(std::move(result));
-        ApproveRequest req{program, users, groups, anyone, polkit};
-        as_admin(c, "approve", program, shared, [this, shared, c, req] {
-            auto g = broker_.approve(c.peer, req, kTransport);
-            if (!g)
-                shared->returnError(to_dbus_error(g.error()));
-            else
-                shared->returnResults(g->match_value);
-        });
+        ApproveRequest req{std::move(program), std::move(users), std::move(groups), anyone, polkit};
+        decide<policy::Grant>(
+            shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.approve(ctx, req, v); },
+            [](const sdbus::Result<std::string>& r, policy::Grant& g) { r.returnResults(g.match_value); });
     }
 
     void Revoke(sdbus::Result<uint32_t>&& result, std::string program) override
     {
-        auto c = caller();
+        auto ctx = context();
         auto shared = std::make_shared<sdbus::Result<uint32_t>>(std::move(result));
-        as_admin(c, "revoke", program, shared, [this, shared, c, program] {
-            auto removed = broker_.revoke(c.peer, program, kTransport);
-            if (!removed)
-                shared->returnError(to_dbus_error(removed.error()));
-            else
-                shared->returnResults(static_cast<uint32_t>(*removed));
-        });
+        RevokeRequest req{std::move(program)};
+        decide<std::size_t>(
+            shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.revoke(ctx, req, v); },
+            [](const sdbus::Result<uint32_t>& r, std::size_t& removed) {
+                r.returnResults(static_cast<uint32_t>(removed));
+            });
     }
 
     void Reload(sdbus::Result<>&& result) override
     {
-        auto c = caller();
+        auto ctx = context();
         auto shared = std::make_shared<sdbus::Result<>>(std::move(result));
-        as_admin(c, "reload", "", shared, [this, shared, c] {
-            auto r = broker_.reload_as(c.peer, kTransport);
-            if (!r)
-                shared->returnError(to_dbus_error(r.error()));
-            else
-                shared->returnResults();
-        });
+        decide<ReloadSummary>(
+            shared, ctx, [this, ctx](const PolkitVerdict* v) { return broker_.reload(ctx, v); },
+            [](const sdbus::Result<>& r, ReloadSummary&) { r.returnResults(); });
     }
 
     Broker& broker_;

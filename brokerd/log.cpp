@@ -1,6 +1,8 @@
 // The daemon log; see log.h.
 #include "brokerd/log.h"
 
+#include "brokerd/warning_throttle.h"
+
 #include <syslog.h>
 #include <systemd/sd-journal.h>
 
@@ -12,6 +14,9 @@ namespace bpfbroker::brokerd {
 namespace {
 
 std::atomic<bool> g_journal{false};
+
+// Five lines per key a minute: enough to see a problem start and recur.
+WarningThrottle g_caller_warnings(5, std::chrono::seconds(60));
 
 void emit(int priority, const char* prefix, const std::string& message)
 {
@@ -41,6 +46,12 @@ void log_warning(const std::string& message)
 void log_error(const std::string& message)
 {
     emit(LOG_ERR, "error: ", message);
+}
+
+void log_caller_warning(std::string_view key, const std::string& message)
+{
+    if (auto line = g_caller_warnings.admit(key, message))
+        log_warning(*line);
 }
 
 }  // namespace bpfbroker::brokerd

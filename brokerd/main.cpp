@@ -1,15 +1,18 @@
 // bpfbrokerd: loads signed, approved BPF programs and hands their fds to
 // unprivileged clients over a Varlink socket and D-Bus.
-#include "brokerd/daemon.h"
+#include "brokerd/log.h"
+#include "brokerd/manager.h"
 
 #include <CLI/CLI.hpp>
+#include <systemd/sd-daemon.h>
 
 #include <cstdio>
 #include <exception>
 
 int main(int argc, char** argv)
 {
-    bpfbroker::brokerd::DaemonOptions o;
+    using namespace bpfbroker::brokerd;
+    DaemonOptions o;
     CLI::App app{"bpfbrokerd - hands verified, approved BPF programs to unprivileged io_uring users"};
     app.add_option("--root", o.root, "Root of the policy tree (usr/lib/bpfbroker, etc/bpfbroker, var/lib/bpfbroker, run/bpfbroker)")
         ->check(CLI::ExistingDirectory);
@@ -22,7 +25,21 @@ int main(int argc, char** argv)
     app.add_flag("!--no-dbus", o.dbus, "Do not serve D-Bus even when a bus is available");
     CLI11_PARSE(app, argc, argv);
     try {
-        return bpfbroker::brokerd::run_daemon(o);
+        auto manager = Manager::start(o);
+        if (!manager) {
+            log_error(manager.error().message);
+            return 1;
+        }
+        sd_notify(0, "READY=1\nSTATUS=Serving");
+        auto result = (*manager)->run();
+        sd_notify(0, "STOPPING=1");
+        manager->reset();
+        if (!result) {
+            log_error(result.error().describe());
+            return 1;
+        }
+        log_info("stopped");
+        return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bpfbrokerd: fatal: %s\n", e.what());
         return 1;

@@ -1,18 +1,87 @@
 // Peer identity from the transport; see peer_identity.h.
 #include "brokerd/peer_identity.h"
 
+#include "brokerd/limits.h"
+
 #include <grp.h>
 #include <pwd.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
 #include <cerrno>
 
 namespace bpfbroker::brokerd {
 
 namespace {
 
-std::string user_name(uid_t uid)
+// Answers of the user database by id for a few seconds: an
+// administrator's change applies within kTtl, and a flood of requests from
+// one uid makes one lookup, not one each.
+template <typename Value>
+class TtlCache {
+public:
+    using Lookup = Value (*)(std::uint32_t);
+    static constexpr auto kTtl = std::chrono::seconds(10);
+    static constexpr std::size_t kMaxEntries = Limits::kCachedNames;
+
+    Value get(std::uint32_t id, Lookup lookup)
+    {
+        auto now = std::chrono::steady_clock::now();
+        {
+            std::lock_guard lock(mutex_);
+            if (auto it = entries_.find(id); it != entries_.end() && now - it->second.at < kTtl)
+                return it->second.value;
+        }
+        auto value = lookup(id);  // outside the lock: NSS may be slow
+        std::lock_guard lock(mutex_);
+        if (entries_.size() >= kMaxEntries)
+            entries_.clear();
+        entries_[id] = {value, now};
+        return value;
+    }
+
+private:
+    struct Entry {
+        Value value;
+        std::chrono::steady_clock::time_point at;
+    };
+    std::mutex mutex_;
+    std::unordered_map<std::uint32_t, Entry> entries_;
+};
+
+// A user's primary and supplementary groups from the user database.
+struct UserGroups {
+    bool known = false;
+    gid_t gid = static_cast<gid_t>(-1);
+    std::vector<gid_t> gids;
+};
+
+UserGroups lookup_user_groups(std::uint32_t uid)
+{
+    UserGroups out;
+    std::vector<char> buf(4096);
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || !found)
+        return out;
+    out.known = true;
+    out.gid = found->pw_gid;
+    int n = 64;
+    std::vector<gid_t> groups(static_cast<std::size_t>(n));
+    if (::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &n) < 0 && n > 0 && n <= 65536) {
+        groups.resize(static_cast<std::size_t>(n));
+        ::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &n);
+    }
+    groups.resize(static_cast<std::size_t>(std::max(n, 0)));
+    out.gids = std::move(groups);
+    return out;
+}
+
+std::string lookup_user_name(std::uint32_t uid)
 {
     std::vector<char> buf(4096);
     struct passwd pw {};
@@ -22,7 +91,7 @@ std::string user_name(uid_t uid)
     return {};
 }
 
-std::string group_name(gid_t gid)
+std::string lookup_group_name(std::uint32_t gid)
 {
     std::vector<char> buf(16384);
     struct group gr {};
@@ -30,6 +99,20 @@ std::string group_name(gid_t gid)
     if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &out) == 0 && out)
         return out->gr_name;
     return {};
+}
+
+TtlCache<std::string> g_user_names;
+TtlCache<std::string> g_group_names;
+TtlCache<UserGroups> g_user_groups;
+
+std::string user_name(uid_t uid)
+{
+    return g_user_names.get(uid, lookup_user_name);
+}
+
+std::string group_name(gid_t gid)
+{
+    return g_group_names.get(gid, lookup_group_name);
 }
 
 }  // namespace
@@ -45,7 +128,7 @@ void resolve_peer_names(policy::Peer& peer)
             peer.group_names.push_back(std::move(n));
 }
 
-Result<policy::Peer> peer_from_socket(int fd)
+Result<policy::Peer> peer_credentials_from_socket(int fd)
 {
     struct ucred cred {};
     socklen_t len = sizeof cred;
@@ -69,7 +152,6 @@ Result<policy::Peer> peer_from_socket(int fd)
             return fail(make_system_error("SO_PEERGROUPS failed", errno));
         groups.resize(glen / sizeof(gid_t));
     }
-    resolve_peer_names(peer);
     return peer;
 }
 
@@ -79,19 +161,9 @@ policy::Peer peer_from_uid(uid_t uid, pid_t pid)
     policy::Peer peer;
     peer.uid = uid;
     peer.pid = pid;
-    std::vector<char> buf(4096);
-    struct passwd pw {};
-    struct passwd* out = nullptr;
-    if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &out) == 0 && out) {
-        peer.gid = out->pw_gid;
-        int n = 64;
-        std::vector<gid_t> groups(static_cast<std::size_t>(n));
-        if (::getgrouplist(out->pw_name, out->pw_gid, groups.data(), &n) < 0 && n > 0 && n <= 65536) {
-            groups.resize(static_cast<std::size_t>(n));
-            ::getgrouplist(out->pw_name, out->pw_gid, groups.data(), &n);
-        }
-        groups.resize(static_cast<std::size_t>(std::max(n, 0)));
-        peer.gids = std::move(groups);
+    if (auto groups = g_user_groups.get(uid, lookup_user_groups); groups.known) {
+        peer.gid = groups.gid;
+        peer.gids = std::move(groups.gids);
     }
     resolve_peer_names(peer);
     return peer;

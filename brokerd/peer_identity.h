@@ -1,6 +1,6 @@
 // Who is on the other end of a connection, from the kernel (SO_PEERCRED,
 // SO_PEERGROUPS) or from the bus's recorded credentials, never from anything
-// the caller says. Names come from NSS at the time of the request.
+// the caller says. Names (and a D-Bus caller's groups) come from NSS, cached for 10 s.
 #pragma once
 
 #include "policy/decide.h"
@@ -13,11 +13,14 @@
 
 namespace bpfbroker::brokerd {
 
-// Fills user and group names for the ids in `peer`.
+// Fills user and group names for the ids in `peer`. Names are cached for a
+// few seconds (bounded), so a caller repeating requests costs no NSS calls.
 void resolve_peer_names(policy::Peer& peer);
 
-// The identity of the process that connected an AF_UNIX socket.
-Result<policy::Peer> peer_from_socket(int fd);
+// The identity of the process that connected an AF_UNIX socket, ids only:
+// no user database lookup, so an accept never waits on NSS.
+Result<policy::Peer> peer_credentials_from_socket(int fd);
+
 
 // For transports that establish only the uid (the bus records the euid at
 // connect): primary and supplementary groups from the user database, which

@@ -53,21 +53,23 @@ void PolkitAuthority::cancel_checks_of(const std::string& bus_name)
 void PolkitAuthority::check(uid_t uid, const std::string& bus_name, const std::string& action, Callback callback)
 {
     if (pending_[uid] >= kMaxPendingPerUid) {
-        callback(false, "uid " + std::to_string(uid) + " already has " + std::to_string(kMaxPendingPerUid) +
-                            " polkit checks pending; try again when they are answered");
+        callback(PolkitVerdict(false, action, uid, bus_name,
+                               "uid " + std::to_string(uid) + " already has " + std::to_string(kMaxPendingPerUid) +
+                                   " polkit checks pending; try again when they are answered"));
         return;
     }
     ++pending_[uid];
     std::string cancellation_id = "bpfbroker-" + std::to_string(++checks_started_);
     pending_by_name_[bus_name].push_back(cancellation_id);
-    auto done = [this, uid, bus_name, cancellation_id, callback = std::move(callback)](bool allowed, std::string why) {
+    auto done = [this, uid, bus_name, action, cancellation_id, callback = std::move(callback)](bool allowed,
+                                                                                              std::string why) {
         if (--pending_[uid] == 0)
             pending_.erase(uid);
         auto& ids = pending_by_name_[bus_name];
         std::erase(ids, cancellation_id);
         if (ids.empty())
             pending_by_name_.erase(bus_name);
-        callback(allowed, std::move(why));
+        callback(PolkitVerdict(allowed, action, uid, bus_name, std::move(why)));
     };
     using Subject = sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>>;
     Subject subject{"system-bus-name", std::map<std::string, sdbus::Variant>{{"name", sdbus::Variant(bus_name)}}};

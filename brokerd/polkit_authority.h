@@ -5,7 +5,8 @@
 // The answer arrives on the bus thread; other callers are served meanwhile.
 #pragma once
 
-#include <bpfbroker/interface.h>
+#include "brokerd/limits.h"
+#include "brokerd/polkit_verdict.h"
 
 #include <sdbus-c++/sdbus-c++.h>
 
@@ -19,17 +20,19 @@
 
 namespace bpfbroker::brokerd {
 
+
 class PolkitAuthority {
 public:
     explicit PolkitAuthority(sdbus::IConnection& connection);
 
     // At most this many checks of one uid wait for polkit at a time: an
     // agent that never answers must not pile up pending calls on the bus.
-    static constexpr unsigned kMaxPendingPerUid = 4;
+    static constexpr unsigned kMaxPendingPerUid = Limits::kPolkitPendingPerUid;
 
-    // `done(allowed, why)`: why explains a refusal or an unavailable polkit.
-    // Called on the bus thread, like check() itself.
-    using Callback = std::function<void(bool allowed, std::string why)>;
+    // `done(verdict)`: polkit's answer about this uid, bus name and action
+    // (why() explains a refusal or an unavailable polkit). Called on the bus
+    // thread, like check() itself.
+    using Callback = std::function<void(const PolkitVerdict& verdict)>;
     void check(uid_t uid, const std::string& bus_name, const std::string& action, Callback done);
 
 private:

@@ -1,7 +1,8 @@
 // org.bpfbroker.Broker method handlers for the direct socket; see varlink_methods.h.
 #include "brokerd/varlink_methods.h"
 
-#include "base/strict_json.h"
+#include "brokerd/varlink_method_table.h"
+#include "varlink_description.h"  // generated: the IDL text, version, URL
 
 #include <bpfbroker/error_names.h>
 
@@ -11,177 +12,202 @@ namespace bpfbroker::brokerd {
 
 namespace {
 
-constexpr std::string_view kTransport = "socket";
+// org.varlink.service as this service implements it (the calls above).
+constexpr std::string_view kServiceDescription = R"(# The Varlink service interface every Varlink service offers.
+interface org.varlink.service
+
+method GetInfo() -> (vendor: string, product: string, version: string, url: string, interfaces: []string)
+
+method GetInterfaceDescription(interface: string) -> (description: string)
+
+error InterfaceNotFound (interface: string)
+error MethodNotFound (method: string)
+error MethodNotImplemented (method: string)
+error InvalidParameter (parameter: string)
+error PermissionDenied ()
+error ExpectedMore ()
+)";
 
 VarlinkResponse error_response(const Error& e)
 {
     return {varlink::make_error_reply(e.code, e.message), {}};
 }
 
-std::vector<std::string> string_list(JsonObjectReader& r, std::string_view key)
+VarlinkResponse reply(nlohmann::json parameters)
 {
-    std::vector<std::string> out;
-    const auto* v = r.optional(key);
-    if (!v)
-        return out;
-    auto path = r.path_of(key);
-    json_as_array(*v, path, 1024);
-    for (std::size_t i = 0; i < v->size(); ++i) {
-        const auto& item = (*v)[i];
-        if (item.is_number_unsigned())
-            out.push_back(std::to_string(item.get<std::uint64_t>()));
-        else
-            out.push_back(json_as_string(item, path + "[" + std::to_string(i) + "]", 64));
-    }
-    return out;
+    return {varlink::make_reply(std::move(parameters)), {}};
 }
 
-VarlinkResponse acquire(Broker& broker, const policy::Peer& peer, JsonObjectReader& params)
+// The socket never asks polkit: there is no subject for a socket peer that
+// cannot be raced. A question from the core is therefore a refusal.
+template <typename T>
+std::optional<VarlinkResponse> unless_done(const Outcome<T>& o)
 {
-    auto name = params.required_string("name", 64);
-    params.reject_unknown();
-    auto h = broker.acquire(peer, name, std::string(kTransport));
-    if (!h)
-        return error_response(h.error());
+    if (o.denied())
+        return error_response(o.error());
+    if (o.needs_polkit())
+        return error_response(make_error(ErrorCode::Internal, "the socket cannot ask polkit"));
+    return std::nullopt;
+}
+
+VarlinkResponse acquire(Broker& broker, const RequestContext& ctx, const CheckedParameters& p)
+{
+    auto o = broker.acquire(ctx, AcquireRequest{p.string("name"), p.unsigned_map("parameters")});
+    if (auto stop = unless_done(o))
+        return std::move(*stop);
+    auto& h = o.value();
     VarlinkResponse resp;
-    nlohmann::json maps = nlohmann::json::object();
-    resp.fds.push_back(std::move(h->program));
-    for (auto& [map_name, fd] : h->maps) {
-        maps[map_name] = resp.fds.size();
+    nlohmann::json out = {{"info", to_wire(h)}};
+    auto add_fd = [&](UniqueFd fd) {
         resp.fds.push_back(std::move(fd));
+        return resp.fds.size() - 1;
+    };
+    if (h.program)
+        out["program"] = add_fd(std::move(h.program));
+    if (!h.links.empty()) {
+        nlohmann::json links = nlohmann::json::object();
+        for (auto& l : h.links)
+            links[l.program] = add_fd(std::move(l.fd));
+        out["links"] = std::move(links);
     }
-    resp.message = varlink::make_reply({{"program", 0}, {"maps", maps}, {"info", handout_info_json(*h)}});
+    nlohmann::json maps = nlohmann::json::object();
+    for (auto& m : h.maps)
+        maps[m.name] = add_fd(std::move(m.fd));
+    out["maps"] = std::move(maps);
+    resp.message = varlink::make_reply(std::move(out));
     return resp;
 }
 
-VarlinkResponse list_programs(Broker& broker, const policy::Peer& peer, JsonObjectReader& params)
+VarlinkResponse list_programs(Broker& broker, const RequestContext& ctx)
 {
-    params.reject_unknown();
     nlohmann::json programs = nlohmann::json::array();
-    for (const auto& l : broker.list(peer))
-        programs.push_back(listing_json(l));
-    return {varlink::make_reply({{"programs", programs}}), {}};
+    for (const auto& l : broker.list(ctx))
+        programs.push_back(to_wire(l));
+    return reply({{"programs", programs}});
 }
 
-VarlinkResponse get_features(Broker& broker, JsonObjectReader& params)
+VarlinkResponse approve(Broker& broker, const RequestContext& ctx, const CheckedParameters& p)
 {
-    params.reject_unknown();
-    return {varlink::make_reply({{"features", broker.features().to_json()}}), {}};
+    ApproveRequest req{p.string("program"), p.names("users"), p.names("groups"), p.boolean("anyone"),
+                       p.boolean("polkit")};
+    auto o = broker.approve(ctx, req);
+    if (auto stop = unless_done(o))
+        return std::move(*stop);
+    return reply({{"program", o.value().program}, {"manifest_sha256", o.value().match_value}});
 }
 
-// Admin methods on the socket are for uid 0 only: there is no polkit
-// subject for a socket peer that cannot be raced.
-bool is_admin(const policy::Peer& peer)
+VarlinkResponse revoke(Broker& broker, const RequestContext& ctx, const CheckedParameters& p)
 {
-    return peer.uid == 0;
+    auto program = p.string("program");
+    auto o = broker.revoke(ctx, RevokeRequest{program});
+    if (auto stop = unless_done(o))
+        return std::move(*stop);
+    return reply({{"program", program}, {"removed_approvals", o.value()}});
 }
 
-VarlinkResponse approve(Broker& broker, const policy::Peer& peer, JsonObjectReader& params)
+VarlinkResponse reload(Broker& broker, const RequestContext& ctx)
 {
-    ApproveRequest req;
-    req.program = params.required_string("program", 64);
-    req.users = string_list(params, "users");
-    req.groups = string_list(params, "groups");
-    req.anyone = params.optional_bool("anyone", false);
-    req.polkit = params.optional_bool("polkit", false);
-    params.reject_unknown();
-    auto g = broker.approve(peer, req, std::string(kTransport));
-    if (!g)
-        return error_response(g.error());
-    return {varlink::make_reply({{"program", g->program}, {"manifest_sha256", g->match_value}}), {}};
+    auto o = broker.reload(ctx);
+    if (auto stop = unless_done(o))
+        return std::move(*stop);
+    return reply({{"programs", o.value().programs}, {"grants", o.value().grants}});
 }
 
-VarlinkResponse revoke(Broker& broker, const policy::Peer& peer, JsonObjectReader& params)
+VarlinkResponse get_info()
 {
-    auto program = params.required_string("program", 64);
-    params.reject_unknown();
-    auto removed = broker.revoke(peer, program, std::string(kTransport));
-    if (!removed)
-        return error_response(removed.error());
-    return {varlink::make_reply({{"program", program}, {"removed_approvals", *removed}}), {}};
+    return reply({{"vendor", "bpfbroker"},
+                  {"product", "bpfbrokerd"},
+                  {"version", std::string(kBrokerVersion)},
+                  {"url", std::string(kBrokerUrl)},
+                  {"interfaces", {std::string(kVarlinkServiceInterface), std::string(kVarlinkInterface)}}});
 }
 
-VarlinkResponse reload(Broker& broker, const policy::Peer& peer, JsonObjectReader& params)
+VarlinkResponse get_interface_description(const CheckedParameters& p)
 {
-    params.reject_unknown();
-    auto r = broker.reload_as(peer, std::string(kTransport));
-    if (!r)
-        return error_response(r.error());
-    auto snap = broker.snapshot();
-    return {varlink::make_reply({{"programs", snap->catalog.entries.size()}, {"grants", snap->grants.grants.size()}}), {}};
+    auto interface = p.string("interface");
+    if (interface == kVarlinkInterface)
+        return reply({{"description", std::string(kBrokerInterfaceDescription)}});
+    if (interface == kVarlinkServiceInterface)
+        return reply({{"description", std::string(kServiceDescription)}});
+    return {{{"error", std::string(kVarlinkInterfaceNotFound)}, {"parameters", {{"interface", interface}}}}, {}};
 }
 
-VarlinkResponse get_info(JsonObjectReader& params)
+VarlinkResponse dispatch(const MethodSpec& m, Broker& broker, const RequestContext& ctx, const CheckedParameters& p)
 {
-    params.reject_unknown();
-    return {varlink::make_reply({{"vendor", "bpfbroker"},
-                                 {"product", "bpfbrokerd"},
-                                 {"version", "0.1.0"},
-                                 {"url", "https://bpfbroker.invalid/"},
-                                 {"interfaces", {"org.varlink.service", std::string(kVarlinkInterface)}}}),
-            {}};
+    switch (m.id) {
+    case MethodId::GetInfo:
+        return get_info();
+    case MethodId::GetInterfaceDescription:
+        return get_interface_description(p);
+    case MethodId::AcquireProgram:
+        return acquire(broker, ctx, p);
+    case MethodId::ListPrograms:
+        return list_programs(broker, ctx);
+    case MethodId::GetFeatures:
+        return reply({{"features", broker.features().to_json()}});
+    case MethodId::Approve:
+        return approve(broker, ctx, p);
+    case MethodId::Revoke:
+        return revoke(broker, ctx, p);
+    case MethodId::Reload:
+        return reload(broker, ctx);
+    }
+    return error_response(make_error(ErrorCode::Internal, "no handler"));
 }
 
 }  // namespace
 
-nlohmann::json handout_info_json(const Handout& h)
+nlohmann::json to_wire(const Handout& h)
 {
     nlohmann::json access = nlohmann::json::object();
-    for (const auto& [name, mode] : h.map_access)
-        access[name] = mode;
-    return {{"name", h.name}, {"id", h.prog_id}, {"tag", h.tag},           {"type", h.type},
-            {"instance", h.instance}, {"version", h.version}, {"map_access", access}};
+    for (const auto& m : h.maps)
+        access[m.name] = std::string(policy::client_access_name(m.access));
+    nlohmann::json info = {{"name", h.name},
+                           {"id", h.prog_id},
+                           {"tag", h.tag},
+                           {"type", std::string(policy::program_type_name(h.type))},
+                           {"instance", std::string(policy::instance_mode_name(h.instance))},
+                           {"version", h.version},
+                           {"map_access", access}};
+    if (!h.attach.empty())
+        info["attach"] = h.attach;
+    if (!h.parameters.empty())
+        info["parameters"] = h.parameters;
+    return info;
 }
 
-nlohmann::json listing_json(const ProgramListing& l)
+nlohmann::json to_wire(const ProgramListing& l)
 {
-    nlohmann::json j = {{"name", l.name},         {"version", l.version},   {"description", l.description},
-                        {"state", l.state},       {"instance", l.instance}, {"allowed", l.allowed},
+    nlohmann::json j = {{"name", l.name},
+                        {"version", l.version},
+                        {"description", l.description},
+                        {"state", std::string(policy::entry_state_name(l.state))},
+                        {"instance", l.instance ? std::string(policy::instance_mode_name(*l.instance)) : ""},
+                        {"allowed", l.allowed},
                         {"needs_polkit", l.needs_polkit}};
-    if (!l.allowed)
-        j["error"] = l.code, j["reason"] = l.reason;
+    if (l.code)
+        j["error"] = std::string(error_code_name(*l.code)), j["reason"] = l.reason;
     return j;
 }
 
 VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, const std::string& method,
-                                    const nlohmann::json& parameters)
+                                    const nlohmann::json& parameters, bool oneway)
 {
-    const std::string prefix = std::string(kVarlinkInterface) + ".";
-    try {
-        JsonObjectReader params(parameters, "parameters");
-        if (method == "org.varlink.service.GetInfo")
-            return get_info(params);
-        if (method.rfind(prefix, 0) != 0)
-            return {varlink::make_method_not_found_reply(method), {}};
-        auto member = method.substr(prefix.size());
-        if (member == "AcquireProgram")
-            return acquire(broker, peer, params);
-        if (member == "ListPrograms")
-            return list_programs(broker, peer, params);
-        if (member == "GetFeatures")
-            return get_features(broker, params);
-        if (member == "Approve" || member == "Revoke" || member == "Reload") {
-            if (!is_admin(peer)) {
-                // Named like every other audit record: action=approve program=NAME.
-                std::string action = member == "Approve" ? "approve" : member == "Revoke" ? "revoke" : "reload";
-                std::string program;
-                if (parameters.is_object())
-                    if (auto it = parameters.find("program"); it != parameters.end() && it->is_string())
-                        program = it->get<std::string>().substr(0, 64);
-                auto reason = member + " is for root on the direct socket; use D-Bus with polkit";
-                broker.audit(action, std::string(kTransport), program, peer, false, "PermissionDenied", reason);
-                return error_response(make_error(ErrorCode::PermissionDenied, reason));
-            }
-            if (member == "Approve")
-                return approve(broker, peer, params);
-            if (member == "Revoke")
-                return revoke(broker, peer, params);
-            return reload(broker, peer, params);
-        }
-        return {varlink::make_method_not_found_reply(method), {}};
-    } catch (const SchemaViolation& v) {
-        return {varlink::make_invalid_parameter_reply(v.path, v.reason), {}};
-    }
+    auto found = find_method(method);
+    if (auto* err = std::get_if<DispatchError>(&found))
+        return {std::move(err->reply), {}, !oneway};
+    const auto& spec = *std::get<const MethodSpec*>(found);
+    // A oneway call of a method with effects is dropped without acting (an
+    // acquire would load a program whose fds nobody receives, escaping the
+    // reply backpressure).
+    if (oneway && !spec.oneway_allowed)
+        return {{}, {}, false};
+    if (auto bad = check_parameters(spec, parameters))
+        return {std::move(bad->reply), {}, !oneway};
+    RequestContext ctx{TransportKind::Socket, peer, {}, false};
+    auto resp = dispatch(spec, broker, ctx, CheckedParameters(parameters));
+    resp.reply = !oneway;
+    return resp;
 }
 
 }  // namespace bpfbroker::brokerd

@@ -1,6 +1,8 @@
-// The org.bpfbroker.Broker Varlink interface: turns one parsed call from an
-// identified peer into one reply (parameters plus the fds it references by
-// index). Parsing is strict; the Broker decides; this file only translates.
+// The handlers of the Varlink method table (varlink_method_table.h): one
+// call from an identified peer, looked up and checked against its spec,
+// becomes one request to the Broker, and the Broker's outcome one reply
+// (parameters plus the fds it references by index). The Broker decides;
+// this file only translates.
 #pragma once
 
 #include "brokerd/broker.h"
@@ -16,15 +18,16 @@ namespace bpfbroker::brokerd {
 struct VarlinkResponse {
     nlohmann::json message;      // a full reply or error message object
     std::vector<UniqueFd> fds;   // referenced by index from message.parameters
+    bool reply = true;           // false: a oneway call, answered by nothing
 };
 
-// `method` and `parameters` from a parsed varlink::Call.
+// `method`, `parameters` and `oneway` from a parsed varlink::Call.
 VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, const std::string& method,
-                                    const nlohmann::json& parameters);
+                                    const nlohmann::json& parameters, bool oneway = false);
 
-// Shared by both transports: the info dictionary of an acquire reply and the
-// JSON view of listings and features.
-nlohmann::json handout_info_json(const Handout& h);
-nlohmann::json listing_json(const ProgramListing& l);
+// The socket's wire form of the core's answers: the info dictionary of an
+// acquire reply, and one ListPrograms row.
+nlohmann::json to_wire(const Handout& h);
+nlohmann::json to_wire(const ProgramListing& l);
 
 }  // namespace bpfbroker::brokerd

@@ -1,6 +1,7 @@
 // The direct socket server; see varlink_server.h.
 #include "brokerd/varlink_server.h"
 
+#include "brokerd/log.h"
 #include "brokerd/peer_identity.h"
 #include "brokerd/varlink_methods.h"
 
@@ -50,6 +51,7 @@ struct VarlinkServer::Connection {
     Clock::time_point output_since{};   // when replies began waiting for the peer to read
     Clock::time_point last_active = Clock::now();  // last bytes from the peer
     bool close_after_flush = false;
+    bool names_resolved = false;  // user and group names, at the first request
     std::uint32_t interest = 0;
 
     Connection(UniqueFd f, policy::Peer p, std::size_t max_message, double burst)
@@ -58,18 +60,7 @@ struct VarlinkServer::Connection {
     }
 };
 
-ServerLimits limits_from_settings(const policy::Settings& s)
-{
-    ServerLimits l;
-    l.max_message_bytes = s.max_message_bytes;
-    l.max_connections_per_uid = s.max_connections_per_uid;
-    l.max_connections_total = s.max_connections_total;
-    l.requests_per_second = s.max_requests_per_second;
-    l.partial_message_timeout = std::chrono::milliseconds(s.stalled_client_timeout_ms);
-    return l;
-}
-
-VarlinkServer::VarlinkServer(Broker& broker, UniqueFd listen_fd, ServerLimits limits)
+VarlinkServer::VarlinkServer(Broker& broker, UniqueFd listen_fd, Limits limits)
     : broker_(broker), listen_fd_(std::move(listen_fd)), epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)), limits_(limits)
 {
 }
@@ -103,18 +94,21 @@ Result<UniqueFd> VarlinkServer::listen_at(const std::string& path)
 
 void VarlinkServer::accept_all()
 {
-    for (;;) {
+    // Bounded per wakeup: a uid connecting and closing in a loop must not
+    // keep the loop here while other connections wait to be read.
+    for (unsigned accepted = 0; accepted < limits_.max_accepts_per_wakeup; ++accepted) {
         UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
         if (!fd) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE) {
-                std::fprintf(stderr, "bpfbrokerd: out of file descriptors; not accepting for a moment\n");
+                log_caller_warning("accept-out-of-fds", "out of file descriptors; not accepting for a moment");
                 pause_accepting();
             }
             return;
         }
-        auto peer = peer_from_socket(fd.get());
+        // Ids only: names are looked up (and cached) at the first request.
+        auto peer = peer_credentials_from_socket(fd.get());
         if (!peer)
             continue;
         if (connections_.size() >= limits_.max_connections_total)
@@ -126,7 +120,9 @@ void VarlinkServer::accept_all()
                 varlink::make_error_reply(ErrorCode::LimitExceeded, "too many connections for uid " + std::to_string(peer->uid)));
             if (msg)
                 (void)send_with_fds(fd.get(), *msg, {});
-            std::fprintf(stderr, "Refused a connection from uid %u: too many connections\n", static_cast<unsigned>(peer->uid));
+            auto uid = std::to_string(peer->uid);
+            log_caller_warning("connection-limit uid=" + uid, "refused a connection from uid " + uid +
+                                                                 ": too many connections, ignoring");
             continue;
         }
         int raw = fd.get();
@@ -334,12 +330,13 @@ void VarlinkServer::process_frames(Connection& c)
                            {});
             continue;
         }
-        // A oneway acquire would load a program whose fds nobody receives,
-        // escaping the reply backpressure: it is dropped without acting.
-        if (call->oneway && call->method == std::string(kVarlinkInterface) + ".AcquireProgram")
-            continue;
-        auto resp = handle_varlink_call(broker_, c.peer, call->method, call->parameters);
-        if (!call->oneway)
+        if (!c.names_resolved) {
+            resolve_peer_names(c.peer);
+            c.names_resolved = true;
+        }
+        // Parsed once (above); the method table checks it and the Broker decides.
+        auto resp = handle_varlink_call(broker_, c.peer, call->method, call->parameters, call->oneway);
+        if (resp.reply)
             queue_response(c, std::move(resp.message), std::move(resp.fds));
     }
     c.partial_since = c.reader.buffered_bytes() > 0 ? (c.partial_since == Clock::time_point{} ? Clock::now() : c.partial_since)
@@ -451,7 +448,7 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
         }
         // Limits follow the settings of the current policy (SIGHUP, Reload).
         if (auto snap = broker_.snapshot(); snap != limits_source_) {
-            limits_ = limits_from_settings(snap->settings);
+            limits_ = Limits(snap->settings);
             limits_source_ = std::move(snap);
             queues_shrank_ = true;  // budgets may have grown
         }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "brokerd/broker.h"
+#include "brokerd/limits.h"
 
 #include <bpfbroker/result.h>
 #include <bpfbroker/unique_fd.h>
@@ -22,26 +23,9 @@
 
 namespace bpfbroker::brokerd {
 
-struct ServerLimits {
-    std::size_t max_message_bytes = 64 * 1024;
-    unsigned max_connections_per_uid = 32;
-    unsigned max_connections_total = 1024;
-    unsigned requests_per_second = 200;            // sustained, per connection; bursts up to this many
-    std::chrono::milliseconds partial_message_timeout{10000};
-    std::size_t max_queued_reply_bytes = 1 << 20;  // per connection
-    // Replies waiting to be read hold fds: bounded per connection, per uid
-    // and in total, so a client that never reads cannot exhaust the
-    // daemon's fd table and lock everyone else out.
-    std::size_t max_queued_fds_per_connection = 16;
-    std::size_t max_queued_fds_per_uid = 64;
-    std::size_t max_queued_fds_total = 4096;
-};
-
-ServerLimits limits_from_settings(const policy::Settings& settings);
-
 class VarlinkServer {
 public:
-    VarlinkServer(Broker& broker, UniqueFd listen_fd, ServerLimits limits);
+    VarlinkServer(Broker& broker, UniqueFd listen_fd, Limits limits);
     ~VarlinkServer();
     VarlinkServer(const VarlinkServer&) = delete;
     VarlinkServer& operator=(const VarlinkServer&) = delete;
@@ -78,7 +62,7 @@ private:
     Broker& broker_;
     UniqueFd listen_fd_;
     UniqueFd epoll_fd_;
-    ServerLimits limits_;
+    Limits limits_;
     std::shared_ptr<const PolicySnapshot> limits_source_;  // the snapshot limits_ came from
     std::map<int, std::unique_ptr<Connection>> connections_;
     std::map<uid_t, unsigned> connections_per_uid_;

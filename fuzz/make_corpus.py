@@ -103,3 +103,29 @@ w(G, "bad_polkit_string.json", dump(grant("udp_stats", mh("udp_stats"), {"anyone
 w(G, "bad_approvals_schema.json", dump({"schema":2,"approvals":[],"revocations":[]}))
 w(G, "bad_approvals_revocation.json", dump({"schema":1,"approvals":[],"revocations":[{"program":"x","when":1}]}))
 w(G, "bad_duplicate_key.json", '{"program":"udp_stats","program":"drop_small","match":{"signer":"%s"},"principals":{"anyone":true}}\n' % sig)
+
+# fuzz/corpus/varlink_calls/: one Varlink frame each (without the NUL), for
+# varlink_dispatch_fuzzer: every method with valid parameters, and near misses.
+V = 'varlink_calls'
+os.makedirs(V, exist_ok=True)
+def call(name, method, params=None, **flags):
+    d = {"method": method}
+    if params is not None: d["parameters"] = params
+    d.update(flags)
+    w(V, name, json.dumps(d, separators=(',', ':')))
+B = 'org.bpfbroker.Broker.'
+call('get_info.json', 'org.varlink.service.GetInfo')
+call('describe.json', 'org.varlink.service.GetInterfaceDescription', {"interface": "org.bpfbroker.Broker"})
+call('acquire.json', B + 'AcquireProgram', {"name": "udp_stats"})
+call('acquire_params.json', B + 'AcquireProgram', {"name": "drop_small", "parameters": {"min_len": 8, "strict": 1}})
+call('acquire_oneway.json', B + 'AcquireProgram', {"name": "udp_stats"}, oneway=True)
+call('list.json', B + 'ListPrograms', {})
+call('features.json', B + 'GetFeatures')
+call('approve.json', B + 'Approve', {"program": "udp_stats", "users": ["nobody", 1000], "groups": ["adm"], "anyone": False, "polkit": True})
+call('revoke.json', B + 'Revoke', {"program": "udp_stats"})
+call('reload.json', B + 'Reload')
+call('bad_unknown_field.json', B + 'AcquireProgram', {"name": "udp_stats", "extra": True})
+call('bad_missing.json', B + 'Revoke', {})
+call('bad_negative.json', B + 'AcquireProgram', {"name": "x", "parameters": {"n": -1}})
+call('bad_interface.json', 'com.example.Other.Method')
+call('bad_member.json', B + 'Frobnicate')

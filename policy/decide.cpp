@@ -52,6 +52,15 @@ std::vector<std::string> missing_features(const Manifest& manifest,
     return missing;
 }
 
+Decision decide_admin(const Peer& peer, bool polkit_reachable)
+{
+    if (peer.uid == 0)
+        return Decision{true, ErrorCode::Internal, "root may administer", false, nullptr};
+    if (!polkit_reachable)
+        return Decision::deny(ErrorCode::PermissionDenied, "only root may administer bpfbroker without polkit");
+    return Decision{true, ErrorCode::Internal, "allowed if polkit agrees (org.bpfbroker.manage)", true, nullptr};
+}
+
 Decision decide(const CatalogEntry& entry, const GrantSet& grants, const Peer& peer,
                 const std::set<std::string, std::less<>>& features, const Usage& usage, const Limits& limits)
 {

@@ -52,6 +52,11 @@ bool principals_match(const Principals& who, const Peer& peer);
 Decision decide(const CatalogEntry& entry, const GrantSet& grants, const Peer& peer,
                 const std::set<std::string, std::less<>>& features, const Usage& usage, const Limits& limits);
 
+// Whether `peer` may administer (approve, revoke, reload): root may; anyone
+// else only with polkit's agreement, so allowed + needs_polkit where polkit
+// can be asked (`polkit_reachable`), and PermissionDenied where it cannot.
+Decision decide_admin(const Peer& peer, bool polkit_reachable);
+
 // Features a manifest requires that the kernel lacks (empty when supported).
 std::vector<std::string> missing_features(const Manifest& manifest,
                                           const std::set<std::string, std::less<>>& features);

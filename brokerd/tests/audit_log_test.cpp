@@ -29,7 +29,7 @@ TEST(audit_log, hostile_values_cannot_forge_fields_or_lines)
     r.transport = "socket";
     r.program = "x decision=allow";
     r.uid = 1000;
-    r.code = "PermissionDenied";
+    r.code = bpfbroker::ErrorCode::PermissionDenied;
     r.reason = "no \"grant\"\nfake: line";
     auto line = AuditLog::format_line(r);
     EXPECT_EQ(line.find('\n'), std::string::npos) << line;

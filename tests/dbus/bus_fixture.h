@@ -164,6 +164,9 @@ protected:
     // Called once the bus runs, before bpfbrokerd starts (e.g. to start a
     // stand-in authority). Returns "" or why the test cannot go on.
     virtual std::string before_daemon() { return ""; }
+    // False: lay out the demo root but start no bpfbrokerd process (the
+    // test serves the bus in process).
+    [[nodiscard]] virtual bool runs_daemon_process() const { return true; }
 
     [[nodiscard]] const std::string& scratch() const { return scratch_.base(); }
     [[nodiscard]] const std::string& root() const { return scratch_.root(); }

@@ -237,14 +237,22 @@ TEST_F(AbuseTest, RequestThenHalfCloseIsStillAnswered)
     expect_good_client_served("after half-closed connections");
 }
 
+// The Varlink spec's names: an unknown method of a known interface is
+// MethodNotFound, a method of an interface this service lacks InterfaceNotFound.
 TEST_F(AbuseTest, UnknownMethodIsMethodNotFound)
 {
     auto conn = RawConnection::connect(socket_path());
     ASSERT_TRUE(conn.valid());
-    for (const char* method : {"org.bpfbroker.Broker.Frobnicate", "com.example.Other.Method", "org.bpfbroker.Broker"}) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"org.bpfbroker.Broker.Frobnicate", "org.varlink.service.MethodNotFound"},
+        {"org.varlink.service.Frobnicate", "org.varlink.service.MethodNotFound"},
+        {"com.example.Other.Method", "org.varlink.service.InterfaceNotFound"},
+        {"org.bpfbroker.Broker", "org.varlink.service.InterfaceNotFound"},
+    };
+    for (const auto& [method, expected] : cases) {
         auto reply = conn.call(method);
         ASSERT_TRUE(reply.has_value()) << method;
-        EXPECT_EQ(error_name(*reply), "org.varlink.service.MethodNotFound") << method << " -> " << reply->frame;
+        EXPECT_EQ(error_name(*reply), expected) << method << " -> " << reply->frame;
     }
     expect_good_client_served("after unknown methods");
     // The spec's introspection entry point answers.

@@ -1,5 +1,5 @@
-// bpfbrokerd's life cycle; see daemon.h.
-#include "brokerd/daemon.h"
+// bpfbrokerd's manager; see manager.h.
+#include "brokerd/manager.h"
 
 #include "brokerd/audit_log.h"
 #include "brokerd/broker.h"
@@ -113,16 +113,17 @@ void raise_fd_limit()
 
 }  // namespace
 
-int run_daemon(const DaemonOptions& o)
+Result<std::unique_ptr<Manager>> Manager::start(const DaemonOptions& o)
 {
+    std::unique_ptr<Manager> m(new Manager());
     raise_fd_limit();
-    log_to_journal(!o.foreground && std::getenv("JOURNAL_STREAM") != nullptr);
+    bool journal = !o.foreground && std::getenv("JOURNAL_STREAM") != nullptr;
+    log_to_journal(journal);
     auto signals = blocked_signals_fd();
-    if (!signals) {
-        log_error(signals.error().describe());
-        return 1;
-    }
-    AuditLog audit(!o.foreground && std::getenv("JOURNAL_STREAM") != nullptr, o.audit_file);
+    if (!signals)
+        return fail(std::move(signals).error());
+    m->signals_ = std::move(*signals);
+    m->audit_ = std::make_unique<AuditLog>(journal, o.audit_file);
 
     auto features = probe_kernel_features();
     std::string found;
@@ -134,61 +135,57 @@ int run_daemon(const DaemonOptions& o)
     config.root = o.root;
     config.trust.owner = o.trust_own_files ? ::geteuid() : 0;
     config.settings_file = o.settings_file;
-    Broker broker(config, std::move(features), audit);
-    if (auto r = broker.reload(); !r) {
-        log_error("Failed to load policy from " + o.root + ": " + r.error().describe());
-        return 1;
-    }
-    log_policy_state(broker);
+    m->broker_ = std::make_unique<Broker>(config, std::move(features), *m->audit_);
+    if (auto r = m->broker_->reload(); !r)
+        return fail(r.error().code, "Failed to load policy from " + o.root + ": " + r.error().describe());
+    log_policy_state(*m->broker_);
 
-    std::string socket_path = o.socket_path.empty()
-                                  ? join_root(o.root, std::string(policy::paths::kRuntimeDir) + "/" +
-                                                          std::string(policy::paths::kSocketName))
-                                  : o.socket_path;
-    bool created_socket = false;
-    auto listen_fd = listening_socket(socket_path, created_socket);
-    if (!listen_fd) {
-        log_error("Failed to listen on " + socket_path + ": " + listen_fd.error().describe());
-        return 1;
-    }
-    VarlinkServer server(broker, std::move(*listen_fd), limits_from_settings(broker.settings()));
+    m->socket_path_ = o.socket_path.empty() ? join_root(o.root, std::string(policy::paths::kRuntimeDir) + "/" +
+                                                                    std::string(policy::paths::kSocketName))
+                                            : o.socket_path;
+    auto listen_fd = listening_socket(m->socket_path_, m->created_socket_);
+    if (!listen_fd)
+        return fail(listen_fd.error().code,
+                    "Failed to listen on " + m->socket_path_ + ": " + listen_fd.error().describe());
+    m->server_ = std::make_unique<VarlinkServer>(*m->broker_, std::move(*listen_fd), Limits(m->broker_->settings()));
 
-    std::unique_ptr<DbusService> dbus;
     if (o.dbus) {
-        auto started = DbusService::start(broker, broker.settings().polkit);
+        auto started = DbusService::start(*m->broker_, m->broker_->settings().polkit);
         if (started) {
-            dbus = std::move(*started);
-            broker.set_events(dbus.get());
+            m->dbus_ = std::move(*started);
+            m->broker_->set_events(m->dbus_.get());
             log_info(std::string("serving ") + kDbusBusName + " on the system bus");
         } else {
             log_info("no D-Bus: " + started.error().message + "; serving the socket only");
         }
     }
+    log_info(m->created_socket_ ? "serving on " + m->socket_path_ : std::string("serving on the socket systemd passed"));
+    return m;
+}
 
-    log_info(created_socket ? "serving on " + socket_path : std::string("serving on the socket systemd passed"));
-    sd_notify(0, "READY=1\nSTATUS=Serving");
-    auto result = server.run(signals->get(), [&](int signo) {
+Manager::~Manager()
+{
+    if (broker_)
+        broker_->set_events(nullptr);
+    dbus_.reset();
+    if (created_socket_)
+        ::unlink(socket_path_.c_str());
+}
+
+Result<void> Manager::run()
+{
+    return server_->run(signals_.get(), [this](int signo) {
         if (signo != SIGHUP)
             return false;
-        policy::Peer signal_sender;
-        signal_sender.uid = 0;
-        if (auto r = broker.reload_as(signal_sender, "signal"); !r)
-            log_error("Reload failed, keeping the previous policy: " + r.error().describe());
+        RequestContext signal_sender{TransportKind::Signal, {}, {}, false};
+        signal_sender.peer.uid = 0;  // only the service manager (or root) can signal us
+        if (auto r = broker_->reload(signal_sender); !r.ok())
+            log_error("Reload failed, keeping the previous policy: " +
+                      (r.denied() ? r.error().describe() : std::string("unexpected polkit question")));
         else
-            log_policy_state(broker);
+            log_policy_state(*broker_);
         return true;
     });
-    sd_notify(0, "STOPPING=1");
-    broker.set_events(nullptr);
-    dbus.reset();
-    if (created_socket)
-        ::unlink(socket_path.c_str());
-    if (!result) {
-        log_error(result.error().describe());
-        return 1;
-    }
-    log_info("stopped");
-    return 0;
 }
 
 }  // namespace bpfbroker::brokerd

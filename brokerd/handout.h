@@ -1,0 +1,86 @@
+// The core's typed requests and answers, shared by every transport: what a
+// caller asks for (AcquireRequest, ApproveRequest, ...) and what it gets (a
+// Handout, ProgramListing rows). Each transport has one to_wire() per type;
+// names for the enums come from policy/manifest.h and policy/catalog.h.
+#pragma once
+
+#include "policy/catalog.h"
+#include "policy/manifest.h"
+
+#include <bpfbroker/error.h>
+#include <bpfbroker/unique_fd.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bpfbroker::brokerd {
+
+struct AcquireRequest {
+    std::string name;
+    // Values the caller chooses within the manifest's bounds (issue 9);
+    // a program without choices takes none.
+    std::map<std::string, std::uint64_t> parameters;
+};
+
+struct ApproveRequest {
+    std::string program;
+    std::vector<std::string> users;   // names or decimal uids
+    std::vector<std::string> groups;  // names or decimal gids
+    bool anyone = false;
+    bool polkit = false;
+};
+
+struct RevokeRequest {
+    std::string program;
+};
+
+struct ReloadSummary {
+    std::size_t programs = 0;
+    std::size_t grants = 0;
+};
+
+struct HandedMap {
+    std::string name;
+    policy::ClientAccess access = policy::ClientAccess::Read;
+    UniqueFd fd;
+};
+
+// A link the broker attached on the caller's behalf: closing it detaches.
+struct HandedLink {
+    std::string program;
+    UniqueFd fd;
+};
+
+// What a caller receives for one acquire.
+struct Handout {
+    std::string name;
+    std::string version;
+    policy::ProgramType type = policy::ProgramType::SocketFilter;
+    policy::InstanceMode instance = policy::InstanceMode::Shared;
+    std::uint32_t prog_id = 0;
+    std::string tag;
+    std::string program_name;        // the program's function name (manifest)
+    UniqueFd program;                // client-attached programs only
+    std::vector<HandedLink> links;   // broker-attached programs only
+    std::vector<HandedMap> maps;     // only maps with client access
+    std::string attach;              // broker-attached: the attach point
+    std::map<std::string, std::uint64_t> parameters;  // values written into .rodata
+};
+
+// One row of ListPrograms, from the caller's point of view on its transport.
+struct ProgramListing {
+    std::string name;
+    std::string version;
+    std::string description;
+    policy::EntryState state = policy::EntryState::Invalid;
+    std::optional<policy::InstanceMode> instance;  // none without a manifest
+    bool allowed = false;  // whether this caller may acquire it now, here
+    bool needs_polkit = false;
+    std::optional<ErrorCode> code;  // why not
+    std::string reason;
+};
+
+}  // namespace bpfbroker::brokerd

@@ -1,0 +1,22 @@
+// The kernel program source; see program_source.h.
+#include "brokerd/program_source.h"
+
+namespace bpfbroker::brokerd {
+
+namespace {
+
+class KernelProgramSource final : public ProgramSource {
+public:
+    Result<LoadedInstance> load(const policy::CatalogEntry& entry) override { return load_instance(entry); }
+    Result<UniqueFd> map_fd_for_client(const LoadedMap& map) override { return client_map_fd(map); }
+    Result<UniqueFd> program_fd_for_client(const UniqueFd& fd) override { return duplicate_for_client(fd); }
+};
+
+}  // namespace
+
+std::unique_ptr<ProgramSource> make_kernel_program_source()
+{
+    return std::make_unique<KernelProgramSource>();
+}
+
+}  // namespace bpfbroker::brokerd

@@ -1,0 +1,152 @@
+// The core decides every request: Broker on a real signed demo catalog with
+// a fake program source (no BPF, no root needed for the decisions). Checks
+// the outcomes (hand-out, denial, polkit question), that the verdict call
+// is re-decided and trusted only for its own caller and action, and that
+// every decision is audited by the core.
+#include "brokerd/broker.h"
+
+#include "support/core_fixture.h"
+
+#include <gtest/gtest.h>
+
+namespace bpfbroker::brokerd {
+
+// The one way a test makes a verdict (PolkitVerdict's constructor is private).
+struct PolkitVerdictForTesting {
+    static PolkitVerdict make(bool allowed, std::string action, uid_t uid, std::string bus_name)
+    {
+        return PolkitVerdict(allowed, std::move(action), uid, std::move(bus_name), allowed ? "test says yes" : "test says no");
+    }
+};
+
+namespace {
+
+using BrokerCore = test_support::CoreFixture;
+
+TEST_F(BrokerCore, approved_shared_program_is_handed_out_once_loaded_and_audited)
+{
+    approve("drop_small", false);
+    for (int i = 0; i < 2; ++i) {
+        auto o = broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}});
+        ASSERT_TRUE(o.ok()) << (o.denied() ? o.error().describe() : "asked polkit");
+        EXPECT_TRUE(o.value().program.valid());
+        EXPECT_EQ(o.value().instance, policy::InstanceMode::Shared);
+        EXPECT_TRUE(o.value().links.empty());
+    }
+    EXPECT_EQ(source_->loads(), 1u) << "a shared program was loaded per acquire";
+    auto lines = audit_lines();
+    ASSERT_FALSE(lines.empty());
+    EXPECT_NE(lines.back().find("action=acquire transport=socket program=drop_small uid=65534"), std::string::npos)
+        << lines.back();
+    EXPECT_NE(lines.back().find("decision=allow"), std::string::npos) << lines.back();
+}
+
+TEST_F(BrokerCore, unapproved_program_is_denied_and_audited_without_loading)
+{
+    auto o = broker_->acquire(socket_as(65534), AcquireRequest{"udp_stats", {}});
+    ASSERT_TRUE(o.denied());
+    EXPECT_EQ(o.error().code, ErrorCode::PermissionDenied);
+    EXPECT_EQ(source_->loads(), 0u);
+    auto lines = audit_lines();
+    ASSERT_FALSE(lines.empty());
+    EXPECT_NE(lines.back().find("decision=deny code=PermissionDenied"), std::string::npos) << lines.back();
+}
+
+TEST_F(BrokerCore, parameters_a_program_does_not_take_are_invalid)
+{
+    approve("drop_small", false);
+    auto o = broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {{"min_len", 5}}});
+    ASSERT_TRUE(o.denied());
+    EXPECT_EQ(o.error().code, ErrorCode::InvalidParameter);
+    EXPECT_NE(o.error().message.find("min_len"), std::string::npos) << o.error().message;
+}
+
+TEST_F(BrokerCore, polkit_grant_asks_then_hands_out_on_a_yes_for_this_caller)
+{
+    approve("drop_small", true);
+    auto ctx = dbus_as(65534);
+    auto first = broker_->acquire(ctx, AcquireRequest{"drop_small", {}});
+    ASSERT_TRUE(first.needs_polkit());
+    EXPECT_EQ(first.question().action, kPolkitActionAcquire);
+    EXPECT_EQ(source_->loads(), 0u) << "loaded before polkit answered";
+
+    auto yes = PolkitVerdictForTesting::make(true, kPolkitActionAcquire, 65534, ":1.42");
+    auto second = broker_->acquire(ctx, AcquireRequest{"drop_small", {}}, &yes);
+    ASSERT_TRUE(second.ok()) << (second.denied() ? second.error().describe() : "asked again");
+    EXPECT_TRUE(second.value().program.valid());
+}
+
+TEST_F(BrokerCore, polkit_no_or_a_verdict_about_someone_else_is_a_denial)
+{
+    approve("drop_small", true);
+    auto ctx = dbus_as(65534);
+    AcquireRequest req{"drop_small", {}};
+    auto no = PolkitVerdictForTesting::make(false, kPolkitActionAcquire, 65534, ":1.42");
+    auto refused = broker_->acquire(ctx, req, &no);
+    ASSERT_TRUE(refused.denied());
+    EXPECT_EQ(refused.error().code, ErrorCode::PermissionDenied);
+    EXPECT_NE(refused.error().message.find("test says no"), std::string::npos) << refused.error().message;
+
+    auto other_uid = PolkitVerdictForTesting::make(true, kPolkitActionAcquire, 1000, ":1.42");
+    auto other_name = PolkitVerdictForTesting::make(true, kPolkitActionAcquire, 65534, ":1.43");
+    auto other_action = PolkitVerdictForTesting::make(true, kPolkitActionManage, 65534, ":1.42");
+    for (const auto* v : {&other_uid, &other_name, &other_action})
+        EXPECT_TRUE(broker_->acquire(ctx, req, v).denied()) << "a verdict about " << v->uid() << " " << v->bus_name()
+                                                             << " " << v->action() << " was trusted";
+    EXPECT_EQ(source_->loads(), 0u);
+}
+
+TEST_F(BrokerCore, socket_never_gets_a_polkit_question)
+{
+    approve("drop_small", true);
+    auto o = broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}});
+    ASSERT_TRUE(o.denied()) << "the socket, which cannot ask polkit, got a question or a hand-out";
+    EXPECT_EQ(o.error().code, ErrorCode::PermissionDenied);
+}
+
+TEST_F(BrokerCore, admin_calls_are_decided_by_the_core_on_every_transport)
+{
+    ApproveRequest req{"udp_stats", {}, {}, true, false};
+    auto on_socket = broker_->approve(socket_as(65534), req);
+    ASSERT_TRUE(on_socket.denied());
+    EXPECT_EQ(on_socket.error().code, ErrorCode::PermissionDenied);
+
+    auto ctx = dbus_as(65534);
+    auto asked = broker_->approve(ctx, req);
+    ASSERT_TRUE(asked.needs_polkit());
+    EXPECT_EQ(asked.question().action, kPolkitActionManage);
+    auto wrong_action = PolkitVerdictForTesting::make(true, kPolkitActionAcquire, 65534, ":1.42");
+    EXPECT_TRUE(broker_->approve(ctx, req, &wrong_action).denied());
+    auto yes = PolkitVerdictForTesting::make(true, kPolkitActionManage, 65534, ":1.42");
+    auto approved = broker_->approve(ctx, req, &yes);
+    ASSERT_TRUE(approved.ok()) << (approved.denied() ? approved.error().describe() : "asked again");
+    EXPECT_EQ(approved.value().program, "udp_stats");
+
+    std::size_t denials = 0;
+    for (const auto& line : audit_lines())
+        if (line.find("action=approve") != std::string::npos && line.find("uid=65534") != std::string::npos &&
+            line.find("decision=deny") != std::string::npos)
+            ++denials;
+    EXPECT_EQ(denials, 2u) << "the socket refusal and the wrong verdict are each audited once";
+}
+
+TEST_F(BrokerCore, listing_follows_the_transport)
+{
+    approve("drop_small", true);
+    auto find = [](const std::vector<ProgramListing>& rows) {
+        for (const auto& r : rows)
+            if (r.name == "drop_small")
+                return r;
+        return ProgramListing{};
+    };
+    auto on_socket = find(broker_->list(socket_as(65534)));
+    EXPECT_FALSE(on_socket.allowed);
+    EXPECT_TRUE(on_socket.needs_polkit);
+    EXPECT_EQ(on_socket.code, ErrorCode::PermissionDenied);
+    auto on_bus = find(broker_->list(dbus_as(65534)));
+    EXPECT_TRUE(on_bus.allowed);
+    EXPECT_TRUE(on_bus.needs_polkit);
+}
+
+}  // namespace
+}  // namespace bpfbroker::brokerd

@@ -1,0 +1,63 @@
+// The core test fixture; see core_fixture.h.
+#include "support/core_fixture.h"
+
+#include "support/io.h"
+
+#include <unistd.h>
+
+#include <sstream>
+
+namespace bpfbroker::test_support {
+
+void CoreFixture::SetUp()
+{
+    ASSERT_EQ(scratch_.create("bpfbroker-core"), "");
+    auto made = scratch_.make_demo_root();
+    if (!made.empty() && ::geteuid() != 0)
+        GTEST_SKIP() << "cannot lay out the signed demo root as uid " << ::geteuid() << ": " << made;
+    ASSERT_EQ(made, "");
+    audit_ = std::make_unique<brokerd::AuditLog>(false, scratch_.path("audit.log"));
+    brokerd::BrokerConfig config;
+    config.root = scratch_.root();
+    config.trust.owner = ::geteuid();
+    auto source = std::make_unique<FakeProgramSource>();
+    source_ = source.get();
+    broker_ = std::make_unique<brokerd::Broker>(config, brokerd::FeatureReport{}, *audit_, std::move(source));
+    ASSERT_TRUE(broker_->reload());
+}
+
+brokerd::RequestContext CoreFixture::socket_as(uid_t uid)
+{
+    brokerd::RequestContext ctx{brokerd::TransportKind::Socket, {}, {}, false};
+    ctx.peer.uid = uid;
+    ctx.peer.gid = uid;
+    ctx.peer.pid = 4242;
+    return ctx;
+}
+
+brokerd::RequestContext CoreFixture::dbus_as(uid_t uid)
+{
+    auto ctx = socket_as(uid);
+    ctx.transport = brokerd::TransportKind::Dbus;
+    ctx.bus_name = ":1.42";
+    ctx.polkit_reachable = true;
+    return ctx;
+}
+
+void CoreFixture::approve(const std::string& program, bool polkit)
+{
+    brokerd::ApproveRequest req{program, {}, {}, true, polkit};
+    auto g = broker_->approve(socket_as(0), req);
+    ASSERT_TRUE(g.ok()) << (g.denied() ? g.error().describe() : "asked polkit");
+}
+
+std::vector<std::string> CoreFixture::audit_lines() const
+{
+    std::vector<std::string> out;
+    std::stringstream ss(read_text_file(scratch_.path("audit.log")));
+    for (std::string line; std::getline(ss, line);)
+        out.push_back(line);
+    return out;
+}
+
+}  // namespace bpfbroker::test_support
