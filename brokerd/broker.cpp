@@ -142,12 +142,14 @@ Authorization Broker::authorize(const policy::Peer& peer, const std::string& nam
                                           std::to_string(auth.snapshot->settings.max_requests_per_second) +
                                           " programs per second");
     } else if (!auth.entry) {
-        auth.decision = policy::Decision::deny(ErrorCode::ProgramNotFound, "no program named \"" + name + "\" in the catalog");
+        auth.decision = policy::Decision::deny(ErrorCode::ProgramNotFound, "no program named \"" + name + "\" in the catalog" +
+                                                                              auth.snapshot->catalog.absence_reason(name));
     } else {
-        // Counting asks the kernel about each tracked id: only per-client
-        // programs are limited, so shared acquires skip it.
+        // Only per-client programs are limited; counting probes the kernel
+        // only for a uid at its limit.
         bool per_client = auth.entry->manifest && auth.entry->manifest->instance == policy::InstanceMode::PerClient;
-        policy::Usage usage{per_client ? instances_.live_count(peer.uid) : 0u};
+        const unsigned limit = auth.snapshot->settings.limits.max_instances_per_uid;
+        policy::Usage usage{per_client ? instances_.count(peer.uid, limit) : 0u};
         auth.decision = policy::decide(*auth.entry, auth.snapshot->grants, peer, available_features_, usage,
                                        auth.snapshot->settings.limits);
     }
@@ -222,6 +224,15 @@ Result<Handout> Broker::hand_out(const policy::Peer& peer, const Authorization& 
         if (auto ok = add_maps(**inst); !ok)
             return deny_with(std::move(ok).error());
     } else {
+        // The slot is taken before the load: two concurrent requests of one
+        // uid cannot both pass the limit, and nothing is loaded for a uid at
+        // it. A failed load releases the slot with `slot`.
+        const unsigned limit = auth.snapshot->settings.limits.max_instances_per_uid;
+        auto slot = instances_.reserve(peer.uid, limit);
+        if (!slot)
+            return deny_with(make_error(ErrorCode::LimitExceeded, "uid " + std::to_string(peer.uid) +
+                                                                      " already holds " + std::to_string(limit) +
+                                                                      " live per-client instances; close some first"));
         auto inst = load_instance(entry);
         if (!inst)
             return deny_with(std::move(inst).error());
@@ -230,17 +241,11 @@ Result<Handout> Broker::hand_out(const policy::Peer& peer, const Authorization& 
         h.tag = prog.tag;
         if (auto ok = add_maps(*inst); !ok)
             return deny_with(std::move(ok).error());
-        // Counted and recorded under one lock: two concurrent requests that
-        // both passed authorize() cannot both exceed the limit. The loser's
-        // fresh instance closes with `inst`.
         std::vector<std::uint32_t> handed_map_ids;
         for (const auto& m : inst->maps)
             if (m.access != policy::ClientAccess::None)
                 handed_map_ids.push_back(m.id);
-        if (!instances_.record_within_limit(peer.uid, h.prog_id, auth.snapshot->settings.limits.max_instances_per_uid,
-                                            std::move(handed_map_ids)))
-            return deny_with(make_error(ErrorCode::LimitExceeded,
-                                        "uid " + std::to_string(peer.uid) + " reached its limit of live per-client instances"));
+        slot.commit(h.prog_id, std::move(handed_map_ids));
         h.program = std::move(prog.fd);
     }
     audit("acquire", transport, name, peer, true, "", auth.decision.reason, h.prog_id, h.tag);
@@ -256,7 +261,7 @@ Result<Handout> Broker::acquire(const policy::Peer& peer, const std::string& nam
 std::vector<ProgramListing> Broker::list(const policy::Peer& peer)
 {
     auto snap = snapshot();
-    policy::Usage usage{instances_.live_count(peer.uid)};
+    policy::Usage usage{instances_.count(peer.uid, snap->settings.limits.max_instances_per_uid)};
     std::vector<ProgramListing> out;
     for (const auto& e : snap->catalog.entries) {
         ProgramListing l;
