@@ -140,6 +140,19 @@ const CatalogEntry* Catalog::find(std::string_view name) const
     return it != entries.end() && it->name == name ? &*it : nullptr;
 }
 
+std::string Catalog::absence_reason(std::string_view name) const
+{
+    std::string out;
+    for (Origin origin : {Origin::Vendor, Origin::Admin}) {
+        const auto layer = layer_path(origin, paths::kProgramsSubdir);
+        const auto entry = layer + "/" + std::string(name);
+        for (const auto& p : problems)
+            if (p.path == layer || p.path == entry)
+                out += "; " + p.path + ": " + p.error.message;
+    }
+    return out;
+}
+
 Result<Catalog> scan_catalog(const std::string& root, const FileTrust& trust)
 {
     auto rootfd = open_trusted_root(root, trust);

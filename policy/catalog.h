@@ -23,7 +23,10 @@ namespace bpfbroker::policy {
 inline constexpr std::size_t kMaxKeyFileBytes = 64 * 1024;
 inline constexpr std::size_t kMaxSignatureBytes = 1024;
 inline constexpr std::size_t kMaxObjectBytes = 16 * 1024 * 1024;
-inline constexpr std::size_t kMaxCatalogEntries = 256;
+// Programs served at most; the names past it are refused one by one (see
+// layered_dir.h). Each costs its verified bytes in memory (a few KiB for the
+// shipped programs).
+inline constexpr std::size_t kMaxCatalogEntries = 10000;
 inline constexpr std::size_t kMaxKeys = 64;
 
 enum class Origin { Vendor, Admin };
@@ -77,6 +80,12 @@ struct Catalog {
     std::vector<PolicyProblem> problems;
 
     [[nodiscard]] const CatalogEntry* find(std::string_view name) const;
+
+    // Why a program `name` that find() does not have may be missing: the
+    // problems of the programs.d layers that were refused and of the entry
+    // itself if it was refused (past the cap), as "; PATH: MESSAGE" each, or
+    // "" when no problem explains it.
+    [[nodiscard]] std::string absence_reason(std::string_view name) const;
 };
 
 // Verifies one program directory (already opened and checked) against keys.

@@ -254,3 +254,26 @@ TEST_F(CatalogTest, an_unusable_admin_layer_drops_the_vendor_layer_instead_of_un
     ASSERT_EQ(::chmod(root_.at("etc/bpfbroker/programs.d").c_str(), 0777), 0);
     EXPECT_TRUE(scan().entries.empty());
 }
+
+// Issue 7: a world-writable vendor programs.d made every program
+// ProgramNotFound with no reason anywhere. The refusal must say that the
+// layer was refused and which check failed, and a missing program's reason
+// must carry it.
+TEST_F(CatalogTest, a_refused_layer_says_which_check_failed_and_explains_missing_programs)
+{
+    ASSERT_EQ(::chmod(root_.at("usr/lib/bpfbroker/programs.d").c_str(), 0777), 0);
+    auto c = scan();
+    ASSERT_EQ(c.problems.size(), 1u);
+    const auto& message = c.problems[0].error.message;
+    EXPECT_EQ(c.problems[0].path, "usr/lib/bpfbroker/programs.d");
+    EXPECT_NE(message.find("vendor layer usr/lib/bpfbroker/programs.d is refused"), std::string::npos) << message;
+    EXPECT_NE(message.find("writable by group or others (mode 0777)"), std::string::npos) << message;
+
+    EXPECT_EQ(c.find("demo"), nullptr);
+    const auto why = c.absence_reason("demo");
+    EXPECT_NE(why.find("is refused"), std::string::npos) << why;
+    EXPECT_NE(why.find("writable by group or others"), std::string::npos) << why;
+
+    ASSERT_EQ(::chmod(root_.at("usr/lib/bpfbroker/programs.d").c_str(), 0755), 0);
+    EXPECT_EQ(scan().absence_reason("other"), "") << "nothing explains a name that was never there";
+}
