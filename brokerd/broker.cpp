@@ -4,6 +4,8 @@
 #include "policy/approvals_store.h"
 #include "policy/paths.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -77,6 +79,9 @@ Result<void> Broker::reload()
         std::lock_guard lock(snapshot_mutex_);
         snapshot_ = std::move(*snap);
     }
+    // glibc keeps what the old catalog freed in the arena of each thread
+    // that built or dropped it; without this RSS doubled over 20 reloads.
+    ::malloc_trim(0);
     // Shared instances of manifests no longer in the catalog are dropped;
     // clients keep the fds they already hold.
     auto current = snapshot();

@@ -30,14 +30,14 @@ void refuse_past_cap(LayeredDir& out, std::string_view subdir, std::size_t max_e
         if (named == kMaxNamedRefusals)
             break;
         problems.push_back({layer_path(it->second, subdir) + "/" + it->first,
-                            make_error(ErrorCode::LimitExceeded, why + "; refused")});
+                            make_error(ErrorCode::LimitExceeded, why)});
     }
     const std::size_t counted = static_cast<std::size_t>(std::distance(first_past, out.names.end())) - named + unread;
     if (counted > 0)
         problems.push_back({std::string(paths::kVendorDir) + "/" + std::string(subdir) + " and " +
                                 std::string(paths::kAdminDir) + "/" + std::string(subdir),
                             make_error(ErrorCode::LimitExceeded,
-                                       std::to_string(counted) + " more entries " + why + "; refused")});
+                                       std::to_string(counted) + " more entries " + why)});
     out.names.erase(first_past, out.names.end());
 }
 

@@ -62,13 +62,16 @@ protected:
 
 }  // namespace
 
-TEST_F(CatalogTest, a_signed_program_is_valid_and_keeps_the_verified_bytes)
+TEST_F(CatalogTest, a_signed_program_is_valid_and_reads_back_the_verified_bytes)
 {
     auto c = scan();
     const auto& e = only_entry(c);
     ASSERT_TRUE(e.valid()) << e.error.describe();
     EXPECT_EQ(e.signer_key_id, key_->public_key()->key_id());
-    EXPECT_EQ(e.object_bytes, program_.object_bytes);
+    EXPECT_TRUE(e.object_bytes.empty()) << "objects are not held in memory";
+    auto object = e.read_object();
+    ASSERT_TRUE(object) << object.error().describe();
+    EXPECT_EQ(*object, program_.object_bytes);
     EXPECT_EQ(e.manifest_sha256, sha256_hex(program_.manifest_json()));
     EXPECT_EQ(e.origin, Origin::Vendor);
 }
@@ -276,4 +279,53 @@ TEST_F(CatalogTest, a_refused_layer_says_which_check_failed_and_explains_missing
 
     ASSERT_EQ(::chmod(root_.at("usr/lib/bpfbroker/programs.d").c_str(), 0755), 0);
     EXPECT_EQ(scan().absence_reason("other"), "") << "nothing explains a name that was never there";
+}
+
+// The object is read again at load: a file changed since the scan is
+// refused there, never loaded, and the layer is reached through the
+// directory fd the scan opened, with the same ownership and mode checks.
+TEST_F(CatalogTest, an_object_changed_after_the_scan_is_refused_at_load)
+{
+    auto c = scan();
+    const auto& e = only_entry(c);
+    ASSERT_TRUE(e.valid()) << e.error.describe();
+    flip_byte(dir() + "demo.bpf.o", 0);
+    auto object = e.read_object();
+    ASSERT_FALSE(object);
+    EXPECT_EQ(object.error().code, ErrorCode::ObjectHashMismatch);
+    EXPECT_NE(object.error().message.find("changed since the catalog was read"), std::string::npos)
+        << object.error().message;
+
+    flip_byte(dir() + "demo.bpf.o", 0);
+    ASSERT_TRUE(e.read_object());
+    ASSERT_EQ(::chmod(root_.at(dir() + "demo.bpf.o").c_str(), 0666), 0);
+    object = e.read_object();
+    ASSERT_FALSE(object);
+    EXPECT_EQ(object.error().code, ErrorCode::UnsafeFile);
+}
+
+// Catalogs from kParallelVerifyFrom entries up are verified on several
+// threads: each entry must still get its own verdict, in name order.
+TEST_F(CatalogTest, a_large_catalog_verified_on_several_threads_keeps_every_verdict_in_order)
+{
+    constexpr int kPrograms = static_cast<int>(kParallelVerifyFrom) + 36;
+    for (int i = 0; i < kPrograms; ++i) {
+        ProgramFixture p = program_;
+        p.name = "p" + std::to_string(100 + i);
+        p.install(root_, kVendor, *key_);
+        if (i % 10 == 3)
+            root_.write(std::string(kVendor) + "/programs.d/" + p.name + "/manifest.json.sig", "tampered");
+    }
+    auto c = scan();
+    ASSERT_EQ(c.entries.size(), static_cast<std::size_t>(kPrograms) + 1);
+    for (int i = 0; i < kPrograms; ++i) {
+        const auto& e = c.entries[static_cast<std::size_t>(i) + 1];  // after "demo"
+        EXPECT_EQ(e.name, "p" + std::to_string(100 + i));
+        EXPECT_EQ(e.valid(), i % 10 != 3) << e.name << ": " << e.error.describe();
+        if (i % 10 == 3) {
+            EXPECT_EQ(e.state, EntryState::UntrustedSigner) << e.name;
+        }
+    }
+    EXPECT_EQ(c.entries.front().name, "demo");
+    EXPECT_NE(c.find("p150"), nullptr);
 }
