@@ -134,7 +134,7 @@ TEST_F(InstanceFloodTest, ConcurrentRequestsOfOneUidNeverPassTheLimitTogether)
 
 // Issue 7: a world-writable vendor programs.d made every program
 // ProgramNotFound with no reason. The acquire error now says the layer was
-// refused and which check failed.
+// refused and which check failed, and so does `bpfbrokerctl catalog`.
 TEST_F(InstanceFloodTest, AnUnsafeVendorLayerIsNamedInTheAcquireError)
 {
     const auto layer = root() + "/usr/lib/bpfbroker/programs.d";
@@ -143,7 +143,13 @@ TEST_F(InstanceFloodTest, AnUnsafeVendorLayerIsNamedInTheAcquireError)
     ASSERT_TRUE(client) << client.error().describe();
     ASSERT_TRUE(client->reload()) << "reload";
     auto p = client->acquire("udp_stats");
+    auto text = run_command({ctl_binary(), "--root", root(), "catalog"}, 30s);
+    auto json = run_command({ctl_binary(), "--root", root(), "--json", "catalog"}, 30s);
     EXPECT_EQ(::chmod(layer.c_str(), 0755), 0);
+    for (const auto* shown : {&text.out, &json.out}) {
+        EXPECT_NE(shown->find("vendor layer usr/lib/bpfbroker/programs.d is refused"), std::string::npos) << *shown;
+        EXPECT_NE(shown->find("writable by group or others"), std::string::npos) << *shown;
+    }
     ASSERT_FALSE(p);
     EXPECT_EQ(p.error().code, ErrorCode::ProgramNotFound);
     EXPECT_NE(p.error().message.find("vendor layer usr/lib/bpfbroker/programs.d is refused"), std::string::npos)
