@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <thread>
 #include <utility>
 
 namespace bpfbroker::brokerd {
@@ -29,97 +30,178 @@ bool kernel_has_map(std::uint32_t id)
     return errno != ENOENT;
 }
 
-InstanceTracker::InstanceTracker(std::size_t capacity, ProgramLiveness alive, MapLiveness map_alive)
-    : capacity_(capacity), alive_(std::move(alive)), map_alive_(std::move(map_alive))
+InstanceTracker::InstanceTracker(std::size_t capacity, ProgramLiveness alive, MapLiveness map_alive,
+                                 SettlePolicy settle)
+    : capacity_(capacity), alive_(std::move(alive)), map_alive_(std::move(map_alive)), settle_(settle)
 {
 }
 
-bool InstanceTracker::alive(const Instance& instance) const
+InstanceTracker::Verdict InstanceTracker::probe(const Instance& instance, bool settle) const
 {
-    return alive_(instance.prog_id) ||
-           std::any_of(instance.map_ids.begin(), instance.map_ids.end(), [this](std::uint32_t m) { return map_alive_(m); });
+    if (alive_(instance.prog_id))
+        return Verdict::Live;
+    auto a_map_remains = [&] {
+        return std::any_of(instance.map_ids.begin(), instance.map_ids.end(),
+                           [this](std::uint32_t m) { return map_alive_(m); });
+    };
+    if (!a_map_remains())
+        return Verdict::Gone;
+    if (!settle || instance.maps_held)
+        return Verdict::Live;
+    // The program is gone and a map is not (yet): a deferred free or a
+    // client holding the map. Only the first finishes within the window.
+    for (unsigned n = 0; n < settle_.reprobes; ++n) {
+        std::this_thread::sleep_for(settle_.interval);
+        if (!a_map_remains())
+            return Verdict::Gone;
+    }
+    return Verdict::MapsHeld;
 }
 
-void InstanceTracker::prune_locked(std::vector<Instance>& instances)
+void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t uid, bool settle)
 {
+    auto it = by_uid_.find(uid);
+    if (it == by_uid_.end())
+        return;
+    // Probed on a copy, unlocked: the settle window sleeps, and other uids'
+    // requests must not wait for it.
+    const std::vector<Instance> seen = it->second.instances;
+    lock.unlock();
+    std::unordered_map<std::uint32_t, Verdict> verdicts;
+    for (const auto& instance : seen)
+        verdicts.emplace(instance.prog_id, probe(instance, settle));
+    lock.lock();
+
+    // Another request may have changed the table meanwhile: apply the
+    // verdicts by program id to whatever is there now.
+    it = by_uid_.find(uid);
+    if (it == by_uid_.end())
+        return;
+    auto verdict_of = [&](std::uint32_t prog_id) {
+        auto v = verdicts.find(prog_id);
+        return v == verdicts.end() ? Verdict::Live : v->second;  // committed meanwhile
+    };
+    auto& instances = it->second.instances;
     const auto before = instances.size();
-    std::erase_if(instances, [this](const Instance& i) { return !alive(i); });
+    std::erase_if(instances, [&](Instance& i) {
+        const auto v = verdict_of(i.prog_id);
+        if (v == Verdict::MapsHeld)
+            i.maps_held = true;
+        return v == Verdict::Gone;
+    });
     total_ -= before - instances.size();
+    drop_if_empty_locked(uid);
 }
 
-void InstanceTracker::prune_all_locked()
+void InstanceTracker::forget_released_everywhere(std::unique_lock<std::mutex>& lock)
 {
-    for (auto it = by_uid_.begin(); it != by_uid_.end();) {
-        prune_locked(it->second);
-        if (it->second.empty())
-            it = by_uid_.erase(it);
-        else
-            ++it;
-    }
+    // Only when the whole table is full: rare, so the cost of probing every
+    // id is paid rarely. No settle waits here; a lingering map counts.
+    std::vector<uid_t> uids;
+    uids.reserve(by_uid_.size());
+    for (const auto& [uid, _] : by_uid_)
+        uids.push_back(uid);
+    for (uid_t uid : uids)
+        forget_released(lock, uid, false);
 }
 
-namespace {
-
-template <typename Instances>
-bool holds(const Instances& instances, std::uint32_t prog_id)
+void InstanceTracker::drop_if_empty_locked(uid_t uid)
 {
-    return std::any_of(instances.begin(), instances.end(), [&](const auto& i) { return i.prog_id == prog_id; });
+    auto it = by_uid_.find(uid);
+    if (it != by_uid_.end() && it->second.used() == 0)
+        by_uid_.erase(it);
 }
 
-}  // namespace
-
-bool InstanceTracker::record_locked(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t>& map_ids)
+InstanceTracker::Reservation InstanceTracker::reserve(uid_t uid, unsigned limit)
 {
-    if (auto it = by_uid_.find(uid); it != by_uid_.end() && holds(it->second, prog_id))
-        return true;
+    if (limit == 0)
+        return {};
+    std::unique_lock lock(mutex_);
+    auto used = [&] {
+        auto it = by_uid_.find(uid);
+        return it == by_uid_.end() ? 0u : it->second.used();
+    };
+    if (used() >= limit)
+        forget_released(lock, uid, true);
+    if (used() >= limit)
+        return {};
     if (total_ >= capacity_)
-        prune_all_locked();
+        forget_released_everywhere(lock);
     if (total_ >= capacity_)
-        return false;
-    by_uid_[uid].push_back(Instance{prog_id, std::move(map_ids)});
+        return {};
+    ++by_uid_[uid].reserved;
     ++total_;
-    return true;
+    return Reservation(this, uid);
 }
 
-bool InstanceTracker::record(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t> map_ids)
+unsigned InstanceTracker::count(uid_t uid, unsigned limit)
 {
-    std::lock_guard lock(mutex_);
-    return record_locked(uid, prog_id, map_ids);
-}
-
-bool InstanceTracker::record_within_limit(uid_t uid, std::uint32_t prog_id, unsigned limit,
-                                          std::vector<std::uint32_t> map_ids)
-{
-    std::lock_guard lock(mutex_);
-    if (auto it = by_uid_.find(uid); it != by_uid_.end()) {
-        prune_locked(it->second);
-        if (holds(it->second, prog_id))
-            return true;
-        if (it->second.size() >= limit)
-            return false;
-    } else if (limit == 0) {
-        return false;
-    }
-    return record_locked(uid, prog_id, map_ids);
-}
-
-unsigned InstanceTracker::live_count(uid_t uid)
-{
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     auto it = by_uid_.find(uid);
     if (it == by_uid_.end())
         return 0;
-    prune_locked(it->second);
-    const auto count = static_cast<unsigned>(it->second.size());
-    if (count == 0)
-        by_uid_.erase(it);
-    return count;
+    if (it->second.used() >= limit)
+        forget_released(lock, uid, true);
+    it = by_uid_.find(uid);
+    return it == by_uid_.end() ? 0u : it->second.used();
 }
 
 std::size_t InstanceTracker::size() const
 {
     std::lock_guard lock(mutex_);
     return total_;
+}
+
+void InstanceTracker::commit(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t> map_ids)
+{
+    std::lock_guard lock(mutex_);
+    auto& slots = by_uid_[uid];  // present: the reservation keeps it
+    --slots.reserved;
+    slots.instances.push_back(Instance{prog_id, std::move(map_ids)});
+}
+
+void InstanceTracker::release(uid_t uid) noexcept
+{
+    std::lock_guard lock(mutex_);
+    auto it = by_uid_.find(uid);
+    if (it == by_uid_.end() || it->second.reserved == 0)
+        return;
+    --it->second.reserved;
+    --total_;
+    drop_if_empty_locked(uid);
+}
+
+InstanceTracker::Reservation::Reservation(Reservation&& other) noexcept
+    : tracker_(std::exchange(other.tracker_, nullptr)), uid_(other.uid_)
+{
+}
+
+InstanceTracker::Reservation& InstanceTracker::Reservation::operator=(Reservation&& other) noexcept
+{
+    if (this != &other) {
+        release();
+        tracker_ = std::exchange(other.tracker_, nullptr);
+        uid_ = other.uid_;
+    }
+    return *this;
+}
+
+InstanceTracker::Reservation::~Reservation()
+{
+    release();
+}
+
+void InstanceTracker::Reservation::commit(std::uint32_t prog_id, std::vector<std::uint32_t> map_ids)
+{
+    if (!tracker_)
+        return;
+    std::exchange(tracker_, nullptr)->commit(uid_, prog_id, std::move(map_ids));
+}
+
+void InstanceTracker::Reservation::release() noexcept
+{
+    if (tracker_)
+        std::exchange(tracker_, nullptr)->release(uid_);
 }
 
 }  // namespace bpfbroker::brokerd

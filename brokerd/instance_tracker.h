@@ -3,17 +3,42 @@
 //
 // The daemon closes its own fds once it has handed an instance out, so a
 // per-client program lives exactly as long as the client keeps an fd to it
-// or an attachment (a socket holding it). The tracker therefore remembers
-// only program ids and asks the kernel, when counting, which of them still
-// exist: a program the kernel no longer has (BPF_PROG_GET_FD_BY_ID answers
-// ENOENT) is forgotten. Any other answer keeps it counted: when in doubt the
-// count errs high, which refuses a request rather than exceeding a limit.
+// or an attachment (a socket holding it). The tracker remembers program ids
+// and the ids of the maps handed out with them, and asks the kernel which of
+// them still exist — but only when a uid reaches its limit (or the whole
+// table is full). Below the limit an acquire costs no bpf() call at all: a
+// count that errs high below the limit refuses nothing, so there is nothing
+// to learn. At the limit the uid's own instances (at most `limit` of them)
+// are probed once, and released ones are forgotten.
+//
+// "Live" means the kernel still has the program. One exception keeps the
+// limit honest: a client that closes the program but keeps the map fds it
+// was given keeps the maps (and their memory) alive, and must not escape the
+// limit that way. The kernel also frees a released program's maps late (an
+// RCU grace period, then a work item), so "program gone, maps still there"
+// is, for a few milliseconds, also what every honest release looks like.
+// Counting that as live refused honest clients under churn; forgetting it
+// at once let the map-keeping client through. So when a uid is at its limit
+// and an instance's program is gone but a handed-out map remains, the map is
+// re-probed a few times over a few tens of milliseconds (SettlePolicy): a
+// deferred free finishes within that window, a held fd does not. An
+// instance whose maps outlived one whole window is marked as held and is not
+// waited for again, so a client keeping maps cannot make the daemon sleep
+// on every request. Waits happen outside the lock: other uids are not held.
+//
+// A slot is reserved before the load (reserve()) and committed with the
+// loaded ids or released by the Reservation's destructor, so two concurrent
+// requests of one uid can never both pass the limit and nothing is loaded
+// for a uid already at it. Any answer from the kernel other than ENOENT
+// keeps an id counted: when in doubt the count errs high, which refuses a
+// request rather than exceeding a limit.
 //
 // Thread-safe: the socket and D-Bus transports call it concurrently.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -23,71 +48,106 @@
 
 namespace bpfbroker::brokerd {
 
-// Bound on ids tracked across all uids: each uid's own limit (settings,
-// 16 by default) keeps the table small; this cap keeps it bounded even with
-// many uids or a generous limit. 65536 entries cost about 1 MiB at most.
+// Bound on instances tracked across all uids (reserved slots included):
+// each uid's own limit (settings, 16 by default) keeps the table small; this
+// cap keeps it bounded even with many uids or a generous limit.
 inline constexpr std::size_t kMaxTrackedInstances = 65536;
 
 // True while the kernel still has program `id`. The default asks the kernel
 // (needs CAP_SYS_ADMIN, i.e. the daemon's root); tests may substitute.
 using ProgramLiveness = std::function<bool(std::uint32_t id)>;
 bool kernel_has_program(std::uint32_t id);
-// The same question about a map id. A client that keeps only the map fds it
-// was given keeps the instance's maps (and their memory, charged to the
-// daemon) alive: such an instance still counts.
+// The same question about a map id.
 using MapLiveness = std::function<bool(std::uint32_t id)>;
 bool kernel_has_map(std::uint32_t id);
+
+// How long a uid at its limit gives the kernel's deferred free of a released
+// program's maps: `reprobes` more probes, `interval` apart. Measured here, the
+// maps of a closed program are gone within a few ms; 5 x 10 ms leaves margin
+// and bounds the worst wait of one request to 50 ms.
+struct SettlePolicy {
+    unsigned reprobes = 5;
+    std::chrono::milliseconds interval{10};
+};
 
 class InstanceTracker {
 public:
     explicit InstanceTracker(std::size_t capacity = kMaxTrackedInstances,
-                             ProgramLiveness alive = kernel_has_program, MapLiveness map_alive = kernel_has_map);
+                             ProgramLiveness alive = kernel_has_program, MapLiveness map_alive = kernel_has_map,
+                             SettlePolicy settle = {});
 
     InstanceTracker(const InstanceTracker&) = delete;
     InstanceTracker& operator=(const InstanceTracker&) = delete;
 
-    // Counts program `prog_id` as a live instance of `uid`. Recording the
-    // same (uid, id) twice counts it once. When the table is full, dead ids
-    // of every uid are pruned first; if it is still full the id is not
-    // recorded and false is returned: the caller must then refuse the
-    // request (and close the instance), since an unrecorded instance would
-    // escape the uid's limit.
-    // `map_ids` are the maps handed out with the program: the instance is
-    // live while the program or any of them exists.
-    [[nodiscard]] bool record(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t> map_ids = {});
+    // A per-client slot of one uid, held from before the load until commit()
+    // or destruction. Move-only.
+    class Reservation {
+    public:
+        Reservation() = default;
+        Reservation(Reservation&& other) noexcept;
+        Reservation& operator=(Reservation&& other) noexcept;
+        Reservation(const Reservation&) = delete;
+        Reservation& operator=(const Reservation&) = delete;
+        ~Reservation();
 
-    // record(), refused (false) as well when `uid` already has `limit` live
-    // instances. Counting and recording happen under one lock, so two
-    // concurrent requests of one uid that both passed an earlier
-    // live_count() check cannot both be recorded past the limit: the loser
-    // drops its freshly loaded instance.
-    [[nodiscard]] bool record_within_limit(uid_t uid, std::uint32_t prog_id, unsigned limit,
-                                           std::vector<std::uint32_t> map_ids = {});
+        // True when a slot is held (reserve() succeeded, not yet committed).
+        explicit operator bool() const noexcept { return tracker_ != nullptr; }
 
-    // The number of `uid`'s recorded programs that the kernel still has,
-    // after forgetting those it no longer has.
-    unsigned live_count(uid_t uid);
+        // Turns the slot into a tracked instance: `prog_id` and the ids of
+        // the maps handed out with it.
+        void commit(std::uint32_t prog_id, std::vector<std::uint32_t> map_ids);
 
-    // Ids currently tracked across all uids (without pruning).
+    private:
+        friend class InstanceTracker;
+        Reservation(InstanceTracker* tracker, uid_t uid) : tracker_(tracker), uid_(uid) {}
+        void release() noexcept;
+        InstanceTracker* tracker_ = nullptr;
+        uid_t uid_ = 0;
+    };
+
+    // A slot for `uid`, or an empty Reservation when the uid already has
+    // `limit` live instances (reserved slots count) or the table is full.
+    [[nodiscard]] Reservation reserve(uid_t uid, unsigned limit);
+
+    // `uid`'s instances (live and reserved). Exact when below `limit`'s
+    // reach: at or above `limit` the released ones are forgotten first, as
+    // reserve() does, so a caller deciding on this number refuses only what
+    // reserve() would refuse.
+    unsigned count(uid_t uid, unsigned limit);
+
+    // Instances tracked across all uids, reserved slots included (no probing).
     [[nodiscard]] std::size_t size() const;
 
 private:
-    bool record_locked(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t>& map_ids);
-    // Drops the ids of `ids` the kernel no longer has; caller holds mutex_.
     struct Instance {
         std::uint32_t prog_id;
         std::vector<std::uint32_t> map_ids;
+        bool maps_held = false;  // its maps outlived a whole settle window
     };
-    [[nodiscard]] bool alive(const Instance& instance) const;
-    void prune_locked(std::vector<Instance>& instances);
-    void prune_all_locked();
+    struct Slots {
+        std::vector<Instance> instances;
+        unsigned reserved = 0;
+        [[nodiscard]] unsigned used() const { return static_cast<unsigned>(instances.size()) + reserved; }
+    };
+    enum class Verdict { Live, Gone, MapsHeld };
+
+    // What the kernel says of one instance; may wait (settle) when `settle`.
+    Verdict probe(const Instance& instance, bool settle) const;
+    // Probes `uid`'s instances without holding the lock and forgets the gone
+    // ones. Returns with `lock` held again.
+    void forget_released(std::unique_lock<std::mutex>& lock, uid_t uid, bool settle);
+    void forget_released_everywhere(std::unique_lock<std::mutex>& lock);
+    void commit(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t> map_ids);
+    void release(uid_t uid) noexcept;
+    void drop_if_empty_locked(uid_t uid);
 
     mutable std::mutex mutex_;
-    std::unordered_map<uid_t, std::vector<Instance>> by_uid_;
-    std::size_t total_ = 0;
+    std::unordered_map<uid_t, Slots> by_uid_;
+    std::size_t total_ = 0;  // instances + reserved, all uids
     const std::size_t capacity_;
     const ProgramLiveness alive_;
     const MapLiveness map_alive_;
+    const SettlePolicy settle_;
 };
 
 }  // namespace bpfbroker::brokerd

@@ -221,8 +221,10 @@ Result<LoadedInstance> load_instance(const CatalogEntry& entry)
 {
     if (!entry.manifest)
         return fail(ErrorCode::ManifestInvalid, "catalog entry " + quoted(entry.name) + " has no verified manifest");
-    if (entry.object_bytes.empty())
-        return fail(ErrorCode::ManifestInvalid, "catalog entry " + quoted(entry.name) + " has no object bytes");
+    // Checked against the signed pin on these very bytes (policy/catalog.h).
+    auto object_bytes = entry.read_object();
+    if (!object_bytes)
+        return fail(std::move(object_bytes).error());
 
     LibbpfMessages messages;
 
@@ -233,7 +235,7 @@ Result<LoadedInstance> load_instance(const CatalogEntry& entry)
 
     // From the verified bytes only: reopening the file by path would load
     // whatever is there now, not what the signature covered.
-    BpfObjectPtr object(bpf_object__open_mem(entry.object_bytes.data(), entry.object_bytes.size(), &opts));
+    BpfObjectPtr object(bpf_object__open_mem(object_bytes->data(), object_bytes->size(), &opts));
     if (!object) {
         const int err = errno;
         return fail(Error{ErrorCode::LoadFailed, "libbpf cannot open the object of " + quoted(entry.name), err,

@@ -1,9 +1,9 @@
 // Loading a verified catalog entry into the kernel, and making the fds a
 // client receives.
 //
-// The object is loaded from the exact bytes the catalog verified
-// (CatalogEntry::object_bytes, via bpf_object__open_mem), never reopened by
-// path. Before anything reaches the kernel the object is checked against its
+// The object is loaded from bytes checked against the signed pin
+// (CatalogEntry::read_object(), via bpf_object__open_mem), never opened by
+// path by libbpf. Before anything reaches the kernel the object is checked against its
 // manifest: the same programs (by function name) with the same types, and
 // the same user maps. A loaded instance owns its kernel objects only through
 // the CLOEXEC fds it holds; the libbpf object is closed before returning.
@@ -52,7 +52,7 @@ struct LoadedInstance {
     std::vector<LoadedMap> maps;
 };
 
-// Opens entry.object_bytes, checks it against entry.manifest and loads it.
+// Opens entry.read_object(), checks it against entry.manifest and loads it.
 // ManifestInvalid: the entry has no manifest, or object and manifest
 //   disagree (a program or map listed on one side only, a program type that
 //   differs from the one libbpf derives from the ELF section, a map that asks

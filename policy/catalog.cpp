@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <map>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 namespace bpfbroker::policy {
 
@@ -71,6 +74,53 @@ Result<KeyRing> load_keyring(int rootfd, const FileTrust& trust)
     return ring;
 }
 
+namespace {
+
+// The object a manifest names, read from its program directory, if its
+// SHA-256 is the one the signed manifest pins.
+Result<std::string> read_pinned_object(int progdirfd, const Manifest& manifest, const FileTrust& trust)
+{
+    auto object = read_trusted_file(progdirfd, manifest.object, kMaxObjectBytes, trust);
+    if (!object)
+        return fail(std::move(object).error());
+    auto object_sha256 = sha256_hex(*object);
+    if (object_sha256 != manifest.object_sha256)
+        return fail(ErrorCode::ObjectHashMismatch, manifest.object + " has SHA-256 " + object_sha256 +
+                                                       " but the signed manifest pins " + manifest.object_sha256);
+    return object;
+}
+
+// Runs work(0..count-1) on up to kMaxVerifyThreads threads, this one
+// included: verification is CPU-bound (a signature, a parse and a hash per
+// entry) and independent per entry. Small catalogs stay on one thread, and
+// when a thread cannot be started the work simply stays here.
+template <typename Work>
+void for_each_on_cores(std::size_t count, const Work& work)
+{
+    unsigned threads = count < kParallelVerifyFrom ? 1u : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxVerifyThreads);
+    auto share = [&](unsigned first, unsigned stride) {
+        for (std::size_t i = first; i < count; i += stride)
+            work(i);
+    };
+    std::vector<std::thread> helpers;
+    unsigned started = 1;
+    for (; started < threads; ++started) {
+        try {
+            helpers.emplace_back(share, started, threads);
+        } catch (const std::system_error&) {
+            break;
+        }
+    }
+    share(0, threads);
+    for (auto& h : helpers)
+        h.join();
+    // Shares of threads that never started.
+    for (unsigned missing = started; missing < threads; ++missing)
+        share(missing, threads);
+}
+
+}  // namespace
+
 CatalogEntry verify_program_dir(int progdirfd, std::string name, Origin origin, const KeyRing& keys,
                                 const FileTrust& trust)
 {
@@ -119,18 +169,32 @@ CatalogEntry verify_program_dir(int progdirfd, std::string name, Origin origin, 
                                                                  "\" but lives in directory \"" + e.name + "\""));
     e.manifest = std::move(*manifest);
 
-    auto object = read_trusted_file(progdirfd, e.manifest->object, kMaxObjectBytes, trust);
+    auto object = read_pinned_object(progdirfd, *e.manifest, trust);
     if (!object)
-        return refuse(EntryState::Invalid, std::move(object).error());
-    auto object_sha256 = sha256_hex(*object);
-    if (object_sha256 != e.manifest->object_sha256)
-        return refuse(EntryState::ObjectHashMismatch,
-                      make_error(ErrorCode::ObjectHashMismatch,
-                                 e.manifest->object + " has SHA-256 " + object_sha256 +
-                                     " but the signed manifest pins " + e.manifest->object_sha256));
-    e.object_bytes = std::move(*object);
+        return refuse(object.error().code == ErrorCode::ObjectHashMismatch ? EntryState::ObjectHashMismatch
+                                                                           : EntryState::Invalid,
+                      std::move(object).error());
+    e.trust = trust;
     e.state = EntryState::Valid;
     return e;
+}
+
+Result<std::string> CatalogEntry::read_object() const
+{
+    if (!object_bytes.empty())
+        return object_bytes;
+    if (!manifest || !layer_dir)
+        return fail(ErrorCode::ManifestInvalid, "catalog entry \"" + name + "\" has no verified object");
+    auto progdir = open_trusted_dir(layer_dir->get(), name, trust);
+    if (!progdir)
+        return fail(std::move(progdir).error());
+    auto object = read_pinned_object(progdir->get(), *manifest, trust);
+    if (!object && object.error().code == ErrorCode::ObjectHashMismatch) {
+        Error changed = std::move(object).error();
+        changed.message += "; it changed since the catalog was read";
+        return fail(std::move(changed));
+    }
+    return object;
 }
 
 const CatalogEntry* Catalog::find(std::string_view name) const
@@ -138,6 +202,19 @@ const CatalogEntry* Catalog::find(std::string_view name) const
     auto it = std::lower_bound(entries.begin(), entries.end(), name,
                                [](const CatalogEntry& e, std::string_view n) { return e.name < n; });
     return it != entries.end() && it->name == name ? &*it : nullptr;
+}
+
+std::string Catalog::absence_reason(std::string_view name) const
+{
+    std::string out;
+    for (Origin origin : {Origin::Vendor, Origin::Admin}) {
+        const auto layer = layer_path(origin, paths::kProgramsSubdir);
+        const auto entry = layer + "/" + std::string(name);
+        for (const auto& p : problems)
+            if (p.path == layer || p.path == entry)
+                out += "; " + p.path + ": " + p.error.message;
+    }
+    return out;
 }
 
 Result<Catalog> scan_catalog(const std::string& root, const FileTrust& trust)
@@ -152,24 +229,31 @@ Result<Catalog> scan_catalog(const std::string& root, const FileTrust& trust)
     catalog.keys = std::move(*keys);
 
     auto dirs = open_layered_dir(rootfd->get(), paths::kProgramsSubdir, kMaxCatalogEntries, trust, catalog.problems);
-    for (const auto& [name, origin] : dirs.names) {
+    // Shared by the entries, which read their objects through them at load.
+    std::shared_ptr<const UniqueFd> layer_dirs[2];
+    for (Origin origin : {Origin::Vendor, Origin::Admin})
+        if (auto& dir = origin == Origin::Vendor ? dirs.vendor : dirs.admin)
+            layer_dirs[origin == Origin::Vendor ? 0 : 1] = std::make_shared<const UniqueFd>(std::move(*dir));
+    auto verify_named = [&](const std::string& name, Origin origin) {
+        const auto& layer_dir = layer_dirs[origin == Origin::Vendor ? 0 : 1];
         CatalogEntry entry;
         if (!is_valid_program_name(name)) {
             entry.name = name;
             entry.origin = origin;
             entry.error = make_error(ErrorCode::ManifestInvalid, "directory name is not a valid program name");
+        } else if (auto progdir = open_trusted_dir(layer_dir->get(), name, trust); progdir) {
+            entry = verify_program_dir(progdir->get(), name, origin, catalog.keys, trust);
+            entry.layer_dir = layer_dir;
         } else {
-            auto progdir = open_trusted_dir(dirs.dir_of(origin), name, trust);
-            if (progdir) {
-                entry = verify_program_dir(progdir->get(), name, origin, catalog.keys, trust);
-            } else {
-                entry.name = name;
-                entry.origin = origin;
-                entry.error = std::move(progdir).error();
-            }
+            entry.name = name;
+            entry.origin = origin;
+            entry.error = std::move(progdir).error();
         }
-        catalog.entries.push_back(std::move(entry));
-    }
+        return entry;
+    };
+    const std::vector<std::pair<std::string, Origin>> names(dirs.names.begin(), dirs.names.end());
+    catalog.entries.resize(names.size());
+    for_each_on_cores(names.size(), [&](std::size_t i) { catalog.entries[i] = verify_named(names[i].first, names[i].second); });
     // std::map iteration already gave name order; find() relies on it.
     return catalog;
 }

@@ -14,6 +14,7 @@
 
 #include <bpfbroker/result.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,8 +24,15 @@ namespace bpfbroker::policy {
 inline constexpr std::size_t kMaxKeyFileBytes = 64 * 1024;
 inline constexpr std::size_t kMaxSignatureBytes = 1024;
 inline constexpr std::size_t kMaxObjectBytes = 16 * 1024 * 1024;
-inline constexpr std::size_t kMaxCatalogEntries = 256;
+// Programs served at most; the names past it are refused one by one (see
+// layered_dir.h). Each costs its verified bytes in memory (a few KiB for the
+// shipped programs).
+inline constexpr std::size_t kMaxCatalogEntries = 10000;
 inline constexpr std::size_t kMaxKeys = 64;
+// Verification of a catalog this large or larger runs on up to this many
+// threads (the machines this serves have a few cores; policy is CPU-bound).
+inline constexpr std::size_t kParallelVerifyFrom = 64;
+inline constexpr unsigned kMaxVerifyThreads = 2;
 
 enum class Origin { Vendor, Admin };
 std::string_view origin_name(Origin o) noexcept;  // "vendor" / "admin"
@@ -66,9 +74,21 @@ struct CatalogEntry {
     std::string manifest_sha256;
     std::string signer_key_id;
     std::optional<Manifest> manifest;
-    std::string object_bytes;  // the verified object, loaded from memory
+    // The verified object when an entry holds it in memory (entries made by
+    // hand). scan_catalog does not keep it: the object is most of an entry's
+    // size (a 1,000-program catalog held 10 MiB of them), so it is read again
+    // from the opened layer directory at load and checked against the signed
+    // pin then, on the very bytes that are loaded.
+    std::string object_bytes;
+    std::shared_ptr<const UniqueFd> layer_dir;  // the programs.d layer it came from
+    FileTrust trust;
 
     [[nodiscard]] bool valid() const noexcept { return state == EntryState::Valid; }
+
+    // The object's bytes, whose SHA-256 is the manifest's object_sha256:
+    // object_bytes, or the file read again through layer_dir with the same
+    // checks as the scan. ObjectHashMismatch when the file changed since.
+    [[nodiscard]] Result<std::string> read_object() const;
 };
 
 struct Catalog {
@@ -77,6 +97,12 @@ struct Catalog {
     std::vector<PolicyProblem> problems;
 
     [[nodiscard]] const CatalogEntry* find(std::string_view name) const;
+
+    // Why a program `name` that find() does not have may be missing: the
+    // problems of the programs.d layers that were refused and of the entry
+    // itself if it was refused (past the cap), as "; PATH: MESSAGE" each, or
+    // "" when no problem explains it.
+    [[nodiscard]] std::string absence_reason(std::string_view name) const;
 };
 
 // Verifies one program directory (already opened and checked) against keys.

@@ -4,8 +4,13 @@
 // it without replacing it.
 //
 // Fail closed: when the /etc layer exists but cannot be used (unsafe,
-// unreadable, too large), its masks cannot be honoured, so the vendor layer
-// is dropped too rather than used unmasked.
+// unreadable), its masks cannot be honoured, so the vendor layer is dropped
+// too rather than used unmasked. A refused layer is reported as a problem
+// on the layer's own path, saying which check failed.
+//
+// Bounded, never all or nothing: at most `max_entries` names are used, the
+// first in name order; the names past them are refused one by one (named as
+// problems, up to kMaxNamedRefusals, then counted in one more problem).
 #pragma once
 
 #include "policy/catalog.h"
@@ -28,6 +33,9 @@ struct LayeredDir {
     // The opened directory an entry of `origin` lives in.
     [[nodiscard]] int dir_of(Origin origin) const { return (origin == Origin::Vendor ? vendor : admin)->get(); }
 };
+
+// Names past the cap that are reported one by one; the rest are counted.
+inline constexpr std::size_t kMaxNamedRefusals = 256;
 
 LayeredDir open_layered_dir(int rootfd, std::string_view subdir, std::size_t max_entries, const FileTrust& trust,
                             std::vector<PolicyProblem>& problems);

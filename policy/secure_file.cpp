@@ -155,7 +155,7 @@ Result<std::string> read_trusted_file(int dirfd, std::string_view name, std::siz
     return data;
 }
 
-Result<std::vector<std::string>> list_directory(int dirfd, std::size_t max_entries)
+Result<DirectoryListing> list_first_names(int dirfd, std::size_t keep)
 {
     // fdopendir takes ownership, so give it a duplicate positioned at the start.
     UniqueFd dup = UniqueFd::dup_cloexec(dirfd);
@@ -166,21 +166,38 @@ Result<std::vector<std::string>> list_directory(int dirfd, std::size_t max_entri
         return fail(make_system_error("cannot list directory", errno));
     (void)dup.release();
     ::rewinddir(dir.get());
-    std::vector<std::string> names;
+    // A max-heap of the `keep` smallest names seen so far.
+    DirectoryListing out;
+    auto& names = out.names;
     errno = 0;
     while (auto* ent = ::readdir(dir.get())) {
         std::string_view n = ent->d_name;
         if (n == "." || n == "..")
             continue;
-        if (names.size() >= max_entries)
-            return fail(ErrorCode::LimitExceeded,
-                        "directory has more than " + std::to_string(max_entries) + " entries");
-        names.emplace_back(n);
+        ++out.total;
+        if (names.size() < keep) {
+            names.emplace_back(n);
+            std::push_heap(names.begin(), names.end());
+        } else if (keep > 0 && n < names.front()) {
+            std::pop_heap(names.begin(), names.end());
+            names.back() = n;
+            std::push_heap(names.begin(), names.end());
+        }
     }
     if (errno != 0)
         return fail(make_system_error("cannot read directory", errno));
-    std::sort(names.begin(), names.end());
-    return names;
+    std::sort_heap(names.begin(), names.end());
+    return out;
+}
+
+Result<std::vector<std::string>> list_directory(int dirfd, std::size_t max_entries)
+{
+    auto listing = list_first_names(dirfd, max_entries);
+    if (!listing)
+        return fail(std::move(listing).error());
+    if (listing->total > max_entries)
+        return fail(ErrorCode::LimitExceeded, "directory has more than " + std::to_string(max_entries) + " entries");
+    return std::move(listing->names);
 }
 
 bool is_dev_null_mask(int dirfd, std::string_view name)

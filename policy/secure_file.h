@@ -43,6 +43,15 @@ Result<void> check_trusted_fd(int fd, bool want_dir, const FileTrust& trust, std
 // Names in a directory, sorted, without "." and "..". At most max_entries.
 Result<std::vector<std::string>> list_directory(int dirfd, std::size_t max_entries);
 
+// The `keep` first names of a directory in name order, sorted, and how many
+// names it has in all: memory stays bounded however large the directory is,
+// and which names are kept does not depend on the order readdir gives.
+struct DirectoryListing {
+    std::vector<std::string> names;
+    std::size_t total = 0;
+};
+Result<DirectoryListing> list_first_names(int dirfd, std::size_t keep);
+
 // True when `name` in dirfd is a symbolic link to /dev/null: the convention by
 // which an /etc entry masks (revokes) a vendor entry of the same name.
 bool is_dev_null_mask(int dirfd, std::string_view name);

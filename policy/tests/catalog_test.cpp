@@ -62,13 +62,16 @@ protected:
 
 }  // namespace
 
-TEST_F(CatalogTest, a_signed_program_is_valid_and_keeps_the_verified_bytes)
+TEST_F(CatalogTest, a_signed_program_is_valid_and_reads_back_the_verified_bytes)
 {
     auto c = scan();
     const auto& e = only_entry(c);
     ASSERT_TRUE(e.valid()) << e.error.describe();
     EXPECT_EQ(e.signer_key_id, key_->public_key()->key_id());
-    EXPECT_EQ(e.object_bytes, program_.object_bytes);
+    EXPECT_TRUE(e.object_bytes.empty()) << "objects are not held in memory";
+    auto object = e.read_object();
+    ASSERT_TRUE(object) << object.error().describe();
+    EXPECT_EQ(*object, program_.object_bytes);
     EXPECT_EQ(e.manifest_sha256, sha256_hex(program_.manifest_json()));
     EXPECT_EQ(e.origin, Origin::Vendor);
 }
@@ -253,4 +256,76 @@ TEST_F(CatalogTest, an_unusable_admin_layer_drops_the_vendor_layer_instead_of_un
     ASSERT_EQ(::symlink("/dev/null", root_.at("etc/bpfbroker/programs.d/demo").c_str()), 0);
     ASSERT_EQ(::chmod(root_.at("etc/bpfbroker/programs.d").c_str(), 0777), 0);
     EXPECT_TRUE(scan().entries.empty());
+}
+
+// Issue 7: a world-writable vendor programs.d made every program
+// ProgramNotFound with no reason anywhere. The refusal must say that the
+// layer was refused and which check failed, and a missing program's reason
+// must carry it.
+TEST_F(CatalogTest, a_refused_layer_says_which_check_failed_and_explains_missing_programs)
+{
+    ASSERT_EQ(::chmod(root_.at("usr/lib/bpfbroker/programs.d").c_str(), 0777), 0);
+    auto c = scan();
+    ASSERT_EQ(c.problems.size(), 1u);
+    const auto& message = c.problems[0].error.message;
+    EXPECT_EQ(c.problems[0].path, "usr/lib/bpfbroker/programs.d");
+    EXPECT_NE(message.find("vendor layer usr/lib/bpfbroker/programs.d is refused"), std::string::npos) << message;
+    EXPECT_NE(message.find("writable by group or others (mode 0777)"), std::string::npos) << message;
+
+    EXPECT_EQ(c.find("demo"), nullptr);
+    const auto why = c.absence_reason("demo");
+    EXPECT_NE(why.find("is refused"), std::string::npos) << why;
+    EXPECT_NE(why.find("writable by group or others"), std::string::npos) << why;
+
+    ASSERT_EQ(::chmod(root_.at("usr/lib/bpfbroker/programs.d").c_str(), 0755), 0);
+    EXPECT_EQ(scan().absence_reason("other"), "") << "nothing explains a name that was never there";
+}
+
+// The object is read again at load: a file changed since the scan is
+// refused there, never loaded, and the layer is reached through the
+// directory fd the scan opened, with the same ownership and mode checks.
+TEST_F(CatalogTest, an_object_changed_after_the_scan_is_refused_at_load)
+{
+    auto c = scan();
+    const auto& e = only_entry(c);
+    ASSERT_TRUE(e.valid()) << e.error.describe();
+    flip_byte(dir() + "demo.bpf.o", 0);
+    auto object = e.read_object();
+    ASSERT_FALSE(object);
+    EXPECT_EQ(object.error().code, ErrorCode::ObjectHashMismatch);
+    EXPECT_NE(object.error().message.find("changed since the catalog was read"), std::string::npos)
+        << object.error().message;
+
+    flip_byte(dir() + "demo.bpf.o", 0);
+    ASSERT_TRUE(e.read_object());
+    ASSERT_EQ(::chmod(root_.at(dir() + "demo.bpf.o").c_str(), 0666), 0);
+    object = e.read_object();
+    ASSERT_FALSE(object);
+    EXPECT_EQ(object.error().code, ErrorCode::UnsafeFile);
+}
+
+// Catalogs from kParallelVerifyFrom entries up are verified on several
+// threads: each entry must still get its own verdict, in name order.
+TEST_F(CatalogTest, a_large_catalog_verified_on_several_threads_keeps_every_verdict_in_order)
+{
+    constexpr int kPrograms = static_cast<int>(kParallelVerifyFrom) + 36;
+    for (int i = 0; i < kPrograms; ++i) {
+        ProgramFixture p = program_;
+        p.name = "p" + std::to_string(100 + i);
+        p.install(root_, kVendor, *key_);
+        if (i % 10 == 3)
+            root_.write(std::string(kVendor) + "/programs.d/" + p.name + "/manifest.json.sig", "tampered");
+    }
+    auto c = scan();
+    ASSERT_EQ(c.entries.size(), static_cast<std::size_t>(kPrograms) + 1);
+    for (int i = 0; i < kPrograms; ++i) {
+        const auto& e = c.entries[static_cast<std::size_t>(i) + 1];  // after "demo"
+        EXPECT_EQ(e.name, "p" + std::to_string(100 + i));
+        EXPECT_EQ(e.valid(), i % 10 != 3) << e.name << ": " << e.error.describe();
+        if (i % 10 == 3) {
+            EXPECT_EQ(e.state, EntryState::UntrustedSigner) << e.name;
+        }
+    }
+    EXPECT_EQ(c.entries.front().name, "demo");
+    EXPECT_NE(c.find("p150"), nullptr);
 }

@@ -14,9 +14,9 @@
 
 namespace bpfbroker::test_support {
 
-std::string ScratchRoot::create(const std::string& prefix)
+std::string ScratchRoot::create(const std::string& prefix, const std::string& parent)
 {
-    std::string tmpl = "/tmp/" + prefix + ".XXXXXX";
+    std::string tmpl = parent + "/" + prefix + ".XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     if (::mkdtemp(buf.data()) == nullptr)

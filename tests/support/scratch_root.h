@@ -19,8 +19,8 @@ public:
     ScratchRoot(const ScratchRoot&) = delete;
     ScratchRoot& operator=(const ScratchRoot&) = delete;
 
-    // Makes the directory (/tmp/<prefix>.XXXXXX, mode 0755); "" or what failed.
-    std::string create(const std::string& prefix);
+    // Makes the directory (<parent>/<prefix>.XXXXXX, mode 0755); "" or what failed.
+    std::string create(const std::string& prefix, const std::string& parent = "/tmp");
     [[nodiscard]] bool created() const { return !base_.empty(); }
 
     // The scratch directory itself.
