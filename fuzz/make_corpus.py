@@ -66,6 +66,36 @@ nm("feature_twice", requires=["bpf_token","bpf_token"])
 nm("unknown_field", extra=True)
 nm("instance_bad", instance="global")
 nm("control_char", description="tab\there")
+# Broker-attached programs (issue 9): attach points, parameters, scope, guard.
+ub = manifest('uring_stats', dict(desc="io_uring statistics of the calling process",
+    prog=("on_complete","raw_tracepoint"), maps=[("counts","read")], inst="per-client"),
+    programs=[{"name":"on_complete","type":"raw_tracepoint","attach":"io_uring_complete"}],
+    parameters=[{"name":"target_tgid","bind":"caller.tgid"},
+                {"name":"min_len","choice":{"type":"u32","min":0,"max":1500,"default":8}},
+                {"name":"verbose","choice":{"type":"bool","default":False}}],
+    revocation={"guard":"bpfbroker_revoked"})
+def ubm(fname, drop=(), **over):
+    w(M, fname+".json", dump({**{k:v for k,v in ub.items() if k not in drop}, **over}))
+ubm("valid_raw_tracepoint_bound")
+ubm("valid_tracepoint_system", drop=("parameters",), scope="system",
+    programs=[{"name":"on_complete","type":"tracepoint","attach":"io_uring/io_uring_complete"}])
+ubm("valid_client_attached_choice_guard", drop=("parameters",),
+    programs=[{"name":"count","type":"socket_filter"}],
+    parameters=[{"name":"min_len","choice":{"type":"u64","min":1,"max":18446744073709551615,"default":1}}])
+ubm("bad_attach_outside_io_uring", programs=[{"name":"f","type":"tracepoint","attach":"sched/sched_switch"}])
+ubm("bad_attach_path", programs=[{"name":"f","type":"raw_tracepoint","attach":"io_uring/../x"}])
+ubm("bad_attach_on_socket_filter", programs=[{"name":"f","type":"socket_filter","attach":"io_uring_complete"}])
+ubm("bad_unscoped", drop=("parameters",))
+ubm("bad_no_guard", drop=("revocation",))
+ubm("bad_choice_default_outside", parameters=[{"name":"target_tgid","bind":"caller.tgid"},
+    {"name":"n","choice":{"type":"u32","min":2,"max":3,"default":4}}])
+ubm("bad_parameter_twice", parameters=[{"name":"target_tgid","bind":"caller.tgid"},
+    {"name":"target_tgid","bind":"caller.uid"}])
+ubm("bad_bind_and_choice", parameters=[{"name":"target_tgid","bind":"caller.tgid",
+    "choice":{"type":"bool","default":True}}])
+ubm("bad_bind_unknown", parameters=[{"name":"target_tgid","bind":"request.pid"}])
+ubm("bad_scope_unknown", scope="everyone")
+
 d = dump(base, False)
 w(M, "bad_duplicate_key.json", d.replace('"schema": 1,', '"schema": 1, "name": "drop_small",', 1))
 w(M, "bad_trailing_garbage.json", d.rstrip() + " }\n")
