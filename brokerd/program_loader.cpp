@@ -29,6 +29,10 @@ bpf_prog_type kernel_type_of(ProgramType type) noexcept
         return BPF_PROG_TYPE_SOCKET_FILTER;
     case ProgramType::SkReuseport:
         return BPF_PROG_TYPE_SK_REUSEPORT;
+    case ProgramType::Tracepoint:
+        return BPF_PROG_TYPE_TRACEPOINT;
+    case ProgramType::RawTracepoint:
+        return BPF_PROG_TYPE_RAW_TRACEPOINT;
     }
     return BPF_PROG_TYPE_UNSPEC;
 }

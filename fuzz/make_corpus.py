@@ -33,7 +33,8 @@ def manifest(name, p, **over):
 def dump(d, pretty=True): return json.dumps(d, indent=2 if pretty else None) + "\n"
 
 for n,p in progs.items():
-    w(M, f"valid_{n}.json", dump(manifest(n,p)))
+    # The shipped manifests, guard included; the others stay as old manifests were.
+    w(M, f"valid_{n}.json", dump(manifest(n,p, revocation={"guard":"bpfbroker_revoked"})))
 p = progs['udp_stats']
 w(M, "valid_minimal_compact.json", dump({k:v for k,v in manifest('udp_stats',p).items() if k not in ('description','maps','requires')}, False))
 w(M, "valid_all_features.json", dump(manifest('udp_stats', p, requires=["uring_cmd_setsockopt","io_uring_bpf_ops","bpf_token","signed_prog_load"], version="2.1.0-rc1+deb12~1")))

@@ -46,7 +46,7 @@ struct ProgramSpec {
     ProgramType type;
     // Broker-attached types only: "CATEGORY/NAME" for a tracepoint, "NAME"
     // for a raw tracepoint; empty for client-attached types.
-    std::string attach;
+    std::string attach{};
 };
 
 // Values the broker writes into the object's .rodata before load.
