@@ -66,9 +66,12 @@ void check_manifest(const Manifest& m)
 
     check(is_lower_hex64(m.object_sha256));
 
-    // Exactly one program, with a known type and a C identifier name.
-    check(m.programs.size() == 1);
-    check(m.programs.size() <= kMaxProgramsPerManifest);
+    // One client-attached program, or 1..8 broker-attached ones, each with a
+    // known type and a C identifier name.
+    check(!m.programs.empty() && m.programs.size() <= kMaxProgramsPerManifest);
+    if (m.programs.size() > 1)
+        for (const auto& p : m.programs)
+            check(is_broker_attached(p.type));
     for (const auto& p : m.programs) {
         check(is_c_identifier(p.name, 128));
         check(program_type_from_name(program_type_name(p.type)) == p.type);

@@ -256,11 +256,20 @@ Manifest parse_manifest_document(const nlohmann::json& doc, const AllowedAttachP
 
     const auto& programs = json_as_array(r.required("programs"), r.path_of("programs"),
                                          kMaxProgramsPerManifest);
-    // One acquire hands out one program fd (with its maps); an object with
-    // several entry points would need a protocol that names them.
-    if (programs.size() != 1)
-        r.violation("programs", "must name exactly one program");
-    m.programs.push_back(parse_program(programs[0], r.path_of("programs") + "[0]", allowed));
+    if (programs.empty())
+        r.violation("programs", "must name at least one program");
+    for (std::size_t i = 0; i < programs.size(); ++i) {
+        auto path = r.path_of("programs") + "[" + std::to_string(i) + "]";
+        auto spec = parse_program(programs[i], path, allowed);
+        // One acquire hands out one program fd (with its maps); several
+        // client-attached entry points would need a protocol that names them.
+        if (programs.size() > 1 && !is_broker_attached(spec.type))
+            throw SchemaViolation{path + ".type", "a client-attached program must be the manifest's only program"};
+        for (const auto& earlier : m.programs)
+            if (earlier.name == spec.name)
+                throw SchemaViolation{path + ".name", "program \"" + spec.name + "\" listed twice"};
+        m.programs.push_back(std::move(spec));
+    }
 
     if (const auto* maps = r.optional("maps")) {
         json_as_array(*maps, r.path_of("maps"), kMaxMapsPerManifest);

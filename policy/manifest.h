@@ -15,7 +15,9 @@
 namespace bpfbroker::policy {
 
 inline constexpr std::size_t kMaxManifestBytes = 64 * 1024;
-inline constexpr std::size_t kMaxProgramsPerManifest = 1;
+// A client-attached program is its manifest's only one (one acquire hands
+// out one program fd); broker-attached ones come in sets (one link each).
+inline constexpr std::size_t kMaxProgramsPerManifest = 8;
 inline constexpr std::size_t kMaxMapsPerManifest = 32;
 
 inline constexpr std::size_t kMaxParametersPerManifest = 16;
