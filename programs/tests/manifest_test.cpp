@@ -4,6 +4,7 @@
 // manifest declares there: parameters in .rodata, the revocation guard. Needs no privileges: objects are opened, not
 // loaded. The signatures are checked by ctest with the openssl CLI.
 #include "bpf_object_loader.h"
+#include "shipped_program.h"
 
 #include "policy/manifest.h"
 
@@ -22,6 +23,8 @@
 namespace bpfbroker::test {
 namespace {
 
+using brokerd::testing::read_file;
+
 // "udp_stats:drop_small:...", from the bpfbroker_programs target's list, so
 // a newly added program is checked without touching this file.
 std::vector<std::string> shipped_programs()
@@ -33,17 +36,6 @@ std::vector<std::string> shipped_programs()
             names.push_back(name);
     }
     return names;
-}
-
-std::string read_file(const std::filesystem::path& path)
-{
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in)
-        return {};
-    std::string bytes(static_cast<std::size_t>(in.tellg()), '\0');
-    in.seekg(0);
-    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return in ? bytes : std::string();
 }
 
 std::string sha256_hex(const std::string& bytes)
