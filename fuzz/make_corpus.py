@@ -78,6 +78,16 @@ ub = manifest('uring_stats', dict(desc="io_uring statistics of the calling proce
 def ubm(fname, drop=(), **over):
     w(M, fname+".json", dump({**{k:v for k,v in ub.items() if k not in drop}, **over}))
 ubm("valid_raw_tracepoint_bound")
+ubm("valid_uring_stats_three_programs", name="uring_stats",
+    programs=[{"name":"on_create","type":"raw_tracepoint","attach":"io_uring_create"},
+              {"name":"on_submit","type":"raw_tracepoint","attach":"io_uring_submit_req"},
+              {"name":"on_complete","type":"raw_tracepoint","attach":"io_uring_complete"}],
+    maps=[{"name":"ops","client_access":"read"},{"name":"errors","client_access":"read"},
+          {"name":"latency","client_access":"read"},{"name":"rings","client_access":"none"},
+          {"name":"inflight","client_access":"none"}],
+    parameters=[{"name":"target_tgid","bind":"caller.tgid"}])
+ubm("bad_client_attached_with_another", programs=[{"name":"count","type":"socket_filter"},
+    {"name":"on_complete","type":"raw_tracepoint","attach":"io_uring_complete"}])
 ubm("valid_tracepoint_system", drop=("parameters",), scope="system",
     programs=[{"name":"on_complete","type":"tracepoint","attach":"io_uring/io_uring_complete"}])
 ubm("valid_client_attached_choice_guard", drop=("parameters",),
