@@ -126,7 +126,10 @@ int on_submit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	opcode = BPF_CORE_READ(req, opcode);
 	ring = (__u64)BPF_CORE_READ(req, ctx);
-	bpf_map_update_elem(&rings, &ring, &one, BPF_ANY);
+	/* Look before writing: an LRU update on every submission costs far
+	 * more than the lookup that almost always finds the ring. */
+	if (!bpf_map_lookup_elem(&rings, &ring))
+		bpf_map_update_elem(&rings, &ring, &one, BPF_ANY);
 	key = (__u64)req;
 	now = bpf_ktime_get_ns();
 	bpf_map_update_elem(&inflight, &key, &now, BPF_ANY);
