@@ -126,6 +126,16 @@ bpf_map* find_map(const std::vector<bpf_map*>& maps, std::string_view name)
     return nullptr;
 }
 
+// The attach point a section name spells ("raw_tp/NAME", "tracepoint/CAT/NAME"),
+// or "" when it names none.
+std::string_view section_attach_point(std::string_view section)
+{
+    for (std::string_view prefix : {"raw_tracepoint/", "raw_tp/", "tracepoint/", "tp/"})
+        if (section.starts_with(prefix))
+            return section.substr(prefix.size());
+    return {};
+}
+
 // Everything the object holds must be in the manifest and vice versa, with
 // the types libbpf derived from the ELF sections, before the kernel sees it.
 Result<void> check_against_manifest(const CatalogEntry& entry, const ObjectContents& contents)
@@ -159,6 +169,14 @@ Result<void> check_against_manifest(const CatalogEntry& entry, const ObjectConte
                                                 " in the manifest but its section " +
                                                 quoted(bpf_program__section_name(program)) + " makes it " +
                                                 kernel_type_text(actual));
+        // The manifest's attach point is the one the broker uses; a section
+        // that names another would make the object say one thing and do another.
+        const std::string_view in_section = section_attach_point(bpf_program__section_name(program));
+        if (policy::is_broker_attached(spec->type) && !in_section.empty() && in_section != spec->attach)
+            return manifest_mismatch(entry, "program " + quoted(name) + " attaches to " + quoted(spec->attach) +
+                                                " in the manifest but its section " +
+                                                quoted(bpf_program__section_name(program)) + " names " +
+                                                quoted(in_section));
     }
     for (const auto& spec : manifest.programs)
         if (find_program(contents, spec.name) == nullptr)

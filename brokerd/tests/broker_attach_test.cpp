@@ -316,6 +316,18 @@ TEST_F(BrokerAttach, tracepoint_needs_tracefs_and_then_counts_like_a_raw_tracepo
     EXPECT_EQ(missing.error().code, ErrorCode::Unsupported);
 }
 
+TEST_F(BrokerAttach, a_section_naming_another_attach_point_is_manifest_invalid)
+{
+    CatalogEntry entry;
+    ASSERT_NO_FATAL_FAILURE(make_entry(kRawTracepointProgram, ProgramType::RawTracepoint, "sys_exit", entry));
+    auto loaded = load_instance(entry, values_for_self(entry, 1, false));  // refused before the kernel
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().code, ErrorCode::ManifestInvalid);
+    EXPECT_NE(loaded.error().message.find("its section \"raw_tracepoint/sys_enter\" names \"sys_enter\""),
+              std::string::npos)
+        << loaded.error().message;
+}
+
 TEST(broker_attach, a_client_attached_program_is_never_attached_by_the_broker)
 {
     LoadedInstance instance;
