@@ -2,6 +2,7 @@
 // CLOEXEC fds; see program_loader.h.
 #include "brokerd/program_loader.h"
 
+#include "brokerd/datasec_variable.h"
 #include "brokerd/libbpf_handles.h"
 
 #include "base/hex.h"
@@ -31,6 +32,10 @@ bpf_prog_type kernel_type_of(ProgramType type) noexcept
         return BPF_PROG_TYPE_SOCKET_FILTER;
     case ProgramType::SkReuseport:
         return BPF_PROG_TYPE_SK_REUSEPORT;
+    case ProgramType::Tracepoint:
+        return BPF_PROG_TYPE_TRACEPOINT;
+    case ProgramType::RawTracepoint:
+        return BPF_PROG_TYPE_RAW_TRACEPOINT;
     }
     return BPF_PROG_TYPE_UNSPEC;
 }
@@ -111,6 +116,16 @@ bpf_map* find_map(const std::vector<bpf_map*>& maps, std::string_view name)
     return nullptr;
 }
 
+// The attach point a section name spells ("raw_tp/NAME", "tracepoint/CAT/NAME"),
+// or "" when it names none.
+std::string_view section_attach_point(std::string_view section)
+{
+    for (std::string_view prefix : {"raw_tracepoint/", "raw_tp/", "tracepoint/", "tp/"})
+        if (section.starts_with(prefix))
+            return section.substr(prefix.size());
+    return {};
+}
+
 // Everything the object holds must be in the manifest and vice versa, with
 // the types libbpf derived from the ELF sections, before the kernel sees it.
 Result<void> check_against_manifest(const CatalogEntry& entry, const ObjectContents& contents)
@@ -144,6 +159,14 @@ Result<void> check_against_manifest(const CatalogEntry& entry, const ObjectConte
                                                 " in the manifest but its section " +
                                                 quoted(bpf_program__section_name(program)) + " makes it " +
                                                 kernel_type_text(actual));
+        // The manifest's attach point is the one the broker uses; a section
+        // that names another would make the object say one thing and do another.
+        const std::string_view in_section = section_attach_point(bpf_program__section_name(program));
+        if (policy::is_broker_attached(spec->type) && !in_section.empty() && in_section != spec->attach)
+            return manifest_mismatch(entry, "program " + quoted(name) + " attaches to " + quoted(spec->attach) +
+                                                " in the manifest but its section " +
+                                                quoted(bpf_program__section_name(program)) + " names " +
+                                                quoted(in_section));
     }
     for (const auto& spec : manifest.programs)
         if (find_program(contents, spec.name) == nullptr)
@@ -176,6 +199,51 @@ Result<void> check_against_manifest(const CatalogEntry& entry, const ObjectConte
     return {};
 }
 
+// Writes each parameter's value into the object's .rodata image (little
+// endian, the variable's own size) before load: libbpf creates the map from
+// this image and freezes it, so neither we nor anyone can change it later.
+Result<void> write_parameters(const CatalogEntry& entry, bpf_object* object, const ParameterValues& values)
+{
+    const Manifest& manifest = *entry.manifest;
+    if (values.size() != manifest.parameters.size())
+        return fail(ErrorCode::Internal, "load of " + quoted(entry.name) + " got " + std::to_string(values.size()) +
+                                             " parameter values for " + std::to_string(manifest.parameters.size()) +
+                                             " parameters");
+    if (manifest.parameters.empty())
+        return {};
+    bpf_map* rodata = internal_map_of_section(object, ".rodata");
+    std::size_t image_size = 0;
+    const void* initial = rodata != nullptr ? bpf_map__initial_value(rodata, &image_size) : nullptr;
+    std::vector<unsigned char> image;
+    if (initial != nullptr)
+        image.assign(static_cast<const unsigned char*>(initial), static_cast<const unsigned char*>(initial) + image_size);
+
+    for (std::size_t i = 0; i < manifest.parameters.size(); ++i) {
+        const auto& spec = manifest.parameters[i];
+        const std::string path = "$.parameters[" + std::to_string(i) + "].name: ";
+        auto value = values.find(spec.name);
+        if (value == values.end())
+            return fail(ErrorCode::Internal, "no value for parameter " + quoted(spec.name));
+        auto variable = find_datasec_variable(object, spec.name, {".rodata"});
+        if (!variable || rodata == nullptr || initial == nullptr)
+            return fail(ErrorCode::ManifestInvalid, path + quoted(spec.name) +
+                                                        " is not a variable in the object's .rodata "
+                                                        "(declare it const volatile)");
+        const std::size_t size = parameter_size(spec);
+        if (variable->size != size)
+            return fail(ErrorCode::ManifestInvalid, path + quoted(spec.name) + " is " + std::to_string(variable->size) +
+                                                        " bytes in .rodata; this parameter needs " +
+                                                        std::to_string(size));
+        if (variable->offset + size > image.size())
+            return fail(ErrorCode::Internal, "parameter " + quoted(spec.name) + " lies outside .rodata");
+        for (std::size_t b = 0; b < size; ++b)
+            image[variable->offset + b] = static_cast<unsigned char>(value->second >> (8 * b));
+    }
+    if (const int err = bpf_map__set_initial_value(rodata, image.data(), image.size()); err != 0)
+        return fail(make_system_error("setting the .rodata image of " + quoted(entry.name) + " failed", -err));
+    return {};
+}
+
 Unexpected kernel_info_error(const std::string& what, int err)
 {
     return fail(make_system_error("reading the kernel's info about " + what + " failed", err));
@@ -195,7 +263,7 @@ Result<LoadedProgram> take_program(bpf_program* program, const policy::ProgramSp
     __u32 info_len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd.get(), &info, &info_len) != 0)
         return kernel_info_error("program " + quoted(spec.name), errno);
-    return LoadedProgram{spec.name, spec.type, std::move(fd), info.id, hex_encode(info.tag, sizeof(info.tag))};
+    return LoadedProgram{spec.name, spec.type, std::move(fd), info.id, hex_encode(info.tag, sizeof(info.tag)), spec.attach};
 }
 
 Result<LoadedMap> take_map(bpf_map* map, const policy::MapSpec& spec)
@@ -217,7 +285,7 @@ Result<LoadedMap> take_map(bpf_map* map, const policy::MapSpec& spec)
 
 }  // namespace
 
-Result<LoadedInstance> load_instance(const CatalogEntry& entry)
+Result<LoadedInstance> load_instance(const CatalogEntry& entry, const ParameterValues& parameters)
 {
     if (!entry.manifest)
         return fail(ErrorCode::ManifestInvalid, "catalog entry " + quoted(entry.name) + " has no verified manifest");
@@ -261,6 +329,8 @@ Result<LoadedInstance> load_instance(const CatalogEntry& entry)
     }
     for (bpf_map* map : contents.user_maps)
         bpf_map__set_autocreate(map, true);
+    if (auto written = write_parameters(entry, object.get(), parameters); !written)
+        return fail(std::move(written).error());
 
     if (const int loaded = bpf_object__load(object.get()); loaded != 0) {
         const int err = -loaded;
@@ -292,6 +362,13 @@ Result<LoadedInstance> load_instance(const CatalogEntry& entry)
             return fail(std::move(map).error());
         instance.maps.push_back(std::move(*map));
     }
+    if (!entry.manifest->revocation_guard.empty()) {
+        auto guard = RevocationGuard::locate(object.get(), entry.manifest->revocation_guard);
+        if (!guard)
+            return fail(std::move(guard).error());
+        instance.guard = std::move(*guard);
+    }
+    instance.parameters = parameters;
     // `object` closes libbpf's fds here; the instance holds its own.
     return instance;
 }

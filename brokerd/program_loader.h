@@ -9,6 +9,8 @@
 // the CLOEXEC fds it holds; the libbpf object is closed before returning.
 #pragma once
 
+#include "brokerd/parameter_values.h"
+#include "brokerd/revocation_guard.h"
 #include "policy/catalog.h"
 #include "policy/manifest.h"
 
@@ -17,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +39,7 @@ struct LoadedProgram {
     UniqueFd fd;       // CLOEXEC
     std::uint32_t id = 0;
     std::string tag;   // hex of bpf_prog_info.tag (16 digits)
+    std::string attach;  // the manifest's attach point (broker-attached types only)
 };
 
 struct LoadedMap {
@@ -46,22 +50,31 @@ struct LoadedMap {
 };
 
 // Programs and maps in manifest order. Internal maps (.rodata/.bss/.data)
-// are not listed: the programs keep them alive.
+// are not listed: the programs keep them alive. `guard` is the daemon's
+// own handle on the revocation guard when the manifest declares one (its
+// fd is never handed out); `parameters` are the values frozen in .rodata.
 struct LoadedInstance {
     std::vector<LoadedProgram> programs;
     std::vector<LoadedMap> maps;
+    std::optional<RevocationGuard> guard;
+    ParameterValues parameters;
 };
 
-// Opens entry.read_object(), checks it against entry.manifest and loads it.
+// Opens entry.read_object(), checks it against entry.manifest, writes
+// `parameters` (resolve_parameters: one value per manifest parameter) into
+// .rodata, which libbpf freezes when it creates the map, and loads it.
 // ManifestInvalid: the entry has no manifest, or object and manifest
 //   disagree (a program or map listed on one side only, a program type that
 //   differs from the one libbpf derives from the ELF section, a map that asks
-//   to be pinned).
+//   to be pinned, a parameter that is not a .rodata variable of its size
+//   ($.parameters[i].name), a guard that is not a __u32 in .bss or .data
+//   ($.revocation.guard)).
+// Internal: `parameters` does not hold exactly the manifest's parameters.
 // LoadFailed: libbpf cannot parse the object, or the kernel refused it.
 //   sys_errno holds the kernel's errno; for a program the verifier rejected,
 //   detail holds the end of the verifier log (kVerifierLogDetailBytes),
 //   otherwise libbpf's own warnings.
-Result<LoadedInstance> load_instance(const policy::CatalogEntry& entry);
+Result<LoadedInstance> load_instance(const policy::CatalogEntry& entry, const ParameterValues& parameters = {});
 
 // The fd a client receives for `map`:
 //   Read  -> a new fd opened by map id with BPF_F_RDONLY: updates, deletes

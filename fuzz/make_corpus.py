@@ -33,7 +33,8 @@ def manifest(name, p, **over):
 def dump(d, pretty=True): return json.dumps(d, indent=2 if pretty else None) + "\n"
 
 for n,p in progs.items():
-    w(M, f"valid_{n}.json", dump(manifest(n,p)))
+    # The shipped manifests, guard included; the others stay as old manifests were.
+    w(M, f"valid_{n}.json", dump(manifest(n,p, revocation={"guard":"bpfbroker_revoked"})))
 p = progs['udp_stats']
 w(M, "valid_minimal_compact.json", dump({k:v for k,v in manifest('udp_stats',p).items() if k not in ('description','maps','requires')}, False))
 w(M, "valid_all_features.json", dump(manifest('udp_stats', p, requires=["uring_cmd_setsockopt","io_uring_bpf_ops","bpf_token","signed_prog_load"], version="2.1.0-rc1+deb12~1")))
@@ -66,6 +67,46 @@ nm("feature_twice", requires=["bpf_token","bpf_token"])
 nm("unknown_field", extra=True)
 nm("instance_bad", instance="global")
 nm("control_char", description="tab\there")
+# Broker-attached programs (issue 9): attach points, parameters, scope, guard.
+ub = manifest('uring_stats', dict(desc="io_uring statistics of the calling process",
+    prog=("on_complete","raw_tracepoint"), maps=[("counts","read")], inst="per-client"),
+    programs=[{"name":"on_complete","type":"raw_tracepoint","attach":"io_uring_complete"}],
+    parameters=[{"name":"target_tgid","bind":"caller.tgid"},
+                {"name":"min_len","choice":{"type":"u32","min":0,"max":1500,"default":8}},
+                {"name":"verbose","choice":{"type":"bool","default":False}}],
+    revocation={"guard":"bpfbroker_revoked"})
+def ubm(fname, drop=(), **over):
+    w(M, fname+".json", dump({**{k:v for k,v in ub.items() if k not in drop}, **over}))
+ubm("valid_raw_tracepoint_bound")
+ubm("valid_uring_stats_three_programs", name="uring_stats",
+    programs=[{"name":"on_create","type":"raw_tracepoint","attach":"io_uring_create"},
+              {"name":"on_submit","type":"raw_tracepoint","attach":"io_uring_submit_req"},
+              {"name":"on_complete","type":"raw_tracepoint","attach":"io_uring_complete"}],
+    maps=[{"name":"ops","client_access":"read"},{"name":"errors","client_access":"read"},
+          {"name":"latency","client_access":"read"},{"name":"rings","client_access":"none"},
+          {"name":"inflight","client_access":"none"}],
+    parameters=[{"name":"target_tgid","bind":"caller.tgid"}])
+ubm("bad_client_attached_with_another", programs=[{"name":"count","type":"socket_filter"},
+    {"name":"on_complete","type":"raw_tracepoint","attach":"io_uring_complete"}])
+ubm("valid_tracepoint_system", drop=("parameters",), scope="system",
+    programs=[{"name":"on_complete","type":"tracepoint","attach":"io_uring/io_uring_complete"}])
+ubm("valid_client_attached_choice_guard", drop=("parameters",),
+    programs=[{"name":"count","type":"socket_filter"}],
+    parameters=[{"name":"min_len","choice":{"type":"u64","min":1,"max":18446744073709551615,"default":1}}])
+ubm("bad_attach_outside_io_uring", programs=[{"name":"f","type":"tracepoint","attach":"sched/sched_switch"}])
+ubm("bad_attach_path", programs=[{"name":"f","type":"raw_tracepoint","attach":"io_uring/../x"}])
+ubm("bad_attach_on_socket_filter", programs=[{"name":"f","type":"socket_filter","attach":"io_uring_complete"}])
+ubm("bad_unscoped", drop=("parameters",))
+ubm("bad_no_guard", drop=("revocation",))
+ubm("bad_choice_default_outside", parameters=[{"name":"target_tgid","bind":"caller.tgid"},
+    {"name":"n","choice":{"type":"u32","min":2,"max":3,"default":4}}])
+ubm("bad_parameter_twice", parameters=[{"name":"target_tgid","bind":"caller.tgid"},
+    {"name":"target_tgid","bind":"caller.uid"}])
+ubm("bad_bind_and_choice", parameters=[{"name":"target_tgid","bind":"caller.tgid",
+    "choice":{"type":"bool","default":True}}])
+ubm("bad_bind_unknown", parameters=[{"name":"target_tgid","bind":"request.pid"}])
+ubm("bad_scope_unknown", scope="everyone")
+
 d = dump(base, False)
 w(M, "bad_duplicate_key.json", d.replace('"schema": 1,', '"schema": 1, "name": "drop_small",', 1))
 w(M, "bad_trailing_garbage.json", d.rstrip() + " }\n")

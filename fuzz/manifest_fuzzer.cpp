@@ -66,13 +66,24 @@ void check_manifest(const Manifest& m)
 
     check(is_lower_hex64(m.object_sha256));
 
-    // Exactly one program, with a known type and a C identifier name.
-    check(m.programs.size() == 1);
-    check(m.programs.size() <= kMaxProgramsPerManifest);
+    // One client-attached program, or 1..8 broker-attached ones, each with a
+    // known type and a C identifier name.
+    check(!m.programs.empty() && m.programs.size() <= kMaxProgramsPerManifest);
+    if (m.programs.size() > 1)
+        for (const auto& p : m.programs)
+            check(is_broker_attached(p.type));
     for (const auto& p : m.programs) {
         check(is_c_identifier(p.name, 128));
-        check(p.type == ProgramType::SocketFilter || p.type == ProgramType::SkReuseport);
         check(program_type_from_name(program_type_name(p.type)) == p.type);
+        // Broker-attached: an allowed attach point, a guard, and caller scope
+        // unless the manifest says system.
+        check(is_broker_attached(p.type) == !p.attach.empty());
+        if (is_broker_attached(p.type)) {
+            check(AllowedAttachPoints{}.allows(p.type, p.attach));
+            check(!m.revocation_guard.empty());
+            check(m.scope == Scope::System ||
+                  std::any_of(m.parameters.begin(), m.parameters.end(), [](const auto& q) { return q.bind.has_value(); }));
+        }
     }
 
     // Maps: at most 32, unique names the kernel will not truncate.
@@ -90,6 +101,17 @@ void check_manifest(const Manifest& m)
     if (m.instance == InstanceMode::Shared)
         for (const auto& map : m.maps)
             check(map.client_access != ClientAccess::Write);
+
+    // Parameters: unique names, exactly one of bind and choice, defaults in bounds.
+    check(m.parameters.size() <= kMaxParametersPerManifest);
+    std::set<std::string> parameter_names;
+    for (const auto& q : m.parameters) {
+        check(is_c_identifier(q.name, 128));
+        check(parameter_names.insert(q.name).second);
+        check(q.bind.has_value() != q.choice.has_value());
+        if (q.choice)
+            check(q.choice->min <= q.choice->default_value && q.choice->default_value <= q.choice->max);
+    }
 
     // Required features: known names, each once.
     check(m.requires_features.size() <= std::size(kKnownFeatures));

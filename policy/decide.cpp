@@ -75,6 +75,13 @@ Decision decide(const CatalogEntry& entry, const GrantSet& grants, const Peer& p
     if (grants.is_revoked(entry.name))
         return Decision::deny(ErrorCode::PermissionDenied, "program \"" + entry.name + "\" was revoked by the administrator");
 
+    // A system-scope program sees every process: whatever a grant says, it is
+    // for root alone, so a grant to "anyone" cannot leak it by accident.
+    if (entry.manifest->scope == Scope::System && peer.uid != 0)
+        return Decision::deny(ErrorCode::PermissionDenied,
+                              "program \"" + entry.name + "\" has scope system (it sees every process) and is "
+                              "granted to root only, not to uid " + std::to_string(peer.uid));
+
     // Prefer a grant that needs no polkit round trip.
     const Grant* chosen = nullptr;
     bool some_grant_for_other_version = false;

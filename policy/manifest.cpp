@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <set>
 
 namespace bpfbroker::policy {
@@ -20,6 +21,8 @@ constexpr std::size_t kMaxObjectNameLen = 128;
 // make a manifest name something the object does not have.
 constexpr std::size_t kMaxBpfSymbolLen = 15;
 constexpr std::size_t kMaxBpfFunctionLen = 128;
+// Tracepoint category and event names are short C identifiers in the kernel.
+constexpr std::size_t kMaxTracepointWordLen = 64;
 
 bool is_identifier(std::string_view s, std::size_t max_len)
 {
@@ -51,7 +54,30 @@ bool is_version(std::string_view s)
     });
 }
 
-ProgramSpec parse_program(const nlohmann::json& v, const std::string& path)
+// "CATEGORY/NAME" for a tracepoint, "NAME" for a raw tracepoint: the
+// kernel's own spelling, so nothing (no '.', no second '/') reaches a path.
+bool is_attach_point_syntax(ProgramType type, std::string_view s)
+{
+    auto is_word = [](std::string_view w) {
+        return !w.empty() && w.size() <= kMaxTracepointWordLen && std::all_of(w.begin(), w.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+        });
+    };
+    if (type == ProgramType::RawTracepoint)
+        return is_word(s);
+    auto slash = s.find('/');
+    return slash != std::string_view::npos && is_word(s.substr(0, slash)) && is_word(s.substr(slash + 1));
+}
+
+std::string joined(const std::vector<std::string>& items)
+{
+    std::string out;
+    for (const auto& s : items)
+        out += (out.empty() ? "" : ", ") + s;
+    return out.empty() ? "none" : out;
+}
+
+ProgramSpec parse_program(const nlohmann::json& v, const std::string& path, const AllowedAttachPoints& allowed)
 {
     JsonObjectReader r(v, path);
     ProgramSpec spec;
@@ -61,10 +87,133 @@ ProgramSpec parse_program(const nlohmann::json& v, const std::string& path)
     auto type = r.required_string("type", 32);
     auto parsed = program_type_from_name(type);
     if (!parsed)
-        r.violation("type", "unknown program type \"" + type + "\" (known: socket_filter, sk_reuseport)");
+        r.violation("type", "unknown program type \"" + type +
+                                "\" (known: socket_filter, sk_reuseport, tracepoint, raw_tracepoint)");
     spec.type = *parsed;
+    if (is_broker_attached(spec.type)) {
+        spec.attach = r.required_string("attach", 2 * kMaxTracepointWordLen + 1);
+        if (!is_attach_point_syntax(spec.type, spec.attach))
+            r.violation("attach", spec.type == ProgramType::Tracepoint
+                                      ? "must be CATEGORY/NAME of [A-Za-z0-9_]"
+                                      : "must be a raw tracepoint NAME of [A-Za-z0-9_]");
+        if (!allowed.allows(spec.type, spec.attach)) {
+            const auto& list = spec.type == ProgramType::Tracepoint ? allowed.tracepoint : allowed.raw_tracepoint;
+            r.violation("attach", "attach point \"" + spec.attach + "\" is not allowed for " + type +
+                                      " (allowed: " + joined(list) + "; the settings file can widen the list)");
+        }
+    } else if (r.has("attach")) {
+        r.violation("attach", "only broker-attached types (tracepoint, raw_tracepoint) name an attach point; "
+                              "the client attaches " + type + " programs itself");
+    }
     r.reject_unknown();
     return spec;
+}
+
+std::uint64_t json_as_u64(const nlohmann::json& v, const std::string& path, std::uint64_t max)
+{
+    if (!v.is_number_unsigned() || v.get<std::uint64_t>() > max)
+        throw SchemaViolation{path, "must be an integer between 0 and " + std::to_string(max)};
+    return v.get<std::uint64_t>();
+}
+
+ParameterChoice parse_choice(const nlohmann::json& v, const std::string& path)
+{
+    JsonObjectReader r(v, path);
+    ParameterChoice choice;
+    auto type = r.required_string("type", 8);
+    if (type == "bool") {
+        // min/max would only restate 0..1; a bool default is true or false.
+        choice.type = ChoiceType::Bool;
+        const auto& d = r.required("default");
+        if (!d.is_boolean())
+            r.violation("default", "a bool choice needs true or false");
+        choice.min = 0;
+        choice.max = 1;
+        choice.default_value = d.get<bool>() ? 1 : 0;
+        r.reject_unknown();
+        return choice;
+    }
+    std::uint64_t limit = 0;
+    if (type == "u32") {
+        choice.type = ChoiceType::U32;
+        limit = UINT32_MAX;
+    } else if (type == "u64") {
+        choice.type = ChoiceType::U64;
+        limit = UINT64_MAX;
+    } else {
+        r.violation("type", "must be u32, u64 or bool, not \"" + type + "\"");
+    }
+    choice.min = json_as_u64(r.required("min"), r.path_of("min"), limit);
+    choice.max = json_as_u64(r.required("max"), r.path_of("max"), limit);
+    choice.default_value = json_as_u64(r.required("default"), r.path_of("default"), limit);
+    r.reject_unknown();
+    if (choice.min > choice.max)
+        r.violation("max", "is below min (" + std::to_string(choice.min) + ")");
+    if (choice.default_value < choice.min || choice.default_value > choice.max)
+        r.violation("default", "lies outside [" + std::to_string(choice.min) + ", " + std::to_string(choice.max) +
+                                   "]");
+    return choice;
+}
+
+std::optional<ParameterBinding> parameter_binding_from_name(std::string_view name)
+{
+    for (auto b : {ParameterBinding::CallerTgid, ParameterBinding::CallerUid, ParameterBinding::CallerCgroupId})
+        if (parameter_binding_name(b) == name)
+            return b;
+    return std::nullopt;
+}
+
+ParameterSpec parse_parameter(const nlohmann::json& v, const std::string& path)
+{
+    JsonObjectReader r(v, path);
+    ParameterSpec spec;
+    spec.name = r.required_string("name", kMaxBpfFunctionLen);
+    if (!is_identifier(spec.name, kMaxBpfFunctionLen))
+        r.violation("name", "not a C identifier");
+    if (r.has("bind") == r.has("choice"))
+        r.violation("name", "a parameter has exactly one of bind and choice");
+    if (r.has("bind")) {
+        auto bind = r.required_string("bind", 32);
+        spec.bind = parameter_binding_from_name(bind);
+        if (!spec.bind)
+            r.violation("bind", "must be caller.tgid, caller.uid or caller.cgroup_id, not \"" + bind + "\"");
+    } else {
+        spec.choice = parse_choice(r.required("choice"), r.path_of("choice"));
+    }
+    r.reject_unknown();
+    return spec;
+}
+
+std::string parse_revocation(const nlohmann::json& v, const std::string& path)
+{
+    JsonObjectReader r(v, path);
+    auto guard = r.required_string("guard", kMaxBpfFunctionLen);
+    if (!is_identifier(guard, kMaxBpfFunctionLen))
+        r.violation("guard", "not a C identifier");
+    r.reject_unknown();
+    return guard;
+}
+
+// The rules that tie fields together, checked once all of them are read.
+void check_broker_attach_rules(const Manifest& m)
+{
+    const bool broker_attached = is_broker_attached(m.programs.front().type);
+    if (!broker_attached) {
+        if (m.scope == Scope::System)
+            throw SchemaViolation{"$.scope", "only broker-attached programs have a scope; a client-attached "
+                                             "program sees what the caller attaches it to"};
+        return;
+    }
+    // These links cannot be detached while the caller holds their only fd:
+    // the guard is the broker's one way to stop the program.
+    if (m.revocation_guard.empty())
+        throw SchemaViolation{"$.revocation", "a broker-attached program must declare revocation.guard"};
+    const bool caller_bound = std::any_of(m.parameters.begin(), m.parameters.end(),
+                                          [](const ParameterSpec& p) { return p.bind.has_value(); });
+    if (m.scope == Scope::Caller && !caller_bound)
+        throw SchemaViolation{"$.parameters", "a broker-attached program must bind a parameter to the caller "
+                                              "(caller.tgid, caller.uid or caller.cgroup_id) or say "
+                                              "\"scope\": \"system\" (granted to root only)"};
 }
 
 MapSpec parse_map(const nlohmann::json& v, const std::string& path)
@@ -87,7 +236,7 @@ MapSpec parse_map(const nlohmann::json& v, const std::string& path)
     return spec;
 }
 
-Manifest parse_manifest_document(const nlohmann::json& doc)
+Manifest parse_manifest_document(const nlohmann::json& doc, const AllowedAttachPoints& allowed)
 {
     JsonObjectReader r(doc, "$");
     Manifest m;
@@ -108,11 +257,20 @@ Manifest parse_manifest_document(const nlohmann::json& doc)
 
     const auto& programs = json_as_array(r.required("programs"), r.path_of("programs"),
                                          kMaxProgramsPerManifest);
-    // One acquire hands out one program fd (with its maps); an object with
-    // several entry points would need a protocol that names them.
-    if (programs.size() != 1)
-        r.violation("programs", "must name exactly one program");
-    m.programs.push_back(parse_program(programs[0], r.path_of("programs") + "[0]"));
+    if (programs.empty())
+        r.violation("programs", "must name at least one program");
+    for (std::size_t i = 0; i < programs.size(); ++i) {
+        auto path = r.path_of("programs") + "[" + std::to_string(i) + "]";
+        auto spec = parse_program(programs[i], path, allowed);
+        // One acquire hands out one program fd (with its maps); several
+        // client-attached entry points would need a protocol that names them.
+        if (programs.size() > 1 && !is_broker_attached(spec.type))
+            throw SchemaViolation{path + ".type", "a client-attached program must be the manifest's only program"};
+        for (const auto& earlier : m.programs)
+            if (earlier.name == spec.name)
+                throw SchemaViolation{path + ".name", "program \"" + spec.name + "\" listed twice"};
+        m.programs.push_back(std::move(spec));
+    }
 
     if (const auto* maps = r.optional("maps")) {
         json_as_array(*maps, r.path_of("maps"), kMaxMapsPerManifest);
@@ -148,7 +306,36 @@ Manifest parse_manifest_document(const nlohmann::json& doc)
             m.requires_features.push_back(std::move(feature));
         }
     }
+
+    if (const auto* params = r.optional("parameters")) {
+        json_as_array(*params, r.path_of("parameters"), kMaxParametersPerManifest);
+        for (std::size_t i = 0; i < params->size(); ++i) {
+            auto path = r.path_of("parameters") + "[" + std::to_string(i) + "]";
+            auto spec = parse_parameter((*params)[i], path);
+            for (const auto& earlier : m.parameters)
+                if (earlier.name == spec.name)
+                    throw SchemaViolation{path + ".name", "parameter \"" + spec.name + "\" listed twice"};
+            m.parameters.push_back(std::move(spec));
+        }
+    }
+
+    auto scope = r.optional_string("scope", 16, "caller");
+    if (scope == "system")
+        m.scope = Scope::System;
+    else if (scope != "caller")
+        r.violation("scope", "must be caller or system, not \"" + scope + "\"");
+
+    if (const auto* revocation = r.optional("revocation")) {
+        m.revocation_guard = parse_revocation(*revocation, r.path_of("revocation"));
+        // Parameters live in .rodata, the guard in .bss/.data: one name cannot be both.
+        for (const auto& p : m.parameters)
+            if (p.name == m.revocation_guard)
+                throw SchemaViolation{r.path_of("revocation") + ".guard",
+                                      "\"" + p.name + "\" is also a parameter"};
+    }
     r.reject_unknown();
+
+    check_broker_attach_rules(m);
 
     // Callers of a shared instance all hold the same maps: one client's write
     // would be every client's input, so the combination is refused outright.
@@ -168,17 +355,66 @@ std::string_view program_type_name(ProgramType t) noexcept
     switch (t) {
     case ProgramType::SocketFilter: return "socket_filter";
     case ProgramType::SkReuseport: return "sk_reuseport";
+    case ProgramType::Tracepoint: return "tracepoint";
+    case ProgramType::RawTracepoint: return "raw_tracepoint";
     }
     return "unknown";
 }
 
 std::optional<ProgramType> program_type_from_name(std::string_view name) noexcept
 {
-    if (name == "socket_filter")
-        return ProgramType::SocketFilter;
-    if (name == "sk_reuseport")
-        return ProgramType::SkReuseport;
+    for (auto t : {ProgramType::SocketFilter, ProgramType::SkReuseport, ProgramType::Tracepoint,
+                   ProgramType::RawTracepoint})
+        if (program_type_name(t) == name)
+            return t;
     return std::nullopt;
+}
+
+bool is_broker_attached(ProgramType t) noexcept
+{
+    return t == ProgramType::Tracepoint || t == ProgramType::RawTracepoint;
+}
+
+std::string_view parameter_binding_name(ParameterBinding b) noexcept
+{
+    switch (b) {
+    case ParameterBinding::CallerTgid: return "caller.tgid";
+    case ParameterBinding::CallerUid: return "caller.uid";
+    case ParameterBinding::CallerCgroupId: return "caller.cgroup_id";
+    }
+    return "unknown";
+}
+
+std::string_view choice_type_name(ChoiceType t) noexcept
+{
+    switch (t) {
+    case ChoiceType::U32: return "u32";
+    case ChoiceType::U64: return "u64";
+    case ChoiceType::Bool: return "bool";
+    }
+    return "unknown";
+}
+
+std::size_t choice_type_size(ChoiceType t) noexcept
+{
+    switch (t) {
+    case ChoiceType::U32: return 4;
+    case ChoiceType::U64: return 8;
+    case ChoiceType::Bool: return 1;
+    }
+    return 0;
+}
+
+bool AllowedAttachPoints::allows(ProgramType type, std::string_view attach) const
+{
+    if (!is_broker_attached(type))
+        return false;
+    const auto& list = type == ProgramType::Tracepoint ? tracepoint : raw_tracepoint;
+    return std::any_of(list.begin(), list.end(), [&](const std::string& pattern) {
+        if (!pattern.empty() && pattern.back() == '*')
+            return attach.starts_with(std::string_view(pattern).substr(0, pattern.size() - 1));
+        return attach == pattern;
+    });
 }
 
 std::string_view client_access_name(ClientAccess a) noexcept
@@ -207,7 +443,7 @@ bool is_valid_program_name(std::string_view name) noexcept
                        [&](char c) { return ok_first(c) || c == '_' || c == '-'; });
 }
 
-Result<Manifest> parse_manifest(std::string_view bytes)
+Result<Manifest> parse_manifest(std::string_view bytes, const AllowedAttachPoints& allowed)
 {
     if (bytes.size() > kMaxManifestBytes)
         return fail(ErrorCode::ManifestInvalid,
@@ -217,7 +453,7 @@ Result<Manifest> parse_manifest(std::string_view bytes)
     if (!doc)
         return fail(std::move(doc).error());
     try {
-        return parse_manifest_document(*doc);
+        return parse_manifest_document(*doc, allowed);
     } catch (const SchemaViolation& v) {
         return fail(ErrorCode::ManifestInvalid, v.path + ": " + v.reason);
     }

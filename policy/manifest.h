@@ -6,6 +6,7 @@
 #include <bpfbroker/result.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,10 +15,17 @@
 namespace bpfbroker::policy {
 
 inline constexpr std::size_t kMaxManifestBytes = 64 * 1024;
-inline constexpr std::size_t kMaxProgramsPerManifest = 1;
+// A client-attached program is its manifest's only one (one acquire hands
+// out one program fd); broker-attached ones come in sets (one link each).
+inline constexpr std::size_t kMaxProgramsPerManifest = 8;
 inline constexpr std::size_t kMaxMapsPerManifest = 32;
 
-enum class ProgramType { SocketFilter, SkReuseport };
+inline constexpr std::size_t kMaxParametersPerManifest = 16;
+
+// Client-attached types (the caller attaches the program fd to its own
+// sockets) and broker-attached ones (the broker attaches, scoped to the
+// caller, and hands back only the link).
+enum class ProgramType { SocketFilter, SkReuseport, Tracepoint, RawTracepoint };
 enum class ClientAccess { None, Read, Write };
 enum class InstanceMode { Shared, PerClient };
 
@@ -25,6 +33,7 @@ std::string_view program_type_name(ProgramType t) noexcept;  // "socket_filter",
 std::optional<ProgramType> program_type_from_name(std::string_view name) noexcept;
 std::string_view client_access_name(ClientAccess a) noexcept;
 std::string_view instance_mode_name(InstanceMode m) noexcept;
+bool is_broker_attached(ProgramType t) noexcept;
 
 // Kernel features a manifest may require; the daemon's probe reports the same names.
 inline constexpr std::string_view kKnownFeatures[] = {
@@ -37,6 +46,47 @@ inline constexpr std::string_view kKnownFeatures[] = {
 struct ProgramSpec {
     std::string name;  // the BPF function name in the object
     ProgramType type;
+    // Broker-attached types only: "CATEGORY/NAME" for a tracepoint, "NAME"
+    // for a raw tracepoint; empty for client-attached types.
+    std::string attach{};
+};
+
+// Values the broker writes into the object's .rodata before load.
+// `bind`: from the kernel's word for the caller, never from the request.
+enum class ParameterBinding { CallerTgid, CallerUid, CallerCgroupId };
+std::string_view parameter_binding_name(ParameterBinding b) noexcept;  // "caller.tgid", ...
+
+// `choice`: the caller picks a value in [min, max]; absent means `default_value`.
+enum class ChoiceType { U32, U64, Bool };
+std::string_view choice_type_name(ChoiceType t) noexcept;  // "u32", "u64", "bool"
+// Bytes the .rodata variable must have for this type (bool is a __u8 / _Bool).
+std::size_t choice_type_size(ChoiceType t) noexcept;
+
+struct ParameterChoice {
+    ChoiceType type = ChoiceType::U32;
+    std::uint64_t min = 0;
+    std::uint64_t max = 0;
+    std::uint64_t default_value = 0;
+};
+
+struct ParameterSpec {
+    std::string name;  // the .rodata variable
+    std::optional<ParameterBinding> bind;   // exactly one of bind and choice
+    std::optional<ParameterChoice> choice;
+};
+
+// Who a broker-attached program may see: `Caller` needs a bind that scopes it
+// to the caller; `System` (it sees every process) is granted to root only.
+enum class Scope { Caller, System };
+
+// The attach points manifests may name, per broker-attached type. An entry
+// is an exact name or a prefix ending in '*'. The settings file may widen it.
+struct AllowedAttachPoints {
+    std::vector<std::string> tracepoint{"io_uring/*"};
+    // Every kernel tracepoint named io_uring_* is in the io_uring category.
+    std::vector<std::string> raw_tracepoint{"io_uring_*"};
+
+    [[nodiscard]] bool allows(ProgramType type, std::string_view attach) const;
 };
 
 struct MapSpec {
@@ -55,12 +105,18 @@ struct Manifest {
     std::vector<MapSpec> maps;
     InstanceMode instance = InstanceMode::PerClient;
     std::vector<std::string> requires_features;
+    std::vector<ParameterSpec> parameters;
+    Scope scope = Scope::Caller;
+    // A global the program checks and only the broker writes (.bss/.data);
+    // empty when the manifest declares none. Required for broker-attached.
+    std::string revocation_guard;
 };
 
 // A name usable as a catalog entry, file name and D-Bus argument:
 // [a-z0-9_-], 1..64 chars, starting with a letter or digit.
 bool is_valid_program_name(std::string_view name) noexcept;
 
-Result<Manifest> parse_manifest(std::string_view bytes);
+// `allowed` bounds the attach points of broker-attached programs.
+Result<Manifest> parse_manifest(std::string_view bytes, const AllowedAttachPoints& allowed = {});
 
 }  // namespace bpfbroker::policy

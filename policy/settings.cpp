@@ -4,9 +4,43 @@
 #include "policy/paths.h"
 #include "base/strict_json.h"
 
+#include <cctype>
 #include <cerrno>
 
 namespace bpfbroker::policy {
+
+namespace {
+
+// A tracepoint "CATEGORY/NAME" or raw tracepoint "NAME", optionally ending in '*'.
+bool is_attach_pattern(std::string_view s)
+{
+    if (s.empty() || s.size() > 130)
+        return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        const bool word = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '/';
+        if (!word && !(c == '*' && i + 1 == s.size()))
+            return false;
+    }
+    return true;
+}
+
+void add_attach_patterns(JsonObjectReader& r, std::string_view key, std::vector<std::string>& into)
+{
+    const auto* list = r.optional(key);
+    if (!list)
+        return;
+    json_as_array(*list, r.path_of(key), kMaxExtraAttachPoints);
+    for (std::size_t i = 0; i < list->size(); ++i) {
+        auto path = r.path_of(key) + "[" + std::to_string(i) + "]";
+        auto pattern = json_as_string((*list)[i], path, 130);
+        if (!is_attach_pattern(pattern))
+            throw SchemaViolation{path, "must be of [A-Za-z0-9_/], optionally ending in '*'"};
+        into.push_back(std::move(pattern));
+    }
+}
+
+}  // namespace
 
 Result<Settings> parse_settings(std::string_view bytes)
 {
@@ -33,6 +67,12 @@ Result<Settings> parse_settings(std::string_view bytes)
             if (l.has("stalled_client_timeout_ms"))
                 s.stalled_client_timeout_ms = static_cast<unsigned>(l.required_int("stalled_client_timeout_ms", 100, 600000));
             l.reject_unknown();
+        }
+        if (const auto* points = r.optional("attach_points")) {
+            JsonObjectReader a(*points, r.path_of("attach_points"));
+            add_attach_patterns(a, "tracepoint", s.attach_points.tracepoint);
+            add_attach_patterns(a, "raw_tracepoint", s.attach_points.raw_tracepoint);
+            a.reject_unknown();
         }
         r.reject_unknown();
     } catch (const SchemaViolation& v) {

@@ -3,7 +3,10 @@
 //   { "vendor_allowlists": true, "polkit": true,
 //     "limits": { "max_instances_per_uid": 16, "max_connections_per_uid": 32, "max_connections_total": 1024,
 //                 "max_message_bytes": 65536, "max_requests_per_second": 200,
-//                 "stalled_client_timeout_ms": 10000 } }
+//                 "stalled_client_timeout_ms": 10000 },
+//     "attach_points": { "tracepoint": ["sched/sched_process_exit"], "raw_tracepoint": ["sched_*"] } }
+// attach_points widen (never narrow) the io_uring attach points manifests of
+// broker-attached programs may name; "*" at the end of an entry matches a prefix.
 #pragma once
 
 #include "policy/decide.h"
@@ -28,7 +31,10 @@ struct Settings {
     // both transports (each may load a program). Sustained; bursts to the same.
     unsigned max_requests_per_second = 200;
     unsigned stalled_client_timeout_ms = 10000;  // unfinished message or unread replies
+    AllowedAttachPoints attach_points;           // io_uring's, plus what the file adds
 };
+
+inline constexpr std::size_t kMaxExtraAttachPoints = 64;
 
 Result<Settings> parse_settings(std::string_view bytes);
 

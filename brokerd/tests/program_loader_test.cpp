@@ -7,6 +7,7 @@
 // unprivileged.
 #include "brokerd/program_loader.h"
 
+#include "handmade_object.h"
 #include "shipped_program.h"
 
 #include "brokerd/libbpf_handles.h"
@@ -37,6 +38,9 @@ namespace fs = std::filesystem;
 using policy::CatalogEntry;
 using testing::read_file;
 using testing::shipped_entry;
+using testing::compile_bpf;
+using testing::handmade_entry;
+using testing::have_clang;
 using policy::ClientAccess;
 using policy::ProgramType;
 
@@ -304,14 +308,6 @@ TEST(program_loader, reports_an_object_libbpf_cannot_parse)
 
 // ---- objects compiled here: a verifier rejection, internal maps ---------------
 
-#if defined(__x86_64__)
-constexpr const char* kMultiarchInclude = "/usr/include/x86_64-linux-gnu";
-#elif defined(__aarch64__)
-constexpr const char* kMultiarchInclude = "/usr/include/aarch64-linux-gnu";
-#else
-constexpr const char* kMultiarchInclude = "/usr/include";
-#endif
-
 // Reads past the end of the socket context: every verifier refuses it.
 constexpr const char* kVerifierRejectSource = R"(
 #include <linux/bpf.h>
@@ -355,73 +351,6 @@ int count_hits(struct __sk_buff *skb)
 
 char LICENSE[] SEC("license") = "GPL";
 )";
-
-class TempDir {
-public:
-    TempDir()
-    {
-        std::string pattern = (fs::temp_directory_path() / "bpfbroker-loader-test.XXXXXX").string();
-        if (::mkdtemp(pattern.data()) != nullptr)
-            path_ = pattern;
-    }
-    ~TempDir()
-    {
-        std::error_code ignored;
-        if (!path_.empty())
-            fs::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
-
-bool have_clang()
-{
-    return std::system("command -v clang >/dev/null 2>&1") == 0;
-}
-
-// Compiles `source` with clang -target bpf and returns the object's bytes;
-// the files are gone when this returns, so only the bytes can be loaded.
-::testing::AssertionResult compile_bpf(const char* source, std::string& object_bytes)
-{
-    TempDir dir;
-    if (dir.path().empty())
-        return ::testing::AssertionFailure() << "mkdtemp failed";
-    const fs::path c_file = dir.path() / "test.bpf.c";
-    const fs::path o_file = dir.path() / "test.bpf.o";
-    const fs::path log_file = dir.path() / "clang.log";
-    std::ofstream(c_file) << source;
-    std::ostringstream command;
-    command << "clang -target bpf -O2 -g -I" << kMultiarchInclude << " -c " << c_file << " -o " << o_file << " >"
-            << log_file << " 2>&1";
-    if (std::system(command.str().c_str()) != 0)
-        return ::testing::AssertionFailure() << "clang failed: " << command.str() << "\n" << read_file(log_file);
-    object_bytes = read_file(o_file);
-    if (object_bytes.empty())
-        return ::testing::AssertionFailure() << "clang wrote no object";
-    return ::testing::AssertionSuccess();
-}
-
-CatalogEntry handmade_entry(std::string name, std::string object_bytes, policy::ProgramSpec program,
-                            std::vector<policy::MapSpec> maps)
-{
-    CatalogEntry entry;
-    entry.name = name;
-    entry.state = policy::EntryState::Valid;
-    entry.object_bytes = std::move(object_bytes);
-    policy::Manifest manifest;
-    manifest.name = std::move(name);
-    manifest.version = "0.0.1";
-    manifest.object = "test.bpf.o";
-    manifest.programs.push_back(std::move(program));
-    manifest.maps = std::move(maps);
-    manifest.instance = policy::InstanceMode::PerClient;
-    entry.manifest = std::move(manifest);
-    return entry;
-}
 
 TEST_F(ProgramLoader, verifier_rejection_carries_the_verifier_log)
 {
@@ -473,6 +402,35 @@ TEST_F(ProgramLoader, internal_maps_need_no_listing_and_are_not_handed_out)
     ASSERT_FALSE(internal_name.empty()) << "expected a .bss map";
     entry.manifest->maps.push_back({internal_name, ClientAccess::Read});
     expect_manifest_invalid(entry, "one of libbpf's internal maps");
+}
+
+}  // namespace
+}  // namespace bpfbroker::brokerd
+
+namespace bpfbroker::brokerd {
+namespace {
+
+TEST_F(ProgramLoader, keeps_the_guard_of_every_shipped_program)
+{
+    for (const char* name : kShippedPrograms) {
+        SCOPED_TRACE(name);
+        CatalogEntry entry;
+        ASSERT_TRUE(shipped_entry(name, entry));
+        auto instance = load_instance(entry);
+        ASSERT_TRUE(instance) << instance.error().describe();
+        ASSERT_TRUE(instance->guard) << "every shipped program declares a guard";
+        EXPECT_EQ(instance->guard->name(), "bpfbroker_revoked");
+        auto before = instance->guard->is_set();
+        ASSERT_TRUE(before);
+        EXPECT_FALSE(*before) << "a fresh instance is not revoked";
+        ASSERT_TRUE(instance->guard->set(true));
+        auto after = instance->guard->is_set();
+        ASSERT_TRUE(after);
+        EXPECT_TRUE(*after);
+        // The guard's map is none of the maps a client can be given.
+        for (const auto& map : instance->maps)
+            EXPECT_NE(map.id, instance->guard->map_id());
+    }
 }
 
 }  // namespace

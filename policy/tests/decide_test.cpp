@@ -157,3 +157,22 @@ TEST(decide, the_instance_limit_applies_to_per_client_programs_only)
     EXPECT_EQ(d.code, ErrorCode::LimitExceeded);
     EXPECT_TRUE(decide(valid_entry(InstanceMode::Shared), set, alice, kAllFeatures, Usage{2}, limits).allowed);
 }
+
+TEST(decide, a_system_scope_program_is_for_root_only_whatever_the_grant_says)
+{
+    GrantSet set;
+    set.grants.push_back(grant(anyone()));
+    CatalogEntry entry = valid_entry();
+    entry.manifest->programs.push_back({"on_complete", ProgramType::RawTracepoint, "io_uring_complete"});
+    entry.manifest->scope = Scope::System;
+    const Peer root{0, 0, 14, {0}, "root", {"root"}};
+
+    auto d = decide(entry, set, alice, kAllFeatures, {}, {});
+    EXPECT_FALSE(d.allowed);
+    EXPECT_EQ(d.code, ErrorCode::PermissionDenied);
+    EXPECT_NE(d.reason.find("scope system"), std::string::npos) << d.reason;
+    EXPECT_TRUE(decide(entry, set, root, kAllFeatures, {}, {}).allowed);
+
+    entry.manifest->scope = Scope::Caller;
+    EXPECT_TRUE(decide(entry, set, alice, kAllFeatures, {}, {}).allowed);
+}

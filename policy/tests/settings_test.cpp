@@ -40,3 +40,25 @@ TEST(settings, refuses_unknown_fields_and_out_of_range_values)
         EXPECT_EQ(s.error().code, ErrorCode::InvalidParameter) << bad;
     }
 }
+
+TEST(settings, attach_points_widen_the_io_uring_defaults)
+{
+    auto s = parse_settings("{}");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->attach_points.tracepoint, std::vector<std::string>{"io_uring/*"});
+    EXPECT_EQ(s->attach_points.raw_tracepoint, std::vector<std::string>{"io_uring_*"});
+
+    s = parse_settings(R"({"attach_points":{"tracepoint":["sched/sched_switch"],"raw_tracepoint":["sched_*"]}})");
+    ASSERT_TRUE(s) << s.error().describe();
+    EXPECT_EQ(s->attach_points.tracepoint, (std::vector<std::string>{"io_uring/*", "sched/sched_switch"}));
+    EXPECT_TRUE(s->attach_points.allows(ProgramType::RawTracepoint, "sched_switch"));
+    EXPECT_TRUE(s->attach_points.allows(ProgramType::RawTracepoint, "io_uring_complete"));
+    EXPECT_FALSE(s->attach_points.allows(ProgramType::RawTracepoint, "sys_enter"));
+
+    for (const char* bad : {R"({"attach_points":{"kprobe":[]}})", R"({"attach_points":{"tracepoint":["a*b"]}})",
+                            R"({"attach_points":{"tracepoint":["../x"]}})", R"({"attach_points":{"tracepoint":"x"}})"}) {
+        auto refused = parse_settings(bad);
+        ASSERT_FALSE(refused) << bad;
+        EXPECT_EQ(refused.error().code, ErrorCode::InvalidParameter) << bad;
+    }
+}

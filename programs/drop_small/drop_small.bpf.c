@@ -5,7 +5,11 @@
  *
  * The payload length comes from the UDP header's length field, read relative
  * to the network header (see socket_skb.h): skb->len would mean "UDP header +
- * payload" on a real socket but "IP + UDP + payload" under a test run. */
+ * payload" on a real socket but "IP + UDP + payload" under a test run.
+ *
+ * The revocation guard makes it the one .bss map of the object; that does
+ * not stop sharing: only the broker writes it, for every holder at once. */
+#include "bpfbroker_guard.h"
 #include "socket_skb.h"
 
 #ifndef MIN_PAYLOAD_LEN
@@ -15,8 +19,11 @@
 SEC("socket")
 int drop_small(struct __sk_buff *skb)
 {
-	int payload = udp_payload_len(skb);
+	int payload;
 
+	/* Revoked: the datagram is kept, as without the filter. */
+	BPFBROKER_PASS_IF_REVOKED(skb->len);
+	payload = udp_payload_len(skb);
 	/* Something that is not a readable UDP datagram cannot be measured; this
 	 * filter only judges sizes, so it lets such packets through. */
 	if (payload < 0)

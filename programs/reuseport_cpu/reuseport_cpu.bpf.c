@@ -10,6 +10,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "bpfbroker_guard.h"
 #include "reuseport_cpu.h"
 
 /* REUSEPORT_SOCKARRAY takes sizes, not BTF types: its value is an fd on
@@ -26,6 +27,8 @@ int select_by_cpu(struct sk_reuseport_md *md)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 
+	/* Revoked: no selection, the kernel's own hash over the group. */
+	BPFBROKER_PASS_IF_REVOKED(SK_PASS);
 	bpf_sk_select_reuseport(md, &sockets, &cpu, 0);
 	return SK_PASS;
 }

@@ -6,6 +6,7 @@
  * (see socket_skb.h). The family comes from skb->protocol, not from the
  * socket: an IPv6 socket that also accepts IPv4 sees v4 packets as ETH_P_IP,
  * so those are judged by allowed_v4. */
+#include "bpfbroker_guard.h"
 #include "socket_skb.h"
 #include "src_allow.h"
 
@@ -59,6 +60,9 @@ static __always_inline int source_allowed(struct __sk_buff *skb)
 SEC("socket")
 int src_allow(struct __sk_buff *skb)
 {
+	/* Revoked: the filter stops filtering (its fail-closed default would
+	 * turn a revocation into a blackhole the administrator did not ask for). */
+	BPFBROKER_PASS_IF_REVOKED(skb->len);
 	return source_allowed(skb) ? skb->len : SOCKET_FILTER_DROP;
 }
 

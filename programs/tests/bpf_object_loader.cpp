@@ -2,6 +2,8 @@
 // BPF_PROG_TEST_RUN.
 #include "bpf_object_loader.h"
 
+#include "brokerd/revocation_guard.h"
+
 #include <bpf/bpf.h>
 #include <unistd.h>
 
@@ -115,6 +117,19 @@ std::filesystem::path built_object_path(std::string_view name)
     fd = bpf_map__fd(map);
     if (fd < 0)
         return ::testing::AssertionFailure() << "map " << name << " is not created";
+    return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult set_revoked(const BpfObjectPtr& object, bool revoked)
+{
+    auto guard = brokerd::RevocationGuard::locate(object.get(), "bpfbroker_revoked");
+    if (!guard)
+        return ::testing::AssertionFailure() << guard.error().describe();
+    if (auto set = guard->set(revoked); !set)
+        return ::testing::AssertionFailure() << set.error().describe();
+    auto now = guard->is_set();
+    if (!now || *now != revoked)
+        return ::testing::AssertionFailure() << "the guard did not take the value";
     return ::testing::AssertionSuccess();
 }
 

@@ -35,6 +35,10 @@ std::filesystem::path built_object_path(std::string_view name);
 ::testing::AssertionResult find_program_fd(const BpfObjectPtr& object, const char* name, int& fd);
 ::testing::AssertionResult find_map_fd(const BpfObjectPtr& object, const char* name, int& fd);
 
+// Sets (or clears) the object's revocation guard, bpfbroker_revoked, the
+// way the daemon does (brokerd/revocation_guard.h).
+::testing::AssertionResult set_revoked(const BpfObjectPtr& object, bool revoked);
+
 // Runs a socket filter once with BPF_PROG_TEST_RUN on an Ethernet frame and
 // stores its return value (0 = drop, >= skb->len = keep whole datagram).
 ::testing::AssertionResult test_run(int program_fd, std::span<const std::uint8_t> frame,

@@ -79,6 +79,27 @@ TEST_F(DropSmall, TestRunVerdicts)
     }
 }
 
+// Revoked, the filter keeps every datagram whole, the short ones included.
+TEST_F(DropSmall, TestRunKeepsEverythingOnceRevoked)
+{
+    BpfObjectPtr object;
+    ASSERT_TRUE(load_built_object("drop_small", object));
+    int program_fd = -1;
+    ASSERT_TRUE(find_program_fd(object, "drop_small", program_fd));
+    ASSERT_TRUE(set_revoked(object, true));
+    for (const DropSmallCase& c : kDropSmallCases) {
+        SCOPED_TRACE(c.description);
+        std::uint32_t retval = 0;
+        ASSERT_TRUE(test_run(program_fd, c.frame, retval));
+        EXPECT_EQ(retval, test_run_skb_len(c.frame));
+    }
+    // Clearing the guard brings the filter back.
+    ASSERT_TRUE(set_revoked(object, false));
+    std::uint32_t retval = 1;
+    ASSERT_TRUE(test_run(program_fd, v4(0), retval));
+    EXPECT_EQ(retval, 0u);
+}
+
 // The real receive path hands the filter an skb that starts at the UDP header;
 // the boundary has to fall at the same payload length there.
 void expect_real_socket_boundary(IpFamily family)

@@ -1,12 +1,14 @@
 // Every shipped program's built manifest agrees with its object: the hash,
-// the programs (name and type) and every map the object defines, including
-// ones the compiler adds (.rodata, .bss), which the daemon would otherwise
-// refuse or hand out unlisted. Needs no privileges: objects are opened, not
+// the programs (name and type), every user map the object defines, and the
+// internal maps the compiler adds (.rodata, .bss, .data) hold only what the
+// manifest declares there: parameters in .rodata, the revocation guard. Needs no privileges: objects are opened, not
 // loaded. The signatures are checked by ctest with the openssl CLI.
 #include "bpf_object_loader.h"
+#include "shipped_program.h"
 
 #include "policy/manifest.h"
 
+#include <bpf/btf.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
@@ -21,6 +23,8 @@
 namespace bpfbroker::test {
 namespace {
 
+using brokerd::testing::read_file;
+
 // "udp_stats:drop_small:...", from the bpfbroker_programs target's list, so
 // a newly added program is checked without touching this file.
 std::vector<std::string> shipped_programs()
@@ -32,17 +36,6 @@ std::vector<std::string> shipped_programs()
             names.push_back(name);
     }
     return names;
-}
-
-std::string read_file(const std::filesystem::path& path)
-{
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in)
-        return {};
-    std::string bytes(static_cast<std::size_t>(in.tellg()), '\0');
-    in.seekg(0);
-    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return in ? bytes : std::string();
 }
 
 std::string sha256_hex(const std::string& bytes)
@@ -122,12 +115,47 @@ TEST_P(ShippedProgram, ManifestListsEveryMapTheObjectDefines)
     bpf_map* map = nullptr;
     bpf_object__for_each_map(map, object.get())
     {
-        in_object.insert(bpf_map__name(map));
+        if (!bpf_map__is_internal(map))
+            in_object.insert(bpf_map__name(map));
     }
     std::set<std::string> in_manifest;
     for (const auto& entry : manifest_.at("maps"))
         in_manifest.insert(entry.at("name").get<std::string>());
     EXPECT_EQ(in_manifest, in_object);
+}
+
+// Each internal map is there for something the manifest declares: .bss or
+// .data for the guard (one __u32), .rodata for parameters, nothing else.
+TEST_P(ShippedProgram, InternalMapsHoldOnlyTheGuardAndParameters)
+{
+    auto parsed = bpfbroker::policy::parse_manifest(read_file(built_program_dir(GetParam()) / "manifest.json"));
+    ASSERT_TRUE(parsed) << parsed.error().describe();
+    ASSERT_EQ(parsed->revocation_guard, "bpfbroker_revoked") << "every shipped program declares the guard";
+    BpfObjectPtr object;
+    ASSERT_TRUE(open_built_object(GetParam(), object));
+
+    const btf* types = bpf_object__btf(object.get());
+    ASSERT_NE(types, nullptr);
+    std::set<std::string> expected{parsed->revocation_guard};
+    for (const auto& p : parsed->parameters)
+        expected.insert(p.name);
+    std::set<std::string> found;
+    for (const char* section : {".bss", ".data", ".rodata"}) {
+        const int id = btf__find_by_name_kind(types, section, BTF_KIND_DATASEC);
+        if (id <= 0)
+            continue;
+        const btf_type* datasec = btf__type_by_id(types, static_cast<__u32>(id));
+        const btf_var_secinfo* vars = btf_var_secinfos(datasec);
+        for (unsigned i = 0; i < btf_vlen(datasec); ++i) {
+            std::string name = btf__name_by_offset(types, btf__type_by_id(types, vars[i].type)->name_off);
+            if (name == parsed->revocation_guard) {
+                EXPECT_NE(std::string(section), ".rodata") << "the guard must be writable";
+                EXPECT_EQ(vars[i].size, 4u) << "the guard is a __u32";
+            }
+            found.insert(name);
+        }
+    }
+    EXPECT_EQ(found, expected);
 }
 
 INSTANTIATE_TEST_SUITE_P(Built, ShippedProgram, ::testing::ValuesIn(shipped_programs()),

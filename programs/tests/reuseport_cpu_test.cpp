@@ -155,5 +155,38 @@ TEST_F(ReuseportCpu, EmptySlotFallsBackToTheKernelsChoice)
     EXPECT_EQ(received, kDatagramsPerCpu) << "an empty slot must not drop traffic";
 }
 
+// Revoked, the program selects nothing and the kernel hashes each flow over
+// the group. The sending CPU's slot names socket 0, so unrevoked every
+// datagram lands there; revoked, flows from fresh source ports spread over two or more
+// sockets (all of kFlows landing on socket 0 by chance: 2^-32 at worst).
+TEST_F(ReuseportCpu, RevokedSelectsNothingAndTheKernelHashes)
+{
+    constexpr std::size_t kFlows = 32;
+    if (group_.size() < 2) {
+        UniqueFd extra = bind_loopback_udp(IpFamily::v4, local_port(group_[0].get()), {.reuseport = true});
+        ASSERT_TRUE(extra.valid()) << std::strerror(errno);
+        group_.push_back(std::move(extra));
+    }
+    ASSERT_NO_FATAL_FAILURE(register_socket(0));  // the sending CPU's slot (a socket fits one slot only)
+    ASSERT_NO_FATAL_FAILURE(attach());
+
+    ASSERT_EQ(send_from_cpu(cpus_[0], to_, kDatagramsPerCpu), kDatagramsPerCpu);
+    EXPECT_EQ(drain_datagrams(group_[0].get()), kDatagramsPerCpu) << "unrevoked, the program steers to socket 0";
+
+    ASSERT_TRUE(set_revoked(object_, true));
+    std::size_t elsewhere = 0;
+    std::size_t total = 0;
+    for (std::size_t flow = 0; flow < kFlows; ++flow) {
+        ASSERT_EQ(send_from_cpu(cpus_[0], to_, 1), 1u);
+        for (std::size_t i = 0; i < group_.size(); ++i) {
+            const std::size_t got = drain_datagrams(group_[i].get());
+            total += got;
+            elsewhere += i == 0 ? 0 : got;
+        }
+    }
+    EXPECT_EQ(total, kFlows) << "revoked, nothing may be dropped";
+    EXPECT_GT(elsewhere, 0u) << "revoked, the kernel's hash must choose, not the program";
+}
+
 }  // namespace
 }  // namespace bpfbroker::test

@@ -121,22 +121,44 @@ const SrcAllowCase kSrcAllowCases[] = {
 
 class SrcAllow : public RootTest {};
 
+// Runs one case on a fresh instance (per-client program: every case starts
+// from its own empty tries), with the revocation guard set or not.
+::testing::AssertionResult run_case(const SrcAllowCase& c, bool revoked, std::uint32_t& retval)
+{
+    BpfObjectPtr object;
+    int program_fd = -1;
+    if (auto r = load_built_object("src_allow", object); !r)
+        return r;
+    if (auto r = find_program_fd(object, "src_allow", program_fd); !r)
+        return r;
+    for (const Rule& rule : c.rules)
+        if (auto r = add_rule(object, rule); !r)
+            return r;
+    if (revoked)
+        if (auto r = set_revoked(object, true); !r)
+            return r;
+    return test_run(program_fd, c.frame, retval);
+}
+
 TEST_F(SrcAllow, TestRunVerdicts)
 {
     for (const SrcAllowCase& c : kSrcAllowCases) {
         SCOPED_TRACE(c.description);
-        // Per-client program: every case starts from its own empty tries.
-        BpfObjectPtr object;
-        ASSERT_TRUE(load_built_object("src_allow", object));
-        int program_fd = -1;
-        ASSERT_TRUE(find_program_fd(object, "src_allow", program_fd));
-        for (const Rule& rule : c.rules)
-            ASSERT_TRUE(add_rule(object, rule));
-
         std::uint32_t retval = 0;
-        ASSERT_TRUE(test_run(program_fd, c.frame, retval));
+        ASSERT_TRUE(run_case(c, false, retval));
         std::uint32_t expected = c.expected == Verdict::keep ? test_run_skb_len(c.frame) : 0;
         EXPECT_EQ(retval, expected);
+    }
+}
+
+// Revoked, the filter stops filtering: even the fail-closed cases keep.
+TEST_F(SrcAllow, TestRunKeepsEverythingOnceRevoked)
+{
+    for (const SrcAllowCase& c : kSrcAllowCases) {
+        SCOPED_TRACE(c.description);
+        std::uint32_t retval = 0;
+        ASSERT_TRUE(run_case(c, true, retval));
+        EXPECT_EQ(retval, test_run_skb_len(c.frame));
     }
 }
 

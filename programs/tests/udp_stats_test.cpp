@@ -64,27 +64,54 @@ const UdpStatsCase kUdpStatsCases[] = {
 
 class UdpStats : public RootTest {};
 
+// A fresh instance and the fds of its program and its stats map.
+void load_udp_stats(BpfObjectPtr& object, int& program_fd, int& stats_fd)
+{
+    ASSERT_TRUE(load_built_object("udp_stats", object));
+    ASSERT_TRUE(find_program_fd(object, "count", program_fd));
+    ASSERT_TRUE(find_map_fd(object, "stats", stats_fd));
+}
+
+// Runs one case's frames through a fresh instance (per-client program: each
+// case starts from zeroed counters), guard set or not, and checks that every
+// datagram is kept whole; `totals` is what the instance counted.
+void run_case(const UdpStatsCase& c, bool revoked, udp_stats& totals)
+{
+    BpfObjectPtr object;
+    int program_fd = -1;
+    int stats_fd = -1;
+    ASSERT_NO_FATAL_FAILURE(load_udp_stats(object, program_fd, stats_fd));
+    if (revoked) {
+        ASSERT_TRUE(set_revoked(object, true));
+    }
+    for (const auto& frame : c.frames) {
+        std::uint32_t retval = 0;
+        ASSERT_TRUE(test_run(program_fd, frame, retval));
+        EXPECT_EQ(retval, test_run_skb_len(frame)) << "udp_stats must keep every datagram whole";
+    }
+    ASSERT_TRUE(read_stats(stats_fd, totals));
+}
+
 TEST_F(UdpStats, TestRunCountsDatagramsAndPayloadBytes)
 {
     for (const UdpStatsCase& c : kUdpStatsCases) {
         SCOPED_TRACE(c.description);
-        // Per-client program: each case gets a fresh instance with zeroed counters.
-        BpfObjectPtr object;
-        ASSERT_TRUE(load_built_object("udp_stats", object));
-        int program_fd = -1;
-        int stats_fd = -1;
-        ASSERT_TRUE(find_program_fd(object, "count", program_fd));
-        ASSERT_TRUE(find_map_fd(object, "stats", stats_fd));
-
-        for (const auto& frame : c.frames) {
-            std::uint32_t retval = 0;
-            ASSERT_TRUE(test_run(program_fd, frame, retval));
-            EXPECT_EQ(retval, test_run_skb_len(frame)) << "udp_stats must keep every datagram whole";
-        }
         udp_stats totals{};
-        ASSERT_TRUE(read_stats(stats_fd, totals));
+        ASSERT_NO_FATAL_FAILURE(run_case(c, false, totals));
         EXPECT_EQ(totals.packets, c.expected_packets);
         EXPECT_EQ(totals.bytes, c.expected_bytes);
+    }
+}
+
+// Revoked, every datagram is kept whole and nothing is counted.
+TEST_F(UdpStats, TestRunCountsNothingOnceRevoked)
+{
+    for (const UdpStatsCase& c : kUdpStatsCases) {
+        SCOPED_TRACE(c.description);
+        udp_stats totals{};
+        ASSERT_NO_FATAL_FAILURE(run_case(c, true, totals));
+        EXPECT_EQ(totals.packets, 0u);
+        EXPECT_EQ(totals.bytes, 0u);
     }
 }
 
@@ -93,11 +120,9 @@ TEST_F(UdpStats, TestRunCountsDatagramsAndPayloadBytes)
 void expect_real_socket_counts(IpFamily family)
 {
     BpfObjectPtr object;
-    ASSERT_TRUE(load_built_object("udp_stats", object));
     int program_fd = -1;
     int stats_fd = -1;
-    ASSERT_TRUE(find_program_fd(object, "count", program_fd));
-    ASSERT_TRUE(find_map_fd(object, "stats", stats_fd));
+    ASSERT_NO_FATAL_FAILURE(load_udp_stats(object, program_fd, stats_fd));
 
     UniqueFd receiver = bind_loopback_udp(family);
     UniqueFd sender = bind_loopback_udp(family);

@@ -4,6 +4,7 @@
  * The counters sit in a one-entry ARRAY rather than a PERCPU_ARRAY so that a
  * client holding only a read-only map fd reads the totals with one lookup,
  * without knowing the CPU count; atomic adds keep them exact. */
+#include "bpfbroker_guard.h"
 #include "socket_skb.h"
 #include "udp_stats.h"
 
@@ -18,7 +19,11 @@ SEC("socket")
 int count(struct __sk_buff *skb)
 {
 	__u32 key = 0;
-	struct udp_stats *totals = bpf_map_lookup_elem(&stats, &key);
+	struct udp_stats *totals;
+
+	/* Revoked: keep the datagram, count nothing. */
+	BPFBROKER_PASS_IF_REVOKED(skb->len);
+	totals = bpf_map_lookup_elem(&stats, &key);
 
 	if (totals) {
 		/* A UDP socket only ever sees UDP; if the header cannot be read the

@@ -1,0 +1,54 @@
+// The daemon's handle on one live instance's revocation guard: the writable
+// fd of the internal map (.bss or .data) that holds the guard variable and
+// its offset there. Clients never receive this fd (nor could they open the
+// map by id: that needs CAP_SYS_ADMIN).
+//
+// The guard is written through a shared mapping of the map, four bytes with
+// one atomic store, not with BPF_MAP_UPDATE_ELEM: the section is one array
+// value, and an update would write the whole value, putting back stale
+// copies of any other variable the program changed in between.
+#pragma once
+
+#include <bpfbroker/result.h>
+#include <bpfbroker/unique_fd.h>
+
+#include <bpf/libbpf.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace bpfbroker::brokerd {
+
+class RevocationGuard {
+public:
+    // Finds `name` in .bss or .data of a loaded object and keeps a CLOEXEC
+    // duplicate of that map's fd. ManifestInvalid (naming $.revocation.guard)
+    // when the object has no such variable there, or it is not 4 bytes;
+    // Unsupported when the kernel did not make the map mmapable.
+    static Result<RevocationGuard> locate(bpf_object* loaded, std::string_view name);
+
+    // Sets the guard to 1 (revoked) or back to 0. SystemError on failure.
+    [[nodiscard]] Result<void> set(bool revoked) const;
+    // Reads the guard as the program sees it.
+    [[nodiscard]] Result<bool> is_set() const;
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] std::uint32_t offset() const noexcept { return offset_; }
+    [[nodiscard]] std::uint32_t map_id() const noexcept { return map_id_; }
+
+private:
+    RevocationGuard(std::string name, UniqueFd map_fd, std::uint32_t map_id, std::uint32_t value_size,
+                    std::uint32_t offset);
+    // Maps the section, calls f(pointer to the guard), unmaps.
+    template <typename F>
+    Result<void> with_mapping(int prot, F&& f) const;
+
+    std::string name_;
+    UniqueFd map_fd_;
+    std::uint32_t map_id_ = 0;
+    std::uint32_t value_size_ = 0;
+    std::uint32_t offset_ = 0;
+};
+
+}  // namespace bpfbroker::brokerd
