@@ -187,6 +187,9 @@ Result<json> parse_message(std::string_view frame)
 {
     if (frame.empty())
         return protocol_error("empty message");
+    // nlohmann skips a UTF-8 byte-order mark; the Varlink wire has none.
+    if (frame.starts_with("\xEF\xBB\xBF"))
+        return protocol_error("a byte-order mark before the message");
 
     StrictChecker checker;
     bool ok = false;
