@@ -162,10 +162,10 @@ Result<Program> SocketTransport::acquire(std::string_view name, const AcquireOpt
     varlink::AcquireCall call;
     call.name = name;
     call.parameters = options.parameters;
-    auto frame = round_trip(varlink::encode_acquire_call_via_json(call));
+    auto frame = round_trip(varlink::encode_acquire_call(call));
     if (!frame)
         return fail(std::move(frame).error());
-    auto reply = varlink::decode_acquire_reply_via_json(frame->text);
+    auto reply = varlink::decode_acquire_reply(frame->text);
     if (!reply)
         return fail(std::move(reply).error());
     FdTaker taker(frame->fds);
