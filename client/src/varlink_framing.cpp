@@ -190,6 +190,9 @@ Result<json> parse_message(std::string_view frame)
     // nlohmann skips a UTF-8 byte-order mark; the Varlink wire has none.
     if (frame.starts_with("\xEF\xBB\xBF"))
         return protocol_error("a byte-order mark before the message");
+    // nlohmann reads a NUL as the end of input and would ignore what follows.
+    if (frame.find('\0') != std::string_view::npos)
+        return protocol_error("a NUL byte inside the message");
 
     StrictChecker checker;
     bool ok = false;

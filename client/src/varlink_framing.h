@@ -53,7 +53,7 @@ public:
     Result<std::optional<std::string>> next_frame();
 
     // next_frame(), parsed: a JSON object (ProtocolError for anything else:
-    // invalid JSON or UTF-8, a byte-order mark, trailing bytes, an empty frame, a non-object,
+    // invalid JSON or UTF-8, a byte-order mark, a NUL byte, trailing bytes, an empty frame, a non-object,
     // nesting deeper than kMaxNestingDepth, a key repeated within an object).
     Result<std::optional<nlohmann::json>> next_message();
 

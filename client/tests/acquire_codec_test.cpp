@@ -194,6 +194,7 @@ TEST(acquire_codec, bad_replies_are_refused_alike)
         with(R"("version":"1","id":4294967296)"),            // repeated, too big
         R"({"parameters":{"program":0,"maps":{}}})",          // no info
         "\xEF\xBB\xBF" + kGoodReply,                          // byte-order mark
+        kGoodReply + std::string("\0\0junk", 6),               // a NUL, then bytes nlohmann would ignore
         kGoodReply.substr(0, kGoodReply.size() - 1) + R"(,"continues":true})",
         kGoodReply.substr(0, kGoodReply.size() - 1) + R"(,"extra":1})",
     };
