@@ -1,7 +1,8 @@
 // The socket transport against a scripted peer on a socketpair-like unix
 // socket: a timed-out call closes the connection for good, so a late reply
 // can never be read as the answer to the next call; a reply for another
-// program than the one asked for is refused.
+// program than the one asked for, or handing out a program and links (or
+// neither), or with an unknown field, is refused; links arrive as links.
 #include <bpfbroker/client.h>
 
 #include "fd_passing.h"
@@ -137,6 +138,14 @@ TEST(socket_transport, a_reply_with_a_program_and_links_is_refused)
     auto p = acquire_against(acquire_reply("uring_stats", R"("program":0,"links":{"on_complete":0})"), "uring_stats");
     ASSERT_FALSE(p);
     EXPECT_EQ(p.error().code, ErrorCode::ProtocolError) << p.error().describe();
+}
+
+TEST(socket_transport, a_reply_that_hands_out_nothing_is_refused)
+{
+    auto p = acquire_against(acquire_reply("uring_stats", R"("links":{})"), "uring_stats");
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().code, ErrorCode::ProtocolError);
+    EXPECT_NE(p.error().message.find("either a program or links"), std::string::npos) << p.error().describe();
 }
 
 TEST(socket_transport, a_reply_with_an_unknown_field_is_refused)
