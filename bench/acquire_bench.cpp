@@ -11,11 +11,14 @@
 //   dbus_warm    - Client::acquire over D-Bus on that same bus
 //   tputN        - acquires/s with N concurrent raw Varlink clients, against
 //                  floor_tputN: the same clients against the floor server
+//   codec_fast   - the client's AcquireProgram codec (encode the call, decode
+//                  the daemon's reply), against codec_general (nlohmann)
 // Latencies run with everything on one CPU, throughput unpinned. The last
 // lines are one `ratio NAME VALUE` per ratio.
 // Run as root: it starts a dbus-daemon and its own bpfbrokerd on a scratch root.
 #include <bpfbroker/client.h>
 
+#include "acquire_codec.h"
 #include "fd_passing.h"
 
 #include <bpf/libbpf.h>
@@ -402,6 +405,32 @@ Throughput throughput(const std::string& path, int clients, std::chrono::millise
     return {static_cast<double>(total.load()) / std::chrono::duration<double>(duration).count(), errors.load()};
 }
 
+// Nanoseconds per call of `op`, over enough calls to drown the clock.
+double ns_per_call(int calls, const std::function<void()>& op)
+{
+    for (int i = 0; i < calls / 10; ++i)
+        op();
+    auto t0 = Clock::now();
+    for (int i = 0; i < calls; ++i)
+        op();
+    return std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / calls;
+}
+
+// The client's half of a warm acquire on each codec: encode the call,
+// decode the daemon's reply (`reply` with its NUL).
+double codec_ns(const std::string& reply, bool fast)
+{
+    std::string_view frame(reply.data(), reply.size() - 1);
+    varlink::AcquireCall call;
+    call.name = "drop_small";
+    return ns_per_call(200000, [&] {
+        auto request = fast ? varlink::encode_acquire_call(call) : varlink::encode_acquire_call_via_json(call);
+        auto decoded = fast ? varlink::decode_acquire_reply(frame) : varlink::decode_acquire_reply_via_json(frame);
+        if (!request || !decoded)
+            die("the codec refused the daemon's own reply");
+    });
+}
+
 struct Ratio {
     std::string name;
     double value;
@@ -456,6 +485,8 @@ int main(int argc, char** argv)
     int cold_iterations = std::max(50, iterations / 10);
     auto cold = measure(cold_iterations, [&] { must(client.acquire("udp_stats"), "cold acquire"); });
     auto direct = direct_load(read_file(daemon.object_path()), cold_iterations);
+    double codec_fast = codec_ns(reply, true);
+    double codec_general = codec_ns(reply, false);
     set_cpus(everyone, false);
 
     std::printf("latencies with the client, the servers and the bus on one CPU (reply %zu bytes)\n", reply.size());
@@ -469,11 +500,15 @@ int main(int argc, char** argv)
     row("cold_per_client: Client::acquire udp_stats", cold);
     row("direct_load: bpf_object__load udp_stats", direct);
 
+    std::printf("client codec, encode call + decode reply: fast %.0f ns, general (nlohmann) %.0f ns\n", codec_fast,
+                codec_general);
+
     std::vector<Ratio> ratios = {
         {"warm_socket/floor", warm_socket.median_us / floor.median_us},
         {"warm_client/floor", warm_client.median_us / floor.median_us},
         {"dbus_warm/dbus_floor", dbus_warm.median_us / dbus_floor.median_us},
         {"cold_per_client/direct_load", cold.median_us / direct.median_us},
+        {"codec_fast/codec_general", codec_fast / codec_general},
     };
     std::printf("throughput, unpinned, raw Varlink clients, 1.5 s each\n");
     for (int clients : {16, 64}) {
