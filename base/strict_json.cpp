@@ -33,15 +33,24 @@ Result<nlohmann::json> parse_strict_json(std::string_view bytes, ErrorCode code)
     // one, and a reader that skips it reads differently from one that does not.
     if (bytes.starts_with("\xEF\xBB\xBF"))
         return fail(code, "$: starts with a UTF-8 byte-order mark");
+    // nlohmann reads a NUL as the end of the input and would ignore what
+    // follows it; JSON has no place for one outside an escaped string.
+    if (bytes.find('\0') != std::string_view::npos)
+        return fail(code, "$: contains a NUL byte");
     // One set of seen keys per open object; the callback sees keys in order.
     std::vector<std::set<std::string, std::less<>>> open_objects;
     std::string problem;
+    // Open containers, counted here rather than taken from the callback's
+    // depth (which counts keys as a level for objects but not for arrays),
+    // so the rule is simply: at most kMaxJsonDepth containers inside each
+    // other. The Varlink fast path (wire/json_scanner) counts the same way.
+    std::size_t open_containers = 0;
 
-    auto callback = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    auto callback = [&](int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
         using Event = nlohmann::json::parse_event_t;
         if (!problem.empty())
             return false;
-        if (static_cast<std::size_t>(depth) > kMaxJsonDepth) {
+        if ((event == Event::object_start || event == Event::array_start) && ++open_containers > kMaxJsonDepth) {
             problem = "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
             return false;
         }
@@ -50,8 +59,12 @@ Result<nlohmann::json> parse_strict_json(std::string_view bytes, ErrorCode code)
             open_objects.emplace_back();
             break;
         case Event::object_end:
+            --open_containers;
             if (!open_objects.empty())
                 open_objects.pop_back();
+            break;
+        case Event::array_end:
+            --open_containers;
             break;
         case Event::key: {
             const auto& key = parsed.get_ref<const std::string&>();

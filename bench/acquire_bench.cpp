@@ -1,22 +1,36 @@
-// acquire_bench: what handing a program out costs, against floors measured
-// in the same run.
-//   floor  - a bare request/reply carrying one fd over a socketpair
-//   warm   - AcquireProgram of a shared program (already loaded) over the socket
-//   cold   - AcquireProgram of a per-client program (a fresh load each time)
-//   direct - bpf_object__open_mem + load of that same object, as root
-// Prints median and p99 of each, the ratios warm/floor and cold/direct, and
-// acquires per second with 1, 4 and 16 concurrent clients.
-// Run as root: it starts its own bpfbrokerd on a scratch root.
+// acquire_bench: what handing a program out costs, each figure against a
+// floor measured in the same run, so ratios compare across machines.
+//   floor        - a bare server in another process answering each request
+//                  with the daemon's own reply bytes (same size) and one fd
+//   warm_socket  - AcquireProgram of a shared program (already loaded), the
+//                  client speaking raw Varlink
+//   warm_client  - the same through Client::acquire
+//   cold         - Client::acquire of a per-client program (a fresh load)
+//   direct_load  - bpf_object__open_mem + load of that same object, as root
+//   dbus_floor   - a bare sdbus-c++ method returning one fd, on a private bus
+//   dbus_warm    - Client::acquire over D-Bus on that same bus
+//   tputN        - acquires/s with N concurrent raw Varlink clients, against
+//                  floor_tputN: the same clients against the floor server
+//   codec_fast   - the client's AcquireProgram codec (encode the call, decode
+//                  the daemon's reply), against codec_general (nlohmann)
+// Latencies run with everything on one CPU, throughput unpinned. The last
+// lines are one `ratio NAME VALUE` per ratio.
+// Run as root: it starts a dbus-daemon and its own bpfbrokerd on a scratch root.
 #include <bpfbroker/client.h>
 
+#include "wire/acquire_codec.h"
 #include "wire/fd_passing.h"
 
 #include <bpf/libbpf.h>
+#include <sdbus-c++/sdbus-c++.h>
+
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,19 +38,26 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
-#include <span>
 #include <vector>
 
 using namespace bpfbroker;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+constexpr const char* kFloorBusName = "org.bpfbroker.BenchFloor";
+constexpr const char* kFloorPath = "/org/bpfbroker/BenchFloor";
+constexpr const char* kFloorInterface = "org.bpfbroker.BenchFloor";
+const std::string kRequest =
+    std::string(R"({"method":"org.bpfbroker.Broker.AcquireProgram","parameters":{"name":"drop_small"}})") + '\0';
 
 struct Stats {
     double median_us = 0;
@@ -72,8 +93,180 @@ T must(Result<T> r, const char* what)
     return std::move(*r);
 }
 
+std::string read_file(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Forks a child that runs `body`, dies with the benchmark, and keeps quiet.
+pid_t spawn(const std::function<void()>& body)
+{
+    pid_t pid = ::fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+        ::dup2(null, 2);
+        body();
+        _exit(0);
+    }
+    return pid;
+}
+
+void stop(pid_t pid)
+{
+    ::kill(pid, SIGTERM);
+    ::waitpid(pid, nullptr, 0);
+}
+
+UniqueFd connect_unix(const std::string& path)
+{
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        return UniqueFd();
+    return fd;
+}
+
+// A Varlink client with no library: sends the request bytes, reads up to
+// the reply's NUL, keeps the fds until the next call.
+class RawClient {
+public:
+    explicit RawClient(const std::string& path) : fd_(connect_unix(path)) {}
+    [[nodiscard]] bool connected() const { return fd_.valid(); }
+    // The reply frame with its NUL; empty on any failure or an error reply.
+    std::string acquire()
+    {
+        if (!send_all_with_fds(fd_.get(), kRequest, {}))
+            return {};
+        std::string reply;
+        std::size_t fds = 0;
+        char buf[4096];
+        while (reply.empty() || reply.back() != '\0') {
+            auto r = recv_with_fds(fd_.get(), buf, 8);
+            if (!r || (r->bytes == 0 && r->fds.empty()))
+                return {};
+            reply.append(buf, r->bytes);
+            fds += r->fds.size();
+        }
+        if (fds == 0 || reply.rfind(R"({"parameters")", 0) != 0)
+            return {};
+        return reply;
+    }
+
+private:
+    UniqueFd fd_;
+};
+
+// The socket floor: thread per connection, each request answered with
+// `reply` and one fd (of /dev/null), no parsing, no policy.
+pid_t start_floor_server(const std::string& path, const std::string& reply)
+{
+    UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener.get(), 128) != 0)
+        die("floor server: bind/listen " + path);
+    pid_t pid = spawn([&] {
+        UniqueFd payload(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        int fd = payload.get();
+        for (;;) {
+            int conn = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+            if (conn < 0)
+                continue;
+            std::thread([conn, fd, &reply] {
+                UniqueFd c(conn);
+                char buf[4096];
+                for (;;) {
+                    auto r = recv_with_fds(c.get(), buf, 0);
+                    if (!r || r->bytes == 0)
+                        return;
+                    for (std::size_t n = std::count(buf, buf + r->bytes, '\0'); n > 0; --n)
+                        (void)send_all_with_fds(c.get(), reply, std::span<const int>(&fd, 1));
+                }
+            }).detach();
+        }
+    });
+    return pid;
+}
+
+// A private bus anyone may own names on and call anything over.
+class PrivateBus {
+public:
+    explicit PrivateBus(const std::string& dir)
+    {
+        std::string socket = dir + "/bus.sock";
+        std::string config = dir + "/bus.conf";
+        std::ofstream(config) << "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" "
+                                 "\"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+                                 "<busconfig><type>system</type><listen>unix:path="
+                              << socket
+                              << "</listen><auth>EXTERNAL</auth><policy context=\"default\">"
+                                 "<allow user=\"*\"/><allow own=\"*\"/><allow send_type=\"method_call\"/>"
+                                 "<allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy></busconfig>\n";
+        int p[2];
+        if (::pipe2(p, O_CLOEXEC) != 0)
+            die("pipe2");
+        UniqueFd rd(p[0]), wr(p[1]);
+        pid_ = spawn([&] {
+            ::dup2(wr.get(), 3);
+            ::execlp("dbus-daemon", "dbus-daemon", ("--config-file=" + config).c_str(), "--nofork", "--nopidfile",
+                     "--nosyslog", "--print-address=3", nullptr);
+            _exit(127);
+        });
+        wr.reset();
+        char buf[512];
+        ssize_t n = ::read(rd.get(), buf, sizeof buf - 1);
+        if (n <= 0)
+            die("dbus-daemon did not start (is the dbus-daemon package installed?)");
+        address_ = "unix:path=" + socket;
+        ::setenv("DBUS_SYSTEM_BUS_ADDRESS", address_.c_str(), 1);  // for the daemon and Client::connect_dbus
+    }
+    ~PrivateBus()
+    {
+        stop(pid_);
+        ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+    }
+    [[nodiscard]] pid_t pid() const { return pid_; }
+
+private:
+    pid_t pid_ = -1;
+    std::string address_;
+};
+
+// The D-Bus floor: one method returning one fd.
+pid_t start_dbus_floor()
+{
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0)
+        die("pipe2");
+    UniqueFd rd(p[0]), wr(p[1]);
+    pid_t pid = spawn([&] {
+        UniqueFd payload(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        auto conn = sdbus::createSystemBusConnection(kFloorBusName);
+        auto object = sdbus::createObject(*conn, kFloorPath);
+        object->registerMethod("Fd").onInterface(kFloorInterface).implementedAs([&] { return sdbus::UnixFd(payload.get()); });
+        object->finishRegistration();
+        (void)::write(wr.get(), "1", 1);
+        conn->enterEventLoop();
+    });
+    wr.reset();
+    char c;
+    if (::read(rd.get(), &c, 1) != 1)
+        die("the D-Bus floor server did not start");
+    return pid;
+}
+
 // A scratch root with the in-tree programs, a settings file that lifts the
-// per-uid limits (the benchmark is one uid), and a running daemon.
+// per-uid limits (the benchmark is one uid), a private bus, and a daemon
+// serving the socket and that bus.
 class Daemon {
 public:
     Daemon()
@@ -87,36 +280,45 @@ public:
         if (std::system(cmd.c_str()) != 0)
             die("make-demo-root.sh failed");
         std::ofstream(root_ + "/etc/bpfbroker/bpfbroker.json")
-            << R"({"limits":{"max_instances_per_uid":4096,"max_connections_per_uid":64,"max_requests_per_second":1000000}})";
+            << R"({"limits":{"max_instances_per_uid":4096,"max_connections_per_uid":256,"max_connections_total":1024,)"
+            << R"("max_requests_per_second":1000000}})";
         std::ofstream(root_ + "/etc/bpfbroker/allowlist.d/bench.json")
             << R"([{"program":"drop_small","match":{"signer":")" << dev_key_id()
             << R"("},"principals":{"users":[0]}},{"program":"udp_stats","match":{"signer":")" << dev_key_id()
             << R"("},"principals":{"users":[0]}}])";
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-            ::dup2(null, 2);
-            ::execl(BPFBROKERD_PATH, BPFBROKERD_PATH, "--root", root_.c_str(), "--foreground", "--no-dbus", nullptr);
+        bus_ = std::make_unique<PrivateBus>(root_);
+        pid_ = spawn([&] {
+            ::execl(BPFBROKERD_PATH, BPFBROKERD_PATH, "--root", root_.c_str(), "--foreground", nullptr);
             _exit(127);
-        }
-        for (int i = 0; i < 200; ++i) {
-            if (Client::connect_socket(socket()))
+        });
+        for (int i = 0; i < 400; ++i) {
+            if (Client::connect_socket(socket()) && dbus_ready())
                 return;
             std::this_thread::sleep_for(std::chrono::milliseconds(25));
         }
-        die("bpfbrokerd did not start");
+        die("bpfbrokerd did not start on the socket and the bus");
     }
     ~Daemon()
     {
-        ::kill(pid_, SIGTERM);
-        ::waitpid(pid_, nullptr, 0);
+        stop(pid_);
+        bus_.reset();
         std::filesystem::remove_all(root_);
     }
-    std::string socket() const { return root_ + "/run/bpfbroker/org.bpfbroker.Broker"; }
-    pid_t pid() const { return pid_; }
-    std::string object_path() const { return std::string(BPFBROKER_BUILD_DIR) + "/programs/udp_stats/udp_stats.bpf.o"; }
+    [[nodiscard]] std::string socket() const { return root_ + "/run/bpfbroker/org.bpfbroker.Broker"; }
+    [[nodiscard]] std::string scratch(const char* name) const { return root_ + "/" + name; }
+    [[nodiscard]] pid_t pid() const { return pid_; }
+    [[nodiscard]] pid_t bus_pid() const { return bus_->pid(); }
+    [[nodiscard]] std::string object_path() const
+    {
+        return std::string(BPFBROKER_BUILD_DIR) + "/programs/udp_stats/udp_stats.bpf.o";
+    }
 
 private:
+    static bool dbus_ready()
+    {
+        auto c = Client::connect_dbus(std::chrono::seconds(2));
+        return c && c->features();
+    }
     static std::string dev_key_id()
     {
         std::string cmd = std::string("openssl pkey -pubin -in ") + BPFBROKER_BUILD_DIR +
@@ -129,68 +331,28 @@ private:
         return buf;
     }
     std::string root_;
+    std::unique_ptr<PrivateBus> bus_;
     pid_t pid_ = -1;
 };
 
-// The floor: one request, one reply carrying one fd, over a socketpair to
-// another process (as the daemon is), with no parsing and no policy.
-Stats floor_round_trip(int iterations)
-{
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        die("socketpair");
-    UniqueFd client(sv[0]), server(sv[1]);
-    pid_t responder = ::fork();
-    if (responder == 0) {
-        client.reset();
-        UniqueFd payload(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-        std::string reply = R"({"parameters":{"program":0}})";
-        reply.push_back('\0');
-        char buf[256];
-        for (;;) {
-            auto r = recv_with_fds(server.get(), buf, 0);
-            if (!r || r->bytes == 0)
-                _exit(0);
-            int fd = payload.get();
-            (void)send_all_with_fds(server.get(), reply, std::span<const int>(&fd, 1));
-        }
-    }
-    server.reset();
-    std::string request = R"({"method":"org.bpfbroker.Broker.AcquireProgram","parameters":{"name":"drop_small"}})";
-    request.push_back('\0');
-    auto stats = measure(iterations, [&] {
-        (void)send_all_with_fds(client.get(), request, {});
-        char buf[256];
-        auto r = recv_with_fds(client.get(), buf, 4);
-        if (!r || r->fds.size() != 1)
-            die("floor reply lost its fd");
-    });
-    client.reset();
-    ::waitpid(responder, nullptr, 0);
-    return stats;
-}
-
-std::string read_file(const std::string& path)
-{
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-// Latencies are measured with the benchmark, the daemon and the floor's
-// responder on one CPU: on a small VM, waking an idle vCPU costs tens of
-// microseconds and varies run to run, which would drown what we measure.
-// Throughput runs unpinned.
-void set_cpus(pid_t pid, bool only_first)
+// Latencies are measured with the benchmark, the servers and the bus on one
+// CPU: on a small VM, waking an idle vCPU costs tens of microseconds and
+// varies run to run, which would drown what we measure. Throughput runs
+// unpinned.
+void set_cpus(const std::vector<pid_t>& pids, bool only_first)
 {
     cpu_set_t set;
     CPU_ZERO(&set);
     long n = only_first ? 1 : ::sysconf(_SC_NPROCESSORS_ONLN);
     for (long i = 0; i < n; ++i)
         CPU_SET(static_cast<int>(i), &set);
-    if (::sched_setaffinity(pid, sizeof set, &set) != 0)
-        die("sched_setaffinity");
+    // Every thread of each process: the daemon and the floor run several.
+    for (pid_t pid : pids) {
+        std::string dir = pid == 0 ? "/proc/self/task" : "/proc/" + std::to_string(pid) + "/task";
+        for (const auto& task : std::filesystem::directory_iterator(dir))
+            if (::sched_setaffinity(std::stoi(task.path().filename()), sizeof set, &set) != 0 && errno != ESRCH)
+                die("sched_setaffinity");
+    }
 }
 
 int silent_print(enum libbpf_print_level, const char*, va_list)
@@ -209,27 +371,70 @@ Stats direct_load(const std::string& object, int iterations)
     });
 }
 
-double acquires_per_second(const std::string& socket, int clients, std::chrono::milliseconds duration)
+struct Throughput {
+    double per_second = 0;
+    long errors = 0;
+};
+
+// `clients` raw Varlink clients acquiring as fast as they can against `path`.
+Throughput throughput(const std::string& path, int clients, std::chrono::milliseconds duration)
 {
-    std::atomic<long> total{0};
-    std::atomic<bool> stop{false};
+    std::atomic<long> total{0}, errors{0};
+    std::atomic<bool> stopping{false};
     std::vector<std::thread> threads;
     for (int i = 0; i < clients; ++i)
         threads.emplace_back([&] {
-            auto c = must(Client::connect_socket(socket), "connect");
+            RawClient c(path);
             long n = 0;
-            while (!stop.load(std::memory_order_relaxed)) {
-                must(c.acquire("drop_small"), "acquire");
-                ++n;
+            while (c.connected() && !stopping.load(std::memory_order_relaxed)) {
+                if (c.acquire().empty()) {
+                    ++errors;
+                    c = RawClient(path);  // a failed call leaves the stream unusable
+                } else {
+                    ++n;
+                }
             }
+            if (!c.connected())
+                ++errors;
             total += n;
         });
     std::this_thread::sleep_for(duration);
-    stop = true;
+    stopping = true;
     for (auto& t : threads)
         t.join();
-    return static_cast<double>(total.load()) / std::chrono::duration<double>(duration).count();
+    return {static_cast<double>(total.load()) / std::chrono::duration<double>(duration).count(), errors.load()};
 }
+
+// Nanoseconds per call of `op`, over enough calls to drown the clock.
+double ns_per_call(int calls, const std::function<void()>& op)
+{
+    for (int i = 0; i < calls / 10; ++i)
+        op();
+    auto t0 = Clock::now();
+    for (int i = 0; i < calls; ++i)
+        op();
+    return std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / calls;
+}
+
+// The client's half of a warm acquire on each codec: encode the call,
+// decode the daemon's reply (`reply` with its NUL).
+double codec_ns(const std::string& reply, bool fast)
+{
+    std::string_view frame(reply.data(), reply.size() - 1);
+    varlink::AcquireCall call;
+    call.name = "drop_small";
+    return ns_per_call(200000, [&] {
+        auto request = fast ? varlink::encode_acquire_call(call) : varlink::encode_acquire_call_via_json(call);
+        auto decoded = fast ? varlink::decode_acquire_reply(frame) : varlink::decode_acquire_reply_via_json(frame);
+        if (!request || !decoded)
+            die("the codec refused the daemon's own reply");
+    });
+}
+
+struct Ratio {
+    std::string name;
+    double value;
+};
 
 }  // namespace
 
@@ -239,31 +444,84 @@ int main(int argc, char** argv)
         die("run as root: it starts bpfbrokerd and loads programs");
     int iterations = argc > 1 ? std::atoi(argv[1]) : 2000;
     libbpf_set_print(silent_print);
+    ::signal(SIGPIPE, SIG_IGN);
     Daemon daemon;
-    auto client = must(Client::connect_socket(daemon.socket()), "connect");
 
-    set_cpus(0, true);
-    set_cpus(daemon.pid(), true);
-    auto warm = measure(iterations, [&] { must(client.acquire("drop_small"), "warm acquire"); });
-    auto floor = floor_round_trip(iterations);
+    // The floor answers with the daemon's own reply bytes, so both replies
+    // are the same size.
+    RawClient probe(daemon.socket());
+    std::string reply = probe.acquire();
+    if (reply.empty())
+        die("the daemon refused the raw AcquireProgram call");
+    std::string floor_socket = daemon.scratch("floor.sock");
+    pid_t floor_server = start_floor_server(floor_socket, reply);
+    pid_t dbus_floor_server = start_dbus_floor();
+
+    auto client = must(Client::connect_socket(daemon.socket()), "connect");
+    auto dbus_client = must(Client::connect_dbus(), "connect over D-Bus");
+    RawClient raw(daemon.socket()), raw_floor(floor_socket);
+    auto floor_bus = sdbus::createSystemBusConnection();
+    auto floor_proxy = sdbus::createProxy(*floor_bus, kFloorBusName, kFloorPath);
+    floor_proxy->finishRegistration();
+
+    std::vector<pid_t> everyone = {0, daemon.pid(), daemon.bus_pid(), floor_server, dbus_floor_server};
+    set_cpus(everyone, true);
+    auto floor = measure(iterations, [&] {
+        if (raw_floor.acquire().empty())
+            die("floor reply lost its fd");
+    });
+    auto warm_socket = measure(iterations, [&] {
+        if (raw.acquire().empty())
+            die("raw warm acquire failed");
+    });
+    auto warm_client = measure(iterations, [&] { must(client.acquire("drop_small"), "warm acquire"); });
+    auto dbus_floor = measure(iterations, [&] {
+        sdbus::UnixFd fd;
+        floor_proxy->callMethod("Fd").onInterface(kFloorInterface).storeResultsTo(fd);
+        if (!fd.isValid())
+            die("D-Bus floor reply lost its fd");
+    });
+    auto dbus_warm = measure(iterations, [&] { must(dbus_client.acquire("drop_small"), "warm D-Bus acquire"); });
     int cold_iterations = std::max(50, iterations / 10);
     auto cold = measure(cold_iterations, [&] { must(client.acquire("udp_stats"), "cold acquire"); });
     auto direct = direct_load(read_file(daemon.object_path()), cold_iterations);
+    double codec_fast = codec_ns(reply, true);
+    double codec_general = codec_ns(reply, false);
+    set_cpus(everyone, false);
 
-    set_cpus(0, false);
-    set_cpus(daemon.pid(), false);
+    std::printf("latencies with the client, the servers and the bus on one CPU (reply %zu bytes)\n", reply.size());
+    std::printf("%-52s %12s %12s\n", "operation", "median us", "p99 us");
+    auto row = [](const char* name, const Stats& s) { std::printf("%-52s %12.1f %12.1f\n", name, s.median_us, s.p99_us); };
+    row("floor: bare server, same reply, one fd", floor);
+    row("warm_socket: AcquireProgram drop_small, raw Varlink", warm_socket);
+    row("warm_client: the same through Client::acquire", warm_client);
+    row("dbus_floor: bare sdbus-c++ method, one fd", dbus_floor);
+    row("dbus_warm: Client::acquire over D-Bus", dbus_warm);
+    row("cold_per_client: Client::acquire udp_stats", cold);
+    row("direct_load: bpf_object__load udp_stats", direct);
 
-    std::printf("latencies with client and daemon on one CPU\n");
-    std::printf("%-44s %12s %12s\n", "operation", "median us", "p99 us");
-    auto row = [](const char* name, const Stats& s) { std::printf("%-44s %12.1f %12.1f\n", name, s.median_us, s.p99_us); };
-    row("floor: SCM_RIGHTS round trip, one fd", floor);
-    row("warm: AcquireProgram, shared (drop_small)", warm);
-    row("cold: AcquireProgram, per-client (udp_stats)", cold);
-    row("direct: bpf_object__load (udp_stats)", direct);
-    std::printf("ratio warm/floor (median): %.2f\n", warm.median_us / floor.median_us);
-    std::printf("ratio cold/direct (median): %.2f\n", cold.median_us / direct.median_us);
-    for (int clients : {1, 4, 16})
-        std::printf("acquires/s, shared, %2d concurrent clients: %.0f\n", clients,
-                    acquires_per_second(daemon.socket(), clients, std::chrono::milliseconds(1500)));
+    std::printf("client codec, encode call + decode reply: fast %.0f ns, general (nlohmann) %.0f ns\n", codec_fast,
+                codec_general);
+
+    std::vector<Ratio> ratios = {
+        {"warm_socket/floor", warm_socket.median_us / floor.median_us},
+        {"warm_client/floor", warm_client.median_us / floor.median_us},
+        {"dbus_warm/dbus_floor", dbus_warm.median_us / dbus_floor.median_us},
+        {"cold_per_client/direct_load", cold.median_us / direct.median_us},
+        {"codec_fast/codec_general", codec_fast / codec_general},
+    };
+    std::printf("throughput, unpinned, raw Varlink clients, 1.5 s each\n");
+    for (int clients : {16, 64}) {
+        auto broker = throughput(daemon.socket(), clients, std::chrono::milliseconds(1500));
+        auto bare = throughput(floor_socket, clients, std::chrono::milliseconds(1500));
+        std::printf("tput%-3d bpfbrokerd %10.0f acquires/s, %ld errors; floor %10.0f/s, %ld errors\n", clients,
+                    broker.per_second, broker.errors, bare.per_second, bare.errors);
+        std::string n = std::to_string(clients);
+        ratios.push_back({"tput" + n + "/floor_tput" + n, broker.per_second / bare.per_second});
+    }
+    stop(floor_server);
+    stop(dbus_floor_server);
+    for (const auto& r : ratios)
+        std::printf("ratio %s %.2f\n", r.name.c_str(), r.value);
     return 0;
 }

@@ -170,3 +170,41 @@ call('bad_missing.json', B + 'Revoke', {})
 call('bad_negative.json', B + 'AcquireProgram', {"name": "x", "parameters": {"n": -1}})
 call('bad_interface.json', 'com.example.Other.Method')
 call('bad_member.json', B + 'Frobnicate')
+
+# --- the wire: Varlink frames and the AcquireProgram messages ---------------
+# varlink_frames/: byte 0 picks the reader's size limit (3 = 4096 bytes),
+# byte 1 seeds the chunk splits, the rest is a stream of NUL-ended frames.
+V='varlink_frames'; A='acquire_codec'
+os.makedirs(V, exist_ok=True)
+os.makedirs(A, exist_ok=True)
+def wb(d, name, data):
+    with open(os.path.join(d, name), 'wb') as f: f.write(data)
+call = '{"method":"org.bpfbroker.Broker.AcquireProgram","parameters":{"name":"drop_small"}}'
+call_params = '{"method":"org.bpfbroker.Broker.AcquireProgram","parameters":{"name":"drop_small","parameters":{"min_len":64}}}'
+reply = ('{"parameters":{"info":{"id":5,"instance":"shared","map_access":{"stats":"read"},"name":"udp_stats",'
+         '"tag":"0123456789abcdef","type":"socket_filter","version":"1.0.0"},"maps":{"stats":1},"program":0}}')
+links = ('{"parameters":{"info":{"attach":"io_uring/io_uring_complete","id":9,"instance":"per-client","map_access":{},'
+         '"name":"uring_stats","parameters":{"target_tgid":1234},"tag":"00","type":"tracepoint","version":"1"},'
+         '"links":{"on_complete":0},"maps":{}}}')
+error = '{"error":"org.bpfbroker.Broker.PermissionDenied","parameters":{"reason":"no grant"}}'
+invalid = '{"error":"org.varlink.service.InvalidParameter","parameters":{"parameter":"name"}}'
+frames = [call, call_params, reply, links, error, invalid,
+          '{"method":"org.bpfbroker.Broker.ListPrograms","oneway":true}',
+          '{"method":"org.varlink.service.GetInfo","parameters":{},"more":false}',
+          '{"parameters":{},"continues":true}']
+wb(V, "one_call", b'\x03\x01' + call.encode() + b'\0')
+wb(V, "pipelined", b'\x03\x07' + b''.join(f.encode() + b'\0' for f in frames))
+wb(V, "unfinished", b'\x03\x02' + call.encode())
+wb(V, "oversized", b'\x01\x05' + b'{"method":"' + b'a' * 40 + b'"}\0' + call.encode() + b'\0')
+wb(V, "bad_bom", b'\x03\x03' + b'\xef\xbb\xbf' + call.encode() + b'\0')
+wb(V, "bad_duplicate", b'\x03\x04{"method":"a.B","method":"a.C"}\0')
+wb(V, "bad_deep", b'\x04\x00' + b'{"parameters":' + b'[' * 40 + b']' * 40 + b'}\0')
+for i, f in enumerate(frames):
+    wb(A, "frame_%d" % i, f.encode())
+wb(A, "bad_bom", b'\xef\xbb\xbf' + call.encode())
+wb(A, "bad_unknown_field", call[:-2].encode() + b',"extra":1}}')
+wb(A, "bad_utf8", call.replace('drop_small', 'drop\xc0\xafsmall').encode('latin-1'))
+wb(A, "reordered", b'{"parameters":{"parameters":{"b":0,"a":18446744073709551615},"name":"x\\u00e9\\ud83d\\ude00"},'
+                   b'"method":"org.bpfbroker.Broker.AcquireProgram","oneway":false}')
+# found by acquire_codec_fuzzer: nlohmann reads a NUL as the end of input
+wb(A, "bad_nul_then_junk", reply.encode() + b'\0\0junk')

@@ -4,7 +4,7 @@
 #   scripts/run-fuzzers.sh [SECONDS]      (default 10 seconds per fuzzer)
 #
 # Configures build-fuzz/ in the repository root with clang (once; later runs
-# reuse it), builds manifest_fuzzer, grant_fuzzer and varlink_dispatch_fuzzer, and runs each on a
+# reuse it), builds every fuzzer of fuzz/CMakeLists.txt, and runs each on a
 # temporary copy of its seed corpus (fuzz/corpus/NAME/) so the checkout stays
 # clean. Prints one summary line per fuzzer and exits non-zero when a fuzzer
 # finds a crash, a leak, a timeout or an out-of-memory input; the input that
@@ -24,8 +24,9 @@ fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$root/build-fuzz"
 artifacts="$build/fuzz-artifacts"
-fuzzers=(manifest_fuzzer grant_fuzzer varlink_dispatch_fuzzer)
-declare -A corpus_of=([manifest_fuzzer]=manifest [grant_fuzzer]=grants [varlink_dispatch_fuzzer]=varlink_calls)
+fuzzers=(manifest_fuzzer grant_fuzzer varlink_dispatch_fuzzer varlink_frame_fuzzer acquire_codec_fuzzer)
+declare -A corpus_of=([manifest_fuzzer]=manifest [grant_fuzzer]=grants [varlink_dispatch_fuzzer]=varlink_calls
+                      [varlink_frame_fuzzer]=varlink_frames [acquire_codec_fuzzer]=acquire_codec)
 
 die() { echo "run-fuzzers: $*" >&2; exit 2; }
 

@@ -50,8 +50,9 @@ public:
     Result<std::optional<std::string>> next_frame();
 
     // next_frame(), parsed: a JSON object (ProtocolError for anything else:
-    // invalid JSON or UTF-8, trailing bytes, an empty frame, a non-object,
-    // nesting deeper than kMaxJsonDepth (base/strict_json.h), a UTF-8 byte-order mark, a key repeated within an object).
+    // invalid JSON or UTF-8, a byte-order mark, a NUL byte, trailing bytes,
+    // an empty frame, a non-object, nesting deeper than kMaxJsonDepth
+    // (base/strict_json.h), a key repeated within an object).
     Result<std::optional<nlohmann::json>> next_message();
 
     // Call at EOF: ProtocolError when a partial frame (bytes with no NUL yet)

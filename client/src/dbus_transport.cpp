@@ -3,10 +3,11 @@
 
 #include <bpfbroker/error_names.h>
 
-#include <nlohmann/json.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <fcntl.h>
+
+#include <tuple>
 
 namespace bpfbroker {
 
@@ -15,11 +16,36 @@ namespace {
 constexpr const char* kService = kDbusBusName;
 constexpr const char* kPath = kDbusObjectPath;
 constexpr const char* kInterface = kDbusInterface;
+constexpr const char* kUnknownMethod = "org.freedesktop.DBus.Error.UnknownMethod";
+
+using VariantMap = std::map<std::string, sdbus::Variant>;
+using FdMap = std::map<std::string, sdbus::UnixFd>;
 
 Error from_dbus(const sdbus::Error& e)
 {
+    // A method this daemon lacks (AcquireProgramWithOptions on an old one).
+    if (e.getName() == kUnknownMethod)
+        return make_error(ErrorCode::Unsupported, "bpfbrokerd does not offer this method (an older daemon?): " +
+                                                      e.getMessage());
     auto code = error_code_from_dbus_name(e.getName()).value_or(ErrorCode::ProtocolError);
     return make_error(code, e.getMessage().empty() ? e.getName() : e.getMessage());
+}
+
+// Calls `member` with the arguments in `in` and stores its results in
+// `out...`; a D-Bus error comes back as an Error.
+template <typename... In, typename... Out>
+Result<void> invoke(sdbus::IProxy& proxy, std::chrono::milliseconds timeout, const std::string& member,
+                    const std::tuple<In...>& in, Out&... out)
+{
+    try {
+        auto invoker = proxy.callMethod(member);
+        invoker.onInterface(kInterface).withTimeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
+        std::apply([&](const auto&... args) { invoker.withArguments(args...); }, in);
+        invoker.storeResultsTo(out...);
+    } catch (const sdbus::Error& e) {
+        return fail(from_dbus(e));
+    }
+    return {};
 }
 
 // sdbus-c++ 1.2 duplicates received fds with plain dup(): take each one over
@@ -32,13 +58,60 @@ Result<UniqueFd> take_cloexec(const sdbus::UnixFd& fd)
     return copy;
 }
 
+Result<std::map<std::string, UniqueFd>> take_all(const FdMap& fds)
+{
+    std::map<std::string, UniqueFd> out;
+    for (const auto& [name, fd] : fds) {
+        auto copy = take_cloexec(fd);
+        if (!copy)
+            return fail(std::move(copy).error());
+        out.emplace(name, std::move(*copy));
+    }
+    return out;
+}
+
 template <typename T>
-T variant_or(const std::map<std::string, sdbus::Variant>& m, const char* key, T fallback)
+T variant_or(const VariantMap& m, const char* key, T fallback)
 {
     auto it = m.find(key);
     if (it == m.end() || !it->second.containsValueOfType<T>())
         return fallback;
     return it->second.get<T>();
+}
+
+// Bound parameter values: a{st}, or a{sv} holding t, u or b.
+std::map<std::string, std::uint64_t> parameters_of(const VariantMap& info)
+{
+    auto it = info.find("parameters");
+    if (it == info.end())
+        return {};
+    if (it->second.containsValueOfType<std::map<std::string, std::uint64_t>>())
+        return it->second.get<std::map<std::string, std::uint64_t>>();
+    std::map<std::string, std::uint64_t> out;
+    for (const auto& [name, v] : variant_or(info, "parameters", VariantMap{})) {
+        if (v.containsValueOfType<std::uint64_t>())
+            out[name] = v.get<std::uint64_t>();
+        else if (v.containsValueOfType<std::uint32_t>())
+            out[name] = v.get<std::uint32_t>();
+        else if (v.containsValueOfType<bool>())
+            out[name] = v.get<bool>() ? 1 : 0;
+    }
+    return out;
+}
+
+ProgramInfo info_of(const VariantMap& info)
+{
+    ProgramInfo out;
+    out.name = variant_or(info, "name", std::string());
+    out.version = variant_or(info, "version", std::string());
+    out.type = variant_or(info, "type", std::string());
+    out.instance = variant_or(info, "instance", std::string());
+    out.id = variant_or(info, "id", std::uint32_t{0});
+    out.tag = variant_or(info, "tag", std::string());
+    out.map_access = variant_or(info, "map_access", std::map<std::string, std::string>{});
+    out.attach = variant_or(info, "attach", std::string());
+    out.parameters = parameters_of(info);
+    return out;
 }
 
 }  // namespace
@@ -59,88 +132,104 @@ Result<std::unique_ptr<DbusTransport>> DbusTransport::connect(std::chrono::milli
     return t;
 }
 
-Result<Transport::Reply> DbusTransport::call(std::string_view member, const std::string& parameters_json)
+Result<Program> DbusTransport::acquire(std::string_view name, const AcquireOptions& options, bool with_options)
 {
-    auto params = nlohmann::json::parse(parameters_json, nullptr, false);
-    if (params.is_discarded() || !params.is_object())
-        return fail(ErrorCode::InvalidParameter, "parameters are not a JSON object");
-    auto timeout = std::chrono::duration_cast<std::chrono::microseconds>(timeout_);
-    Reply reply;
-    nlohmann::json out = nlohmann::json::object();
-    try {
-        if (member == "AcquireProgram") {
-            sdbus::UnixFd program;
-            std::map<std::string, sdbus::UnixFd> maps;
-            std::map<std::string, sdbus::Variant> info;
-            proxy_->callMethod("AcquireProgram").onInterface(kInterface).withTimeout(timeout)
-                .withArguments(params.value("name", std::string()))
-                .storeResultsTo(program, maps, info);
-            auto fd = take_cloexec(program);
-            if (!fd)
-                return fail(std::move(fd).error());
-            reply.fds.push_back(std::move(*fd));
-            nlohmann::json map_index = nlohmann::json::object();
-            for (const auto& [name, map_fd] : maps) {
-                auto copy = take_cloexec(map_fd);
-                if (!copy)
-                    return fail(std::move(copy).error());
-                map_index[name] = reply.fds.size();
-                reply.fds.push_back(std::move(*copy));
-            }
-            nlohmann::json access = nlohmann::json::object();
-            for (const auto& [k, v] : variant_or(info, "map_access", std::map<std::string, std::string>{}))
-                access[k] = v;
-            out = {{"program", 0},
-                   {"maps", map_index},
-                   {"info",
-                    {{"name", variant_or(info, "name", std::string())},
-                     {"version", variant_or(info, "version", std::string())},
-                     {"type", variant_or(info, "type", std::string())},
-                     {"instance", variant_or(info, "instance", std::string())},
-                     {"id", variant_or(info, "id", std::uint32_t{0})},
-                     {"tag", variant_or(info, "tag", std::string())},
-                     {"map_access", access}}}};
-        } else if (member == "ListPrograms") {
-            std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, bool, std::string, std::string>> programs;
-            proxy_->callMethod("ListPrograms").onInterface(kInterface).withTimeout(timeout).storeResultsTo(programs);
-            nlohmann::json list = nlohmann::json::array();
-            for (const auto& p : programs)
-                list.push_back({{"name", std::get<0>(p)}, {"version", std::get<1>(p)}, {"description", std::get<2>(p)},
-                                {"state", std::get<3>(p)}, {"instance", std::get<4>(p)}, {"allowed", std::get<5>(p)},
-                                {"needs_polkit", std::get<6>(p)}, {"error", std::get<7>(p)}, {"reason", std::get<8>(p)}});
-            out["programs"] = list;
-        } else if (member == "GetFeatures") {
-            std::map<std::string, sdbus::Struct<bool, std::string>> features;
-            proxy_->callMethod("GetFeatures").onInterface(kInterface).withTimeout(timeout).storeResultsTo(features);
-            nlohmann::json f = nlohmann::json::object();
-            for (const auto& [name, v] : features)
-                f[name] = {{"available", std::get<0>(v)}, {"detail", std::get<1>(v)}};
-            out["features"] = f;
-        } else if (member == "Approve") {
-            std::string hash;
-            proxy_->callMethod("Approve").onInterface(kInterface).withTimeout(timeout)
-                .withArguments(params.value("program", std::string()),
-                               params.value("users", std::vector<std::string>{}),
-                               params.value("groups", std::vector<std::string>{}), params.value("anyone", false),
-                               params.value("polkit", false))
-                .storeResultsTo(hash);
-            out = {{"program", params.value("program", std::string())}, {"manifest_sha256", hash}};
-        } else if (member == "Revoke") {
-            std::uint32_t removed = 0;
-            proxy_->callMethod("Revoke").onInterface(kInterface).withTimeout(timeout)
-                .withArguments(params.value("program", std::string()))
-                .storeResultsTo(removed);
-            out = {{"program", params.value("program", std::string())}, {"removed_approvals", removed}};
-        } else if (member == "Reload") {
-            proxy_->callMethod("Reload").onInterface(kInterface).withTimeout(timeout);
-        } else {
-            return fail(ErrorCode::InvalidParameter, "unknown method " + std::string(member));
-        }
-    } catch (const sdbus::Error& e) {
-        return fail(from_dbus(e));
+    if (with_options)
+        return acquire_with_options(name, options);
+    sdbus::UnixFd program;
+    FdMap maps;
+    VariantMap info;
+    if (auto called = invoke(*proxy_, timeout_, "AcquireProgram", std::tuple(std::string(name)), program, maps, info); !called)
+        return fail(std::move(called).error());
+    auto fd = take_cloexec(program);
+    if (!fd)
+        return fail(std::move(fd).error());
+    auto map_fds = take_all(maps);
+    if (!map_fds)
+        return fail(std::move(map_fds).error());
+    return Program(info_of(info), std::move(*fd), std::move(*map_fds));
+}
+
+Result<Program> DbusTransport::acquire_with_options(std::string_view name, const AcquireOptions& options)
+{
+    VariantMap request;
+    if (!options.parameters.empty()) {
+        VariantMap parameters;
+        for (const auto& [k, v] : options.parameters)
+            parameters.emplace(k, sdbus::Variant(v));
+        request.emplace("parameters", sdbus::Variant(parameters));
     }
-    reply.json = out.dump();
-    return reply;
+    FdMap programs, links, maps;
+    VariantMap info;
+    if (auto called = invoke(*proxy_, timeout_, "AcquireProgramWithOptions", std::tuple(std::string(name), request), programs, links,
+               maps, info); !called)
+        return fail(std::move(called).error());
+    // Program carries one program fd; more would be a reply we cannot represent.
+    if (programs.size() > 1)
+        return fail(ErrorCode::ProtocolError, "malformed reply from bpfbrokerd: more than one program fd");
+    UniqueFd program;
+    if (!programs.empty()) {
+        auto fd = take_cloexec(programs.begin()->second);
+        if (!fd)
+            return fail(std::move(fd).error());
+        program = std::move(*fd);
+    }
+    auto link_fds = take_all(links);
+    if (!link_fds)
+        return fail(std::move(link_fds).error());
+    auto map_fds = take_all(maps);
+    if (!map_fds)
+        return fail(std::move(map_fds).error());
+    return Program(info_of(info), std::move(program), std::move(*map_fds), std::move(*link_fds));
+}
+
+Result<std::vector<ProgramEntry>> DbusTransport::list_programs()
+{
+    std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, bool, std::string,
+                              std::string>>
+        programs;
+    if (auto called = invoke(*proxy_, timeout_, "ListPrograms", std::tuple(), programs); !called)
+        return fail(std::move(called).error());
+    std::vector<ProgramEntry> out;
+    for (const auto& p : programs)
+        out.push_back({std::get<0>(p), std::get<1>(p), std::get<2>(p), std::get<3>(p), std::get<4>(p), std::get<5>(p),
+                       std::get<6>(p), std::get<7>(p), std::get<8>(p)});
+    return out;
+}
+
+Result<std::vector<Feature>> DbusTransport::features()
+{
+    std::map<std::string, sdbus::Struct<bool, std::string>> features;
+    if (auto called = invoke(*proxy_, timeout_, "GetFeatures", std::tuple(), features); !called)
+        return fail(std::move(called).error());
+    std::vector<Feature> out;
+    for (const auto& [name, v] : features)
+        out.push_back({name, std::get<0>(v), std::get<1>(v)});
+    return out;
+}
+
+Result<std::string> DbusTransport::approve(std::string_view program, const ApproveOptions& o)
+{
+    std::string hash;
+    if (auto called = invoke(*proxy_, timeout_, "Approve", std::tuple(std::string(program), o.users, o.groups, o.anyone, o.polkit),
+               hash); !called)
+        return fail(std::move(called).error());
+    return hash;
+}
+
+Result<unsigned> DbusTransport::revoke(std::string_view program)
+{
+    std::uint32_t removed = 0;
+    if (auto called = invoke(*proxy_, timeout_, "Revoke", std::tuple(std::string(program)), removed); !called)
+        return fail(std::move(called).error());
+    return removed;
+}
+
+Result<void> DbusTransport::reload()
+{
+    if (auto called = invoke(*proxy_, timeout_, "Reload", std::tuple()); !called)
+        return fail(std::move(called).error());
+    return {};
 }
 
 Result<Client> Client::connect_dbus(std::chrono::milliseconds timeout)

@@ -1,10 +1,13 @@
 // Varlink socket transport for Client; see socket_transport.h.
 #include "socket_transport.h"
 
+#include "wire/acquire_codec.h"
 #include "wire/fd_passing.h"
 #include "wire/varlink_framing.h"
 
 #include <bpfbroker/error_names.h>
+
+#include <nlohmann/json.hpp>
 
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -12,13 +15,54 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 namespace bpfbroker {
 
 namespace {
 
+using nlohmann::json;
+
 // A reply never carries more fds than a program plus its maps.
 constexpr std::size_t kMaxReplyFds = 64;
+
+Unexpected bad_reply(const std::string& why)
+{
+    return fail(ErrorCode::ProtocolError, "malformed reply from bpfbrokerd: " + why);
+}
+
+std::string string_field(const json& j, const char* key)
+{
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Takes the received fds the reply names by index, each index at most once.
+class FdTaker {
+public:
+    explicit FdTaker(std::vector<UniqueFd>& fds) : fds_(fds) {}
+    Result<UniqueFd> take(std::uint64_t index)
+    {
+        if (index >= fds_.size() || !used_.insert(index).second)
+            return bad_reply("fd index " + std::to_string(index) + " does not name a received fd");
+        return std::move(fds_[index]);
+    }
+    Result<std::map<std::string, UniqueFd>> take(const std::map<std::string, std::uint64_t>& indices)
+    {
+        std::map<std::string, UniqueFd> out;
+        for (const auto& [name, index] : indices) {
+            auto fd = take(index);
+            if (!fd)
+                return fail(std::move(fd).error());
+            out.emplace(name, std::move(*fd));
+        }
+        return out;
+    }
+
+private:
+    std::vector<UniqueFd>& fds_;
+    std::set<std::uint64_t> used_;
+};
 
 }  // namespace
 
@@ -43,52 +87,40 @@ Result<std::unique_ptr<SocketTransport>> SocketTransport::connect(const std::str
     return std::unique_ptr<SocketTransport>(new SocketTransport(std::move(fd)));
 }
 
-Result<Transport::Reply> SocketTransport::call(std::string_view member, const std::string& parameters_json)
+Result<SocketTransport::Frame> SocketTransport::round_trip(Result<std::string> request)
 {
+    if (!request)
+        return fail(std::move(request).error());
     // After a call failed part-way (a timeout, a broken frame), a late reply
     // may still arrive; reading it as the answer to the next call would hand
     // the caller the wrong program. Such a connection is never used again.
     if (!fd_)
         return fail(ErrorCode::ProtocolError, "the connection to bpfbrokerd was closed after an earlier failure; connect again");
     bool in_step = false;
-    auto reply = exchange(member, parameters_json, in_step);
+    auto reply = exchange(*request, in_step);
     if (!in_step)
         fd_.reset();
     return reply;
 }
 
 // `in_step` is set when the connection is ready for another call: a whole
-// reply (success or error) was read, or nothing was sent.
-Result<Transport::Reply> SocketTransport::exchange(std::string_view member, const std::string& parameters_json,
-                                                   bool& in_step)
+// reply frame was read.
+Result<SocketTransport::Frame> SocketTransport::exchange(std::string_view request, bool& in_step)
 {
-    in_step = true;
-    auto params = nlohmann::json::parse(parameters_json, nullptr, false);
-    if (params.is_discarded() || !params.is_object())
-        return fail(ErrorCode::InvalidParameter, "parameters are not a JSON object");
-    auto bytes = varlink::encode_message(
-        varlink::make_call(std::string(kVarlinkInterface) + "." + std::string(member), std::move(params)));
-    if (!bytes)
-        return fail(std::move(bytes).error());
-    in_step = false;  // from here until a whole reply is read
-    if (auto sent = send_all_with_fds(fd_.get(), *bytes, {}); !sent)
+    in_step = false;
+    if (auto sent = send_all_with_fds(fd_.get(), request, {}); !sent)
         return fail(std::move(sent).error());
 
     varlink::FrameReader reader(varlink::kMaxReplySize);
-    Reply reply;
+    Frame reply;
     char buf[65536];
     for (;;) {
-        auto msg = reader.next_message();
-        if (!msg)
-            return fail(std::move(msg).error());
-        if (msg->has_value()) {
-            auto parsed = varlink::parse_reply(**msg);
-            if (!parsed)
-                return fail(std::move(parsed).error());
+        auto frame = reader.next_frame();
+        if (!frame)
+            return fail(std::move(frame).error());
+        if (frame->has_value()) {
             in_step = true;
-            if (parsed->error)
-                return fail(varlink::error_from_reply(*parsed));
-            reply.json = parsed->parameters.dump();
+            reply.text = std::move(**frame);
             return reply;
         }
         auto r = recv_with_fds(fd_.get(), buf, kMaxReplyFds);
@@ -106,6 +138,127 @@ Result<Transport::Reply> SocketTransport::exchange(std::string_view member, cons
         if (auto fed = reader.feed(std::string_view(buf, r->bytes)); !fed)
             return fail(std::move(fed).error());
     }
+}
+
+Result<json> SocketTransport::call_json(std::string_view member, const json& parameters)
+{
+    auto frame = round_trip(varlink::encode_message(
+        varlink::make_call(std::string(kVarlinkInterface) + "." + std::string(member), parameters)));
+    if (!frame)
+        return fail(std::move(frame).error());
+    auto message = varlink::parse_message(frame->text);
+    if (!message)
+        return fail(std::move(message).error());
+    auto reply = varlink::parse_reply(*message);
+    if (!reply)
+        return fail(std::move(reply).error());
+    if (reply->error)
+        return fail(varlink::error_from_reply(*reply));
+    return std::move(reply->parameters);
+}
+
+Result<Program> SocketTransport::acquire(std::string_view name, const AcquireOptions& options, bool)
+{
+    varlink::AcquireCall call;
+    call.name = name;
+    call.parameters = options.parameters;
+    auto frame = round_trip(varlink::encode_acquire_call(call));
+    if (!frame)
+        return fail(std::move(frame).error());
+    auto reply = varlink::decode_acquire_reply(frame->text);
+    if (!reply)
+        return fail(std::move(reply).error());
+    FdTaker taker(frame->fds);
+    UniqueFd program;
+    if (reply->program) {
+        auto fd = taker.take(*reply->program);
+        if (!fd)
+            return fail(std::move(fd).error());
+        program = std::move(*fd);
+    }
+    auto links = taker.take(reply->links.value_or(std::map<std::string, std::uint64_t>{}));
+    if (!links)
+        return fail(std::move(links).error());
+    auto maps = taker.take(reply->maps);
+    if (!maps)
+        return fail(std::move(maps).error());
+    // Unreferenced fds (none are expected) close with `frame` here.
+    return Program(std::move(reply->info), std::move(program), std::move(*maps), std::move(*links));
+}
+
+Result<std::vector<ProgramEntry>> SocketTransport::list_programs()
+{
+    auto j = call_json("ListPrograms", json::object());
+    if (!j)
+        return fail(std::move(j).error());
+    auto programs = j->value("programs", json::array());
+    if (!programs.is_array())
+        return bad_reply("programs is not an array");
+    std::vector<ProgramEntry> out;
+    for (const auto& p : programs) {
+        if (!p.is_object())
+            return bad_reply("a program entry is not an object");
+        ProgramEntry e;
+        e.name = string_field(p, "name");
+        e.version = string_field(p, "version");
+        e.description = string_field(p, "description");
+        e.state = string_field(p, "state");
+        e.instance = string_field(p, "instance");
+        e.allowed = p.value("allowed", false);
+        e.needs_polkit = p.value("needs_polkit", false);
+        e.error = string_field(p, "error");
+        e.reason = string_field(p, "reason");
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+Result<std::vector<Feature>> SocketTransport::features()
+{
+    auto j = call_json("GetFeatures", json::object());
+    if (!j)
+        return fail(std::move(j).error());
+    // {"features": {"<name>": {"available": bool, "detail": "..."}, ...}}
+    auto features = j->value("features", json::object());
+    if (!features.is_object())
+        return bad_reply("features is not an object");
+    std::vector<Feature> out;
+    for (auto it = features.begin(); it != features.end(); ++it) {
+        if (!it->is_object())
+            return bad_reply("feature " + it.key() + " is not an object");
+        out.push_back({it.key(), it->value("available", false), string_field(*it, "detail")});
+    }
+    return out;
+}
+
+Result<std::string> SocketTransport::approve(std::string_view program, const ApproveOptions& o)
+{
+    auto j = call_json("Approve", {{"program", program}, {"users", o.users}, {"groups", o.groups},
+                                   {"anyone", o.anyone}, {"polkit", o.polkit}});
+    if (!j)
+        return fail(std::move(j).error());
+    return string_field(*j, "manifest_sha256");
+}
+
+Result<unsigned> SocketTransport::revoke(std::string_view program)
+{
+    auto j = call_json("Revoke", {{"program", program}});
+    if (!j)
+        return fail(std::move(j).error());
+    auto removed = j->find("removed_approvals");
+    if (removed == j->end())
+        return 0u;
+    if (!removed->is_number_unsigned() || removed->get<std::uint64_t>() > UINT32_MAX)
+        return bad_reply("removed_approvals is not an unsigned integer");
+    return removed->get<unsigned>();
+}
+
+Result<void> SocketTransport::reload()
+{
+    auto j = call_json("Reload", json::object());
+    if (!j)
+        return fail(std::move(j).error());
+    return {};
 }
 
 Result<Client> Client::connect_socket(std::string path, std::chrono::milliseconds timeout)

@@ -1,8 +1,12 @@
 // Client transport over the direct Varlink socket: one blocking connection,
-// one call at a time, replies read with their fds (MSG_CMSG_CLOEXEC).
+// one call at a time, replies read with their fds (MSG_CMSG_CLOEXEC). The
+// AcquireProgram messages take the fast codec (acquire_codec.h); the other
+// methods' replies are parsed once with nlohmann-json.
 #pragma once
 
 #include <bpfbroker/client.h>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <chrono>
 #include <string>
@@ -12,11 +16,29 @@ namespace bpfbroker {
 class SocketTransport final : public Transport {
 public:
     static Result<std::unique_ptr<SocketTransport>> connect(const std::string& path, std::chrono::milliseconds timeout);
-    Result<Reply> call(std::string_view member, const std::string& parameters_json) override;
+
+    Result<Program> acquire(std::string_view name, const AcquireOptions& options, bool with_options) override;
+    Result<std::vector<ProgramEntry>> list_programs() override;
+    Result<std::vector<Feature>> features() override;
+    Result<std::string> approve(std::string_view program, const ApproveOptions& options) override;
+    Result<unsigned> revoke(std::string_view program) override;
+    Result<void> reload() override;
 
 private:
+    // One reply frame (without its NUL) and the fds that came with it.
+    struct Frame {
+        std::string text;
+        std::vector<UniqueFd> fds;
+    };
+
     explicit SocketTransport(UniqueFd fd) : fd_(std::move(fd)) {}
-    Result<Reply> exchange(std::string_view member, const std::string& parameters_json, bool& in_step);
+    // Sends an encoded call and reads its reply frame.
+    Result<Frame> round_trip(Result<std::string> request);
+    Result<Frame> exchange(std::string_view request, bool& in_step);
+    // A call of `member` with JSON parameters; the reply's parameters, or the
+    // daemon's error.
+    Result<nlohmann::json> call_json(std::string_view member, const nlohmann::json& parameters);
+
     UniqueFd fd_;
 };
 

@@ -1,7 +1,8 @@
 // The socket transport against a scripted peer on a socketpair-like unix
 // socket: a timed-out call closes the connection for good, so a late reply
 // can never be read as the answer to the next call; a reply for another
-// program than the one asked for is refused.
+// program than the one asked for, or handing out a program and links (or
+// neither), or with an unknown field, is refused; links arrive as links.
 #include <bpfbroker/client.h>
 
 #include "wire/fd_passing.h"
@@ -47,6 +48,14 @@ private:
     UniqueFd listen_;
 };
 
+// A well-formed AcquireProgram reply for `name`; `handout` is the part that
+// says what the fds are ("program":0 or "links":{...}).
+std::string acquire_reply(const std::string& name, const std::string& handout = R"("program":0)")
+{
+    return R"({"parameters":{)" + handout + R"(,"maps":{},"info":{"name":")" + name +
+           R"(","id":7,"tag":"00","type":"tracepoint","instance":"per-client","version":"1","map_access":{}}}})";
+}
+
 // False when the client has gone (it closes a connection it gave up on).
 bool send_reply(int fd, const std::string& json, int with_fd)
 {
@@ -67,7 +76,7 @@ TEST(socket_transport, a_timed_out_call_closes_the_connection_for_good)
         std::this_thread::sleep_for(400ms);          // ...answered too late
         UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
         // The client closed the connection when it gave up: the late reply has nowhere to go.
-        EXPECT_FALSE(send_reply(conn.get(), R"({"parameters":{"program":0,"maps":{},"info":{"name":"src_allow"}}})",
+        EXPECT_FALSE(send_reply(conn.get(), acquire_reply("src_allow"),
                                 devnull.get()));
     });
     auto client = Client::connect_socket(daemon.path(), 150ms);
@@ -83,7 +92,11 @@ TEST(socket_transport, a_timed_out_call_closes_the_connection_for_good)
     peer.join();
 }
 
-TEST(socket_transport, a_reply_for_another_program_is_refused)
+namespace {
+
+// Serves one AcquireProgram call with `reply` and one fd, then returns the
+// result of the client's acquire(name).
+Result<Program> acquire_against(const std::string& reply, const std::string& name)
 {
     ScriptedDaemon daemon;
     std::thread peer([&] {
@@ -91,14 +104,63 @@ TEST(socket_transport, a_reply_for_another_program_is_refused)
         char buf[4096];
         (void)::read(conn.get(), buf, sizeof buf);
         UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-        EXPECT_TRUE(send_reply(conn.get(), R"({"parameters":{"program":0,"maps":{},"info":{"name":"src_allow"}}})",
-                               devnull.get()));
+        EXPECT_TRUE(send_reply(conn.get(), reply, devnull.get()));
     });
     auto client = Client::connect_socket(daemon.path(), 2s);
-    ASSERT_TRUE(client);
-    auto p = client->acquire("udp_stats");
+    EXPECT_TRUE(client);
+    auto p = client->acquire(name, AcquireOptions{.parameters = {{"min_len", 64}}});
+    peer.join();
+    return p;
+}
+
+}  // namespace
+
+TEST(socket_transport, a_reply_for_another_program_is_refused)
+{
+    auto p = acquire_against(acquire_reply("src_allow"), "udp_stats");
     ASSERT_FALSE(p);
     EXPECT_EQ(p.error().code, ErrorCode::ProtocolError);
     EXPECT_NE(p.error().message.find("src_allow"), std::string::npos) << p.error().describe();
-    peer.join();
+}
+
+TEST(socket_transport, a_broker_attached_reply_gives_links_and_no_program)
+{
+    auto p = acquire_against(acquire_reply("uring_stats", R"("links":{"on_complete":0})"), "uring_stats");
+    ASSERT_TRUE(p) << p.error().describe();
+    EXPECT_FALSE(p->fd().valid());
+    ASSERT_EQ(p->links().size(), 1u);
+    EXPECT_TRUE(p->links().at("on_complete").valid());
+    EXPECT_EQ(p->info().id, 7u);
+}
+
+TEST(socket_transport, a_reply_with_a_program_and_links_is_refused)
+{
+    auto p = acquire_against(acquire_reply("uring_stats", R"("program":0,"links":{"on_complete":0})"), "uring_stats");
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().code, ErrorCode::ProtocolError) << p.error().describe();
+}
+
+TEST(socket_transport, a_reply_that_hands_out_nothing_is_refused)
+{
+    auto p = acquire_against(acquire_reply("uring_stats", R"("links":{})"), "uring_stats");
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().code, ErrorCode::ProtocolError);
+    EXPECT_NE(p.error().message.find("either a program or links"), std::string::npos) << p.error().describe();
+}
+
+TEST(socket_transport, a_reply_with_an_unknown_field_is_refused)
+{
+    auto p = acquire_against(acquire_reply("uring_stats", R"("program":0,"extra":1)"), "uring_stats");
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().code, ErrorCode::ProtocolError);
+    EXPECT_NE(p.error().message.find("extra"), std::string::npos) << p.error().describe();
+}
+
+TEST(socket_transport, an_error_reply_keeps_its_code)
+{
+    auto p = acquire_against(R"({"error":"org.bpfbroker.Broker.PermissionDenied","parameters":{"reason":"no grant"}})",
+                             "uring_stats");
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().code, ErrorCode::PermissionDenied);
+    EXPECT_EQ(p.error().message, "no grant");
 }

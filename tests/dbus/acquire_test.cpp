@@ -209,6 +209,35 @@ TEST_F(DbusAcquire, unapproved_program_is_permission_denied_on_the_wire)
         << "no audit record of the refused drop_small request; audit log:\n" << read_text_file(scratch() + "/audit.log");
 }
 
+// Client::acquire(name, options) calls AcquireProgramWithOptions: a daemon
+// without it is a clear Unsupported, one with it hands the program out.
+TEST_F(DbusAcquire, acquire_with_options_is_unsupported_or_served_as_introspected)
+{
+    ApproveOptions who;
+    who.users = {"nobody"};
+    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    auto conn = sdbus::createSystemBusConnection();
+    auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
+    proxy->finishRegistration();
+    std::string xml;
+    proxy->callMethod("Introspect").onInterface("org.freedesktop.DBus.Introspectable").storeResultsTo(xml);
+    bool offered = xml.find("AcquireProgramWithOptions") != std::string::npos;
+
+    auto result = run_as(kNobodyUid, kNobodyGid, [offered] {
+        auto client = Client::connect_dbus(10s);
+        check(client.has_value(), "connect_dbus");
+        auto p = client->acquire("udp_stats", AcquireOptions{});
+        if (offered)
+            check(p.has_value() && p->fd().valid(), "AcquireProgramWithOptions(udp_stats) gave no program");
+        else
+            check(!p && p.error().code == ErrorCode::Unsupported &&
+                      p.error().message.find("does not offer") != std::string::npos,
+                  "a daemon without AcquireProgramWithOptions: " + (p ? std::string("served") : p.error().describe()));
+        return std::string("ok");
+    });
+    EXPECT_TRUE(result.ok()) << result.describe();
+}
+
 // ListPrograms as uid 65534 says what that uid may acquire.
 TEST_F(DbusAcquire, list_programs_reflects_the_callers_grants)
 {

@@ -7,6 +7,8 @@
 //   if (!client) { ... client.error().describe() ... }
 //   auto prog = client->acquire("udp_stats");
 //   // prog->fd(): the program; prog->map("stats"): a read-only map fd
+//   auto stats = client->acquire("uring_stats", {.parameters = {}});
+//   // broker-attached: stats->links() holds the link fds, stats->fd() is empty
 #pragma once
 
 #include <bpfbroker/interface.h>  // kDefaultSocketPath: where bpfbrokerd listens
@@ -26,35 +28,51 @@ namespace bpfbroker {
 struct ProgramInfo {
     std::string name;
     std::string version;
-    std::string type;      // "socket_filter" or "sk_reuseport"
+    std::string type;      // "socket_filter", "sk_reuseport", "tracepoint", "raw_tracepoint"
     std::string instance;  // "shared" or "per-client"
     std::uint32_t id = 0;  // kernel program id
     std::string tag;       // kernel program tag, hex
     std::map<std::string, std::string> map_access;  // map name -> "read" / "write"
+    std::string attach;    // broker-attached only: the attach point, e.g. "io_uring/io_uring_complete"
+    std::map<std::string, std::uint64_t> parameters;  // .rodata variable -> value the broker wrote
+    bool operator==(const ProgramInfo&) const = default;
 };
 
-// An acquired program: owns the program fd and the fds of the maps the
-// manifest lets the client see. Closing them (destroying this) lets the
-// kernel free a per-client instance once nothing is attached.
+// What the caller chooses in a request, within the manifest's bounds.
+struct AcquireOptions {
+    std::map<std::string, std::uint64_t> parameters;  // .rodata variable -> value (bools are 0/1)
+};
+
+// An acquired program: owns the program fd (client-attached programs) or
+// the link fds (broker-attached programs: closing a link detaches it), and
+// the fds of the maps the manifest lets the client see. Closing them
+// (destroying this) lets the kernel free a per-client instance once nothing
+// is attached.
 class Program {
 public:
-    Program(ProgramInfo info, UniqueFd program, std::map<std::string, UniqueFd> maps)
-        : info_(std::move(info)), program_(std::move(program)), maps_(std::move(maps))
+    Program(ProgramInfo info, UniqueFd program, std::map<std::string, UniqueFd> maps,
+            std::map<std::string, UniqueFd> links = {})
+        : info_(std::move(info)), program_(std::move(program)), maps_(std::move(maps)), links_(std::move(links))
     {
     }
     [[nodiscard]] const ProgramInfo& info() const noexcept { return info_; }
+    // Empty for a broker-attached program: its holder gets links, never the program.
     [[nodiscard]] const UniqueFd& fd() const noexcept { return program_; }
+    // Program name -> link fd; empty for a client-attached program.
+    [[nodiscard]] const std::map<std::string, UniqueFd>& links() const noexcept { return links_; }
     // nullptr when the program has no such map or the client may not see it.
     [[nodiscard]] const UniqueFd* map(std::string_view name) const;
     [[nodiscard]] const std::map<std::string, UniqueFd>& maps() const noexcept { return maps_; }
     // Gives the fds away (e.g. to keep them across exec).
     [[nodiscard]] UniqueFd release_program() { return std::move(program_); }
     [[nodiscard]] std::map<std::string, UniqueFd> release_maps() { return std::move(maps_); }
+    [[nodiscard]] std::map<std::string, UniqueFd> release_links() { return std::move(links_); }
 
 private:
     ProgramInfo info_;
     UniqueFd program_;
     std::map<std::string, UniqueFd> maps_;
+    std::map<std::string, UniqueFd> links_;
 };
 
 struct ProgramEntry {
@@ -82,17 +100,20 @@ struct ApproveOptions {
     bool polkit = false;              // also require polkit (org.bpfbroker.acquire)
 };
 
-// One request/response exchange with the daemon; implemented per transport.
+// The daemon's methods, one call each, implemented per transport (the
+// Varlink socket, D-Bus). Each decodes its reply once, straight into these
+// types; daemon errors come back as Errors.
 class Transport {
 public:
     virtual ~Transport() = default;
-    struct Reply {
-        std::string json;            // the reply parameters, as a JSON object text
-        std::vector<UniqueFd> fds;   // referenced by index from the parameters
-    };
-    // `member` is the method name without interface, e.g. "AcquireProgram";
-    // `parameters_json` a JSON object text. Daemon errors come back as Errors.
-    virtual Result<Reply> call(std::string_view member, const std::string& parameters_json) = 0;
+    // `with_options`: the caller used the options overload (D-Bus has a
+    // separate method for it; the socket has one method for both).
+    virtual Result<Program> acquire(std::string_view name, const AcquireOptions& options, bool with_options) = 0;
+    virtual Result<std::vector<ProgramEntry>> list_programs() = 0;
+    virtual Result<std::vector<Feature>> features() = 0;
+    virtual Result<std::string> approve(std::string_view program, const ApproveOptions& options) = 0;
+    virtual Result<unsigned> revoke(std::string_view program) = 0;
+    virtual Result<void> reload() = 0;
 };
 
 class Client {
@@ -108,6 +129,9 @@ public:
     explicit Client(std::unique_ptr<Transport> transport) : transport_(std::move(transport)) {}
 
     Result<Program> acquire(std::string_view name);
+    // With caller-chosen parameters; also the way to acquire a broker-attached
+    // program over D-Bus (AcquireProgramWithOptions).
+    Result<Program> acquire(std::string_view name, const AcquireOptions& options);
     Result<std::vector<ProgramEntry>> list_programs();
     Result<std::vector<Feature>> features();
     // Admin calls: root on the socket; root or polkit org.bpfbroker.manage on D-Bus.
@@ -116,6 +140,7 @@ public:
     Result<void> reload();
 
 private:
+    Result<Program> checked_acquire(std::string_view name, const AcquireOptions& options, bool with_options);
     std::unique_ptr<Transport> transport_;
 };
 

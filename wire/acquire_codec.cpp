@@ -1,0 +1,422 @@
+// The fast path for the AcquireProgram messages: a hand-written encoder and
+// a strict decoder over JsonScanner, no nlohmann-json. See acquire_codec.h.
+//
+// Decoders read the whole frame before they judge its shape: a wrong type or
+// an unknown field is noted and the value skipped (still checked), so a
+// frame that is also malformed later is refused as malformed, exactly as
+// the general path (which parses first, then looks at the shape) refuses it.
+#include "wire/acquire_codec.h"
+
+#include "wire/json_scanner.h"
+#include "wire/varlink_framing.h"
+
+#include <cstdio>
+
+namespace bpfbroker::varlink {
+
+namespace {
+
+constexpr std::string_view kCallPrefix = R"({"method":"org.bpfbroker.Broker.AcquireProgram")";
+
+// ---- encoding ------------------------------------------------------------------
+
+// Appends `s` as a JSON string, escaped as nlohmann-json escapes it;
+// false when `s` is not UTF-8.
+bool append_string(std::string& out, std::string_view s)
+{
+    out.push_back('"');
+    for (std::size_t i = 0; i < s.size();) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {  // copied as it is, once it is known to be UTF-8
+            std::size_t len = utf8_sequence_length(s.substr(i));
+            if (len == 0)
+                return false;
+            out.append(s.substr(i, len));
+            i += len;
+            continue;
+        }
+        switch (c) {
+        case '"': out.append("\\\""); break;
+        case '\\': out.append("\\\\"); break;
+        case '\b': out.append("\\b"); break;
+        case '\f': out.append("\\f"); break;
+        case '\n': out.append("\\n"); break;
+        case '\r': out.append("\\r"); break;
+        case '\t': out.append("\\t"); break;
+        default:
+            if (c < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                out.append(buf);
+            } else {
+                out.push_back(static_cast<char>(c));
+            }
+        }
+        ++i;
+    }
+    out.push_back('"');
+    return true;
+}
+
+class Writer {
+public:
+    Writer& raw(std::string_view text)
+    {
+        out_.append(text);
+        return *this;
+    }
+    Writer& key(std::string_view k)
+    {
+        separate();
+        string(k);
+        out_.push_back(':');
+        return *this;
+    }
+    Writer& string(std::string_view s)
+    {
+        ok_ = append_string(out_, s) && ok_;
+        return *this;
+    }
+    Writer& number(std::uint64_t n)
+    {
+        out_.append(std::to_string(n));
+        return *this;
+    }
+    Writer& open()
+    {
+        out_.push_back('{');
+        first_ = true;
+        return *this;
+    }
+    Writer& close()
+    {
+        out_.push_back('}');
+        first_ = false;
+        return *this;
+    }
+    template <typename Map, typename Value>
+    Writer& object(const Map& map, Value&& value)
+    {
+        open();
+        for (const auto& [k, v] : map) {
+            key(k);
+            value(v);
+        }
+        return close();
+    }
+    Writer& u64_object(const std::map<std::string, std::uint64_t>& map)
+    {
+        return object(map, [this](std::uint64_t v) { number(v); });
+    }
+    Result<std::string> finish(std::size_t max_size)
+    {
+        if (!ok_)
+            return fail(ErrorCode::InvalidParameter, "a string in the message is not UTF-8");
+        if (out_.size() > max_size)
+            return fail(ErrorCode::LimitExceeded, "message of " + std::to_string(out_.size()) +
+                                                      " bytes exceeds the limit of " + std::to_string(max_size));
+        out_.push_back('\0');
+        return std::move(out_);
+    }
+
+private:
+    void separate()
+    {
+        if (!first_)
+            out_.push_back(',');
+        first_ = false;
+    }
+    std::string out_;
+    bool first_ = true;
+    bool ok_ = true;
+};
+
+// ---- decoding ------------------------------------------------------------------
+
+// The first field of the wrong type or unknown, while the rest is still read.
+class ShapeFault {
+public:
+    void note(std::string field)
+    {
+        if (!first_)
+            first_ = std::move(field);
+    }
+    [[nodiscard]] const std::optional<std::string>& first() const noexcept { return first_; }
+
+private:
+    std::optional<std::string> first_;
+};
+
+// Each reader returns false only when the scanner failed (the frame is
+// malformed); a value of the wrong type is noted in `fault` and skipped.
+bool read_string(JsonScanner& s, std::string& out, ShapeFault& fault, std::string field)
+{
+    if (s.peek() != JsonKind::String) {
+        fault.note(std::move(field));
+        return s.skip_value();
+    }
+    return s.string(out);
+}
+
+bool read_u64(JsonScanner& s, std::optional<std::uint64_t>& out, ShapeFault& fault, std::string field)
+{
+    if (s.peek() != JsonKind::Number) {
+        fault.note(std::move(field));
+        return s.skip_value();
+    }
+    if (!s.number(out))
+        return false;
+    if (!out)
+        fault.note(std::move(field));
+    return true;
+}
+
+bool read_u64_map(JsonScanner& s, std::map<std::string, std::uint64_t>& out, ShapeFault& fault,
+                  const std::string& field)
+{
+    if (s.peek() != JsonKind::Object) {
+        fault.note(field);
+        return s.skip_value();
+    }
+    return s.object([&](const std::string& key) {
+        std::optional<std::uint64_t> value;
+        if (!read_u64(s, value, fault, field + "." + key))
+            return false;
+        if (value)
+            out.emplace(key, *value);
+        return true;
+    });
+}
+
+bool read_string_map(JsonScanner& s, std::map<std::string, std::string>& out, ShapeFault& fault,
+                     const std::string& field)
+{
+    if (s.peek() != JsonKind::Object) {
+        fault.note(field);
+        return s.skip_value();
+    }
+    return s.object([&](const std::string& key) { return read_string(s, out[key], fault, field + "." + key); });
+}
+
+// Reads an object whose known fields are named in `fields` (at most 32);
+// `seen` gets one bit per field read.
+template <typename Field>
+bool read_fields(JsonScanner& s, std::initializer_list<std::string_view> fields, std::uint32_t& seen,
+                 ShapeFault& fault, const std::string& where, Field&& field)
+{
+    if (s.peek() != JsonKind::Object) {
+        fault.note(where);
+        return s.skip_value();
+    }
+    return s.object([&](const std::string& key) {
+        std::uint32_t bit = 1;
+        for (std::string_view f : fields) {
+            if (f == key) {
+                seen |= bit;
+                return field(key);
+            }
+            bit <<= 1;
+        }
+        fault.note(where.empty() ? key : where + "." + key);
+        return s.skip_value();
+    });
+}
+
+// The top-level object of a frame, `member(key)` called for each field.
+template <typename Member>
+void read_message(JsonScanner& s, Member&& member, const char* what)
+{
+    if (s.start() && s.peek() != JsonKind::Object)
+        s.fault(std::string("a ") + what + " must be a JSON object");
+    if (!s.failed())
+        s.object(member);
+}
+
+Unexpected malformed(const JsonScanner& s)
+{
+    return fail(ErrorCode::ProtocolError, "malformed message: " + s.error());
+}
+
+}  // namespace
+
+bool looks_like_acquire_call(std::string_view frame) noexcept
+{
+    return frame.starts_with(kCallPrefix);
+}
+
+Result<std::string> encode_acquire_call(const AcquireCall& call)
+{
+    // Keys in sorted order, as nlohmann writes them.
+    Writer w;
+    w.raw(kCallPrefix);
+    if (call.more)
+        w.raw(R"(,"more":true)");
+    if (call.oneway)
+        w.raw(R"(,"oneway":true)");
+    w.raw(R"(,"parameters":{"name":)").string(call.name);
+    if (!call.parameters.empty())
+        w.raw(R"(,"parameters":)").u64_object(call.parameters);
+    w.raw("}");
+    if (call.upgrade)
+        w.raw(R"(,"upgrade":true)");
+    w.raw("}");
+    return w.finish(kDefaultMaxMessageSize);
+}
+
+Result<AcquireCall> decode_acquire_call(std::string_view frame)
+{
+    JsonScanner s(frame);
+    AcquireCall call;
+    ShapeFault fault;
+    bool have_method = false;
+    bool have_name = false;
+    auto flag = [&](const std::string& key, bool& out) {
+        if (s.peek() != JsonKind::Boolean)
+            return s.fault("\"" + key + "\" must be a boolean");
+        return s.boolean(out);
+    };
+    auto parameter = [&](const std::string& key) {
+        if (key == "name") {
+            have_name = s.peek() == JsonKind::String;
+            return read_string(s, call.name, fault, "name");
+        }
+        if (key == "parameters")
+            return read_u64_map(s, call.parameters, fault, "parameters");
+        fault.note(key);
+        return s.skip_value();
+    };
+    auto member = [&](const std::string& key) {
+        if (key == "method") {
+            std::string method;
+            if (s.peek() != JsonKind::String)
+                return s.fault("\"method\" must be a string");
+            if (!s.string(method))
+                return false;
+            if (method != kAcquireMethod)
+                return s.fault("not an AcquireProgram call");
+            return have_method = true;
+        }
+        if (key == "parameters") {
+            if (s.peek() != JsonKind::Object)
+                return s.fault("\"parameters\" must be an object");
+            return s.object(parameter);
+        }
+        if (key == "oneway")
+            return flag(key, call.oneway);
+        if (key == "more")
+            return flag(key, call.more);
+        if (key == "upgrade")
+            return flag(key, call.upgrade);
+        return s.fault("unexpected field \"" + key + "\" in call");
+    };
+    read_message(s, member, "call");
+    if (!s.finish())
+        return malformed(s);
+    if (!have_method)
+        return fail(ErrorCode::ProtocolError, "call has no \"method\"");
+    if (fault.first())
+        return fail(ErrorCode::InvalidParameter, *fault.first());
+    if (!have_name)
+        return fail(ErrorCode::InvalidParameter, "name");
+    return call;
+}
+
+Result<std::string> encode_acquire_reply(const AcquireReply& reply)
+{
+    const ProgramInfo& i = reply.info;
+    Writer w;
+    w.raw(R"({"parameters":{"info":)").open();
+    if (!i.attach.empty())
+        w.key("attach").string(i.attach);
+    w.key("id").number(i.id).key("instance").string(i.instance).key("map_access");
+    w.object(i.map_access, [&w](const std::string& v) { w.string(v); });
+    w.key("name").string(i.name);
+    if (!i.parameters.empty())
+        w.key("parameters").u64_object(i.parameters);
+    w.key("tag").string(i.tag).key("type").string(i.type).key("version").string(i.version).close();
+    if (reply.links)
+        w.key("links").u64_object(*reply.links);
+    w.key("maps").u64_object(reply.maps);
+    if (reply.program)
+        w.key("program").number(*reply.program);
+    w.raw("}}");
+    return w.finish(kMaxReplySize);
+}
+
+Result<AcquireReply> decode_acquire_reply(std::string_view frame)
+{
+    JsonScanner s(frame);
+    AcquireReply reply;
+    ShapeFault fault;
+    bool error_reply = false;
+    std::uint32_t top = 0, info_seen = 0;
+
+    auto info_field = [&](const std::string& key) {
+        ProgramInfo& i = reply.info;
+        std::string field = "info." + key;
+        if (key == "id") {
+            std::optional<std::uint64_t> id;
+            if (!read_u64(s, id, fault, field))
+                return false;
+            if (id && *id > UINT32_MAX)
+                fault.note(field);
+            i.id = static_cast<std::uint32_t>(id.value_or(0));
+            return true;
+        }
+        if (key == "map_access")
+            return read_string_map(s, i.map_access, fault, field);
+        if (key == "parameters")
+            return read_u64_map(s, i.parameters, fault, field);
+        std::string& text = key == "name"       ? i.name
+                            : key == "tag"      ? i.tag
+                            : key == "type"     ? i.type
+                            : key == "instance" ? i.instance
+                            : key == "version"  ? i.version
+                                                : i.attach;
+        return read_string(s, text, fault, field);
+    };
+    auto parameter = [&](const std::string& key) {
+        if (key == "program")
+            return read_u64(s, reply.program, fault, key);
+        if (key == "links")
+            return read_u64_map(s, reply.links.emplace(), fault, key);
+        if (key == "maps")
+            return read_u64_map(s, reply.maps, fault, key);
+        return read_fields(s, {"name", "id", "tag", "type", "instance", "version", "map_access", "attach", "parameters"},
+                           info_seen, fault, "info", info_field);
+    };
+    auto member = [&](const std::string& key) {
+        if (key == "error") {  // an error reply: the general path reads those
+            error_reply = true;
+            return false;
+        }
+        if (key == "continues") {
+            bool continues = false;
+            if (s.peek() != JsonKind::Boolean)
+                return s.fault("\"continues\" must be a boolean");
+            if (s.boolean(continues) && continues)
+                fault.note("continues");
+            return !s.failed();
+        }
+        if (key == "parameters") {
+            if (s.peek() != JsonKind::Object)
+                return s.fault("\"parameters\" must be an object");
+            return read_fields(s, {"program", "links", "maps", "info"}, top, fault, "", parameter);
+        }
+        return s.fault("unexpected field \"" + key + "\" in reply");
+    };
+    read_message(s, member, "reply");
+    if (error_reply)
+        return decode_acquire_reply_via_json(frame);
+    if (!s.finish())
+        return malformed(s);
+    constexpr std::uint32_t kMapsAndInfo = 0b1100;
+    constexpr std::uint32_t kRequiredInfo = 0b1111111;
+    if (fault.first())
+        return fail(ErrorCode::ProtocolError, "malformed AcquireProgram reply: bad or unknown field " + *fault.first());
+    if ((top & kMapsAndInfo) != kMapsAndInfo || (info_seen & kRequiredInfo) != kRequiredInfo)
+        return fail(ErrorCode::ProtocolError, "malformed AcquireProgram reply: a required field is missing");
+    return reply;
+}
+
+}  // namespace bpfbroker::varlink
