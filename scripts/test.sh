@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds everything with
 # warnings as errors, runs every test under ctest, then each fuzzer briefly.
-# Run as root (the tests load BPF programs and drop to uid 65534).
+# Run as root, no sudo needed (the tests load BPF programs and drop to uid 65534).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
