@@ -4,9 +4,13 @@
 #include "policy/approvals_store.h"
 #include "policy/paths.h"
 
+#include <grp.h>
+#include <pwd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <vector>
 
 namespace bpfbroker::brokerd {
 
@@ -16,6 +20,19 @@ bool parse_id(const std::string& s, std::uint32_t& out)
 {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
     return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+// True when NSS knows the user (what = "user") or group name. A grant naming
+// nobody NSS knows would match no one today and whoever takes the name later.
+bool nss_knows(const char* what, const std::string& name)
+{
+    std::vector<char> buf(16384);
+    if (std::string_view(what) == "user") {
+        passwd pw{}, *found = nullptr;
+        return ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found;
+    }
+    group gr{}, *found = nullptr;
+    return ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) == 0 && found;
 }
 
 // "alice" -> a name, "1001" -> an id; anything else is refused by the grant parser rules.
@@ -36,6 +53,8 @@ Result<void> add_principals(const std::vector<std::string>& items, std::vector<s
                 return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
             }))
             return fail(ErrorCode::InvalidParameter, std::string(what) + " \"" + item + "\" is not a valid name");
+        if (!nss_knows(what, item))
+            return fail(ErrorCode::InvalidParameter, std::string("no ") + what + " named \"" + item + "\" is known on this system");
         names.push_back(item);
     }
     return {};

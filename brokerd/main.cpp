@@ -2,6 +2,8 @@
 // unprivileged clients over a Varlink socket and D-Bus.
 #include "brokerd/daemon.h"
 
+#include <bpfbroker_version.h>
+
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -11,6 +13,7 @@ int main(int argc, char** argv)
 {
     bpfbroker::brokerd::DaemonOptions o;
     CLI::App app{"bpfbrokerd - hands verified, approved BPF programs to unprivileged io_uring users"};
+    app.set_version_flag("--version", "bpfbrokerd " BPFBROKER_VERSION);
     app.add_option("--root", o.root, "Root of the policy tree (usr/lib/bpfbroker, etc/bpfbroker, var/lib/bpfbroker, run/bpfbroker)")
         ->check(CLI::ExistingDirectory);
     app.add_option("--socket", o.socket_path, "Path of the Varlink socket (default ROOT/run/bpfbroker/org.bpfbroker.Broker)");

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <iomanip>
 #include <iostream>
 
@@ -23,11 +24,19 @@ std::string socket_path(const GlobalOptions& o)
     return o.root + (o.root.back() == '/' ? "" : "/") + "run/bpfbroker/org.bpfbroker.Broker";
 }
 
+// A daemon that is not running is the likeliest failure: say how to start it.
 Result<Client> connect(const GlobalOptions& o)
 {
-    if (o.bus == "system")
-        return Client::connect_dbus();
-    return Client::connect_socket(socket_path(o));
+    auto c = o.bus == "system" ? Client::connect_dbus() : Client::connect_socket(socket_path(o));
+    if (!c && c.error().code == ErrorCode::SystemError &&
+        (c.error().sys_errno == ENOENT || c.error().sys_errno == ECONNREFUSED)) {
+        auto err = std::move(c).error();
+        err.message += " (bpfbrokerd is not running: start it with `systemctl start bpfbrokerd.socket`, or as root `bpfbrokerd";
+        err.message += (o.root == "/" ? "" : " --root " + o.root);
+        err.message += (o.socket_path.empty() ? "" : " --socket " + o.socket_path) + " --foreground`)";
+        return fail(std::move(err));
+    }
+    return c;
 }
 
 // Connects and makes one call; a failure to connect reads like a failed call.
