@@ -3,6 +3,7 @@
 
 #include "policy/approvals_store.h"
 #include "policy/paths.h"
+#include "policy/strict_json.h"
 
 #include <grp.h>
 #include <pwd.h>
@@ -319,6 +320,17 @@ Result<policy::Grant> Broker::approve(const policy::Peer& peer, const ApproveReq
     g.program = entry->name;
     g.match = policy::MatchKind::ManifestSha256;
     g.match_value = entry->manifest_sha256;
+    if (!request.signer.empty()) {
+        // A grant by signer covers later versions too: only for the key that
+        // signed the program now, so a mistyped id cannot grant nothing (or another key).
+        if (!policy::is_sha256_hex(request.signer))
+            return fail_audited(make_error(ErrorCode::InvalidParameter, "signer must be a key id: 64 lower-case hex digits"));
+        if (request.signer != entry->signer_key_id)
+            return fail_audited(make_error(ErrorCode::InvalidParameter, "\"" + request.program + "\" is signed by " +
+                                                                         entry->signer_key_id + ", not " + request.signer));
+        g.match = policy::MatchKind::Signer;
+        g.match_value = request.signer;
+    }
     g.polkit = request.polkit;
     g.source = std::string(policy::paths::kStateDir) + "/" + std::string(policy::paths::kApprovalsFile);
     if (auto ok = add_principals(request.users, g.principals.user_names, g.principals.uids, "user"); !ok)
@@ -340,7 +352,8 @@ Result<policy::Grant> Broker::approve(const policy::Peer& peer, const ApproveReq
         return fail_audited(std::move(stored).error());
     if (auto r = reload(); !r)
         return fail_audited(std::move(r).error());
-    audit("approve", transport, request.program, peer, true, "", "approved manifest " + g.match_value);
+    audit("approve", transport, request.program, peer, true, "",
+          std::string(g.match == policy::MatchKind::Signer ? "approved signer " : "approved manifest ") + g.match_value);
     if (auto* events = events_.load())
         events->program_approved(g.program, g.match_value);
     return g;

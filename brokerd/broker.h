@@ -69,6 +69,7 @@ struct ApproveRequest {
     std::vector<std::string> groups;  // names or decimal gids
     bool anyone = false;
     bool polkit = false;
+    std::string signer;  // key id: a grant by signer (empty: by this manifest's hash)
 };
 
 struct PolicySnapshot {

@@ -147,10 +147,21 @@ private:
     void Approve(sdbus::Result<std::string>&& result, std::string program, std::vector<std::string> users,
                  std::vector<std::string> groups, bool anyone, bool polkit) override
     {
+        approve(std::move(result), ApproveRequest{program, users, groups, anyone, polkit, {}});
+    }
+
+    void ApproveSigner(sdbus::Result<std::string>&& result, std::string program, std::string signer,
+                       std::vector<std::string> users, std::vector<std::string> groups, bool anyone, bool polkit) override
+    {
+        approve(std::move(result), ApproveRequest{program, users, groups, anyone, polkit, signer});
+    }
+
+    // Both approve methods reply with the grant's match value (hash or key id).
+    void approve(sdbus::Result<std::string>&& result, ApproveRequest req)
+    {
         auto c = caller();
         auto shared = std::make_shared<sdbus::Result<std::string>>(std::move(result));
-        ApproveRequest req{program, users, groups, anyone, polkit};
-        as_admin(c, "approve", program, shared, [this, shared, c, req] {
+        as_admin(c, "approve", req.program, shared, [this, shared, c, req] {
             auto g = broker_.approve(c.peer, req, kTransport);
             if (!g)
                 shared->returnError(to_dbus_error(g.error()));

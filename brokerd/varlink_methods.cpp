@@ -84,11 +84,13 @@ VarlinkResponse approve(Broker& broker, const policy::Peer& peer, policy::JsonOb
     req.groups = string_list(params, "groups");
     req.anyone = params.optional_bool("anyone", false);
     req.polkit = params.optional_bool("polkit", false);
+    req.signer = params.optional_string("signer", 64, "");
     params.reject_unknown();
     auto g = broker.approve(peer, req, std::string(kTransport));
     if (!g)
         return error_response(g.error());
-    return {varlink::make_reply({{"program", g->program}, {"manifest_sha256", g->match_value}}), {}};
+    bool by_signer = g->match == policy::MatchKind::Signer;
+    return {varlink::make_reply({{"program", g->program}, {by_signer ? "signer" : "manifest_sha256", g->match_value}}), {}};
 }
 
 VarlinkResponse revoke(Broker& broker, const policy::Peer& peer, policy::JsonObjectReader& params)

@@ -184,6 +184,13 @@ int run_approve(const std::string& name, const ApproveOptions& a, const GlobalOp
     auto hash = ask(o, [&](Client& c) { return c.approve(name, a); });
     if (!hash)
         return report_error(hash.error());
+    if (!a.signer.empty()) {  // the grant names no manifest: every version by this signer
+        if (o.json)
+            print_json({{"program", name}, {"signer", *hash}});
+        else
+            std::cout << "Approved " << name << " as signed by " << *hash << " (this and later versions)\n";
+        return kExitOk;
+    }
     if (o.json)
         print_json({{"program", name}, {"manifest_sha256", *hash}});
     else
@@ -251,6 +258,8 @@ void add_daemon_commands(CLI::App& app, GlobalOptions& options, int& exit_code)
     ap->add_option("--group,-g", approve->groups, "Group name or gid (repeatable)");
     ap->add_flag("--anyone", approve->anyone, "Allow every user");
     ap->add_flag("--polkit", approve->polkit, "Also require polkit authorization (org.bpfbroker.acquire)");
+    ap->add_option("--signer", approve->signer,
+                   "Grant every version signed by this key id (it must sign the program now); default: this manifest");
     ap->callback([approve_name, approve, &options, &exit_code] {
         if (approve->users.empty() && approve->groups.empty() && !approve->anyone) {
             exit_code = report_error("approve needs --user, --group or --anyone", kExitUsage);

@@ -147,13 +147,15 @@ Result<std::string> Client::approve(std::string_view program, const ApproveOptio
 {
     nlohmann::json params = {{"program", program}, {"users", o.users}, {"groups", o.groups},
                              {"anyone", o.anyone}, {"polkit", o.polkit}};
+    if (!o.signer.empty())
+        params["signer"] = o.signer;
     auto reply = transport_->call("Approve", params.dump());
     if (!reply)
         return fail(std::move(reply).error());
     auto j = parse_object(reply->json);
     if (!j)
         return fail(std::move(j).error());
-    return string_field(*j, "manifest_sha256");
+    return string_field(*j, o.signer.empty() ? "manifest_sha256" : "signer");
 }
 
 Result<unsigned> Client::revoke(std::string_view program)

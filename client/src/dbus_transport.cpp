@@ -116,6 +116,15 @@ Result<Transport::Reply> DbusTransport::call(std::string_view member, const std:
             for (const auto& [name, v] : features)
                 f[name] = {{"available", std::get<0>(v)}, {"detail", std::get<1>(v)}};
             out["features"] = f;
+        } else if (member == "Approve" && params.contains("signer")) {
+            std::string signer;
+            proxy_->callMethod("ApproveSigner").onInterface(kInterface).withTimeout(timeout)
+                .withArguments(params.value("program", std::string()), params.value("signer", std::string()),
+                               params.value("users", std::vector<std::string>{}),
+                               params.value("groups", std::vector<std::string>{}), params.value("anyone", false),
+                               params.value("polkit", false))
+                .storeResultsTo(signer);
+            out = {{"program", params.value("program", std::string())}, {"signer", signer}};
         } else if (member == "Approve") {
             std::string hash;
             proxy_->callMethod("Approve").onInterface(kInterface).withTimeout(timeout)

@@ -5,7 +5,7 @@
 # start a daemon that is not running, check-manifest, and `approve`
 # refusing a user or group NSS does not know (against a real daemon).
 source "$(dirname "$0")/lib.sh"
-: "${BPFBROKERD:?set BPFBROKERD to the bpfbrokerd binary}" "${PROJECT_VERSION:?}"
+: "${BPFBROKERD:?set BPFBROKERD to the bpfbrokerd binary}" "${PROJECT_VERSION:?}" "${SOURCE_DIR:?}"
 
 # --version on both programs, the version CMake was configured with.
 [[ $("${CTL[@]}" --version) == "bpfbrokerctl $PROJECT_VERSION" ]] || fail "bpfbrokerctl --version"
@@ -71,9 +71,17 @@ expect_contains "$out" "from var/lib/bpfbroker/approvals.json" "grants text sour
 if [[ $(id -u) -ne 0 ]]; then echo "SKIP: approve needs a root daemon"; exit 77; fi
 rm "$root/var/lib/bpfbroker/approvals.json"
 mkdir -p -m 0755 "$root/run/bpfbroker"
-"$BPFBROKERD" --root "$root" --no-dbus --foreground >"$SCRATCH/daemon.log" 2>&1 &
+# A private bus of the system type with the project's policy, for the D-Bus half.
+sed "s|@BUS_SOCKET@|$SCRATCH/bus|; s|@PROJECT_POLICY@|$SOURCE_DIR/systemd/org.bpfbroker.Broker1.conf|" \
+  "$SOURCE_DIR/tests/dbus/system-bus.conf.in" >"$SCRATCH/bus.conf"
+dbus-daemon --config-file="$SCRATCH/bus.conf" --nofork --nopidfile >/dev/null 2>&1 &
+bus=$!
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$SCRATCH/bus"
+trap 'kill "$bus" 2>/dev/null; wait "$bus" 2>/dev/null; rm -rf "$SCRATCH"' EXIT
+for _ in $(seq 100); do [[ -S $SCRATCH/bus ]] && break; sleep 0.05; done
+"$BPFBROKERD" --root "$root" --foreground >"$SCRATCH/daemon.log" 2>&1 &
 daemon=$!
-trap 'kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; rm -rf "$SCRATCH"' EXIT
+trap 'kill "$daemon" "$bus" 2>/dev/null; wait "$daemon" "$bus" 2>/dev/null; rm -rf "$SCRATCH"' EXIT
 for _ in $(seq 100); do [[ -S $root/run/bpfbroker/org.bpfbroker.Broker ]] && break; sleep 0.1; done
 for who in "--user no_such_user_bpfbroker" "--group no_such_group_bpfbroker"; do
   # shellcheck disable=SC2086
@@ -82,4 +90,19 @@ for who in "--user no_such_user_bpfbroker" "--group no_such_group_bpfbroker"; do
   expect_contains "$(json_get "$err" 'd["message"]')" "is known on this system" "approve $who"
 done
 "${CTL[@]}" approve udp_stats --root "$root" --user nobody >/dev/null || fail "approve nobody: $(cat "$SCRATCH/daemon.log")"
+
+# approve --signer: a grant by the key that signs the program now, listed by
+# `grants` as a signer match; another key id is refused.
+if err=$("${CTL[@]}" --root "$root" approve udp_stats --user nobody --signer "$(printf 'a%.0s' {1..64})" --json 2>&1 >/dev/null); then
+  fail "approve by a key that does not sign udp_stats accepted"
+fi
+expect_contains "$(json_get "$err" 'd["message"]')" "is signed by $key_id" "approve --signer with another key"
+json=$("${CTL[@]}" --root "$root" approve udp_stats --user nobody --signer "$key_id" --json) || fail "approve --signer refused"
+[[ $(json_get "$json" 'd["signer"]') == "$key_id" ]] || fail "approve --signer reply: $json"
+# The same over D-Bus (ApproveSigner), for another user: one grant, merged.
+json=$("${CTL[@]}" --bus system approve udp_stats --user root --signer "$key_id" --json) || fail "approve --signer over D-Bus"
+[[ $(json_get "$json" 'd["signer"]') == "$key_id" ]] || fail "approve --signer reply over D-Bus: $json"
+json=$("${CTL[@]}" grants --root "$root" --json)
+[[ $(json_get "$json" '[g["principals"]["users"] for g in d["grants"] if g["source"] == "var/lib/bpfbroker/approvals.json" and g["match"] == {"signer": "'"$key_id"'"}]') == "[['nobody', 'root']]" ]] ||
+  fail "the signer approval is not in grants: $json"
 echo "PASS"

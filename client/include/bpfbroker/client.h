@@ -82,6 +82,7 @@ struct ApproveOptions {
     std::vector<std::string> groups;  // names or decimal gids
     bool anyone = false;
     bool polkit = false;              // also require polkit (org.bpfbroker.acquire)
+    std::string signer;               // key id: grant every version it signs (empty: this manifest)
 };
 
 // One request/response exchange with the daemon; implemented per transport.
@@ -113,7 +114,7 @@ public:
     Result<std::vector<ProgramEntry>> list_programs();
     Result<std::vector<Feature>> features();
     // Admin calls: root on the socket; root or polkit org.bpfbroker.manage on D-Bus.
-    Result<std::string> approve(std::string_view program, const ApproveOptions& options);  // -> manifest sha256
+    Result<std::string> approve(std::string_view program, const ApproveOptions& options);  // -> manifest sha256 (or signer)
     Result<unsigned> revoke(std::string_view program);                                      // -> approvals removed
     Result<void> reload();
 
