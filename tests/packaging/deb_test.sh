@@ -19,8 +19,11 @@ fail() { echo "deb_test FAILED: $*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
 [[ $(id -u) -eq 0 ]] || { echo "SKIP: the package test installs packages: run it as root"; exit 77; }
 
-work=$(mktemp -d /tmp/bpfbroker-deb-XXXXXX)
-chmod 0755 "$work"
+# A fixed scratch path, so that ccache serves a re-run (the paths are part
+# of each compile); a run removes what an interrupted one left there.
+work=/var/tmp/bpfbroker-deb-test
+rm -rf -- "$work"
+mkdir -m 0755 "$work"
 daemon_pid=""
 installed_by_us=0
 cleanup() {
