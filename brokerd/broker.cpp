@@ -3,12 +3,17 @@
 
 #include "policy/approvals_store.h"
 #include "policy/paths.h"
+#include "base/hex.h"
+
+#include <grp.h>
+#include <pwd.h>
 
 #include <malloc.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <vector>
 
 namespace bpfbroker::brokerd {
 
@@ -18,6 +23,19 @@ bool parse_id(const std::string& s, std::uint32_t& out)
 {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
     return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+// True when NSS knows the user (what = "user") or group name. A grant naming
+// nobody NSS knows would match no one today and whoever takes the name later.
+bool nss_knows(const char* what, const std::string& name)
+{
+    std::vector<char> buf(16384);
+    if (std::string_view(what) == "user") {
+        passwd pw{}, *found = nullptr;
+        return ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found;
+    }
+    group gr{}, *found = nullptr;
+    return ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) == 0 && found;
 }
 
 // "alice" -> a name, "1001" -> an id; anything else is refused by the grant parser rules.
@@ -39,6 +57,9 @@ Result<void> add_principals(const std::vector<std::string>& items, std::vector<s
             }))
             return fail(ErrorCode::InvalidParameter,
                         std::string(what) + " \"" + cap_for_record(item, 64) + "\" is not a valid name");
+        if (!nss_knows(what, item))
+            return fail(ErrorCode::InvalidParameter,
+                        std::string("no ") + what + " named \"" + cap_for_record(item, 64) + "\" is known on this system");
         names.push_back(item);
     }
     return {};
@@ -378,6 +399,18 @@ Outcome<policy::Grant> Broker::approve(const RequestContext& ctx, const ApproveR
     g.program = entry->name;
     g.match = policy::MatchKind::ManifestSha256;
     g.match_value = entry->manifest_sha256;
+    if (!request.signer.empty()) {
+        // A grant by signer covers later versions too: only for the key that
+        // signed the program now, so a mistyped id cannot grant nothing (or another key).
+        if (!is_sha256_hex(request.signer))
+            return refuse(make_error(ErrorCode::InvalidParameter, "signer must be a key id: 64 lower-case hex digits"));
+        if (request.signer != entry->signer_key_id)
+            return refuse(make_error(ErrorCode::InvalidParameter, "\"" + request.program + "\" is signed by " +
+                                                                   entry->signer_key_id + ", not " +
+                                                                   cap_for_record(request.signer, 64)));
+        g.match = policy::MatchKind::Signer;
+        g.match_value = request.signer;
+    }
     g.polkit = request.polkit;
     g.source = std::string(policy::paths::kStateDir) + "/" + std::string(policy::paths::kApprovalsFile);
     if (auto ok = add_principals(request.users, g.principals.user_names, g.principals.uids, "user"); !ok)
@@ -399,7 +432,8 @@ Outcome<policy::Grant> Broker::approve(const RequestContext& ctx, const ApproveR
         return refuse(std::move(stored).error());
     if (auto r = reload(); !r)
         return refuse(std::move(r).error());
-    audit(kAction, ctx, request.program, nullptr, "approved manifest " + g.match_value);
+    audit(kAction, ctx, request.program, nullptr,
+          std::string(g.match == policy::MatchKind::Signer ? "approved signer " : "approved manifest ") + g.match_value);
     if (auto* events = events_.load())
         events->program_approved(g.program, g.match_value);
     return g;

@@ -216,9 +216,21 @@ private:
     void Approve(sdbus::Result<std::string>&& result, std::string program, std::vector<std::string> users,
                  std::vector<std::string> groups, bool anyone, bool polkit) override
     {
+        approve(std::move(result), ApproveRequest{std::move(program), std::move(users), std::move(groups), anyone, polkit, {}});
+    }
+
+    void ApproveSigner(sdbus::Result<std::string>&& result, std::string program, std::string signer,
+                       std::vector<std::string> users, std::vector<std::string> groups, bool anyone, bool polkit) override
+    {
+        approve(std::move(result), ApproveRequest{std::move(program), std::move(users), std::move(groups), anyone, polkit,
+                                                  std::move(signer)});
+    }
+
+    // Both approve methods reply with the grant's match value (hash or key id).
+    void approve(sdbus::Result<std::string>&& result, ApproveRequest req)
+    {
         auto ctx = context();
         auto shared = std::make_shared<sdbus::Result<std::string>>(std::move(result));
-        ApproveRequest req{std::move(program), std::move(users), std::move(groups), anyone, polkit};
         decide<policy::Grant>(
             shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.approve(ctx, req, v); },
             [](const sdbus::Result<std::string>& r, policy::Grant& g) { r.returnResults(g.match_value); });

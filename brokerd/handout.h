@@ -31,6 +31,7 @@ struct ApproveRequest {
     std::vector<std::string> groups;  // names or decimal gids
     bool anyone = false;
     bool polkit = false;
+    std::string signer;  // key id: a grant by signer (empty: by this manifest's hash)
 };
 
 struct RevokeRequest {

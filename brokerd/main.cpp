@@ -3,6 +3,8 @@
 #include "brokerd/log.h"
 #include "brokerd/manager.h"
 
+#include <bpfbroker_version.h>
+
 #include <CLI/CLI.hpp>
 #include <systemd/sd-daemon.h>
 
@@ -14,6 +16,7 @@ int main(int argc, char** argv)
     using namespace bpfbroker::brokerd;
     DaemonOptions o;
     CLI::App app{"bpfbrokerd - hands verified, approved BPF programs to unprivileged io_uring users"};
+    app.set_version_flag("--version", "bpfbrokerd " BPFBROKER_VERSION);
     app.add_option("--root", o.root, "Root of the policy tree (usr/lib/bpfbroker, etc/bpfbroker, var/lib/bpfbroker, run/bpfbroker)")
         ->check(CLI::ExistingDirectory);
     app.add_option("--socket", o.socket_path, "Path of the Varlink socket (default ROOT/run/bpfbroker/org.bpfbroker.Broker)");

@@ -23,7 +23,8 @@ constexpr std::array kAcquire{FieldSpec{"name", FieldType::String, true, 64},
 constexpr std::array kApprove{FieldSpec{"program", FieldType::String, true, 64},
                               FieldSpec{"users", FieldType::NameList, false, 64, kMaxNames},
                               FieldSpec{"groups", FieldType::NameList, false, 64, kMaxNames},
-                              FieldSpec{"anyone", FieldType::Bool}, FieldSpec{"polkit", FieldType::Bool}};
+                              FieldSpec{"anyone", FieldType::Bool}, FieldSpec{"polkit", FieldType::Bool},
+                              FieldSpec{"signer", FieldType::String, false, 64}};
 constexpr std::array kRevoke{FieldSpec{"program", FieldType::String, true, 64}};
 
 constexpr std::string_view kBroker = kVarlinkInterface;

@@ -89,11 +89,12 @@ VarlinkResponse list_programs(Broker& broker, const RequestContext& ctx)
 VarlinkResponse approve(Broker& broker, const RequestContext& ctx, const CheckedParameters& p)
 {
     ApproveRequest req{p.string("program"), p.names("users"), p.names("groups"), p.boolean("anyone"),
-                       p.boolean("polkit")};
+                       p.boolean("polkit"), p.string("signer")};
     auto o = broker.approve(ctx, req);
     if (auto stop = unless_done(o))
         return std::move(*stop);
-    return reply({{"program", o.value().program}, {"manifest_sha256", o.value().match_value}});
+    bool by_signer = o.value().match == policy::MatchKind::Signer;
+    return reply({{"program", o.value().program}, {by_signer ? "signer" : "manifest_sha256", o.value().match_value}});
 }
 
 VarlinkResponse revoke(Broker& broker, const RequestContext& ctx, const CheckedParameters& p)

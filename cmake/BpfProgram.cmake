@@ -19,27 +19,16 @@
 #   cache BPFBROKER_PROGRAMS_DIR, BPFBROKER_DEV_KEY_DIR   (INTERNAL)
 include_guard(GLOBAL)
 
-find_program(BPFBROKER_BPF_CLANG NAMES clang clang-14 REQUIRED
-  DOC "clang with the BPF backend, for programs/*.bpf.c")
-find_program(BPFBROKER_LLVM_STRIP NAMES llvm-strip llvm-strip-14
-  DOC "llvm-strip, to drop DWARF from BPF objects (optional)")
-find_program(BPFBROKER_OPENSSL NAMES openssl REQUIRED
-  DOC "openssl CLI, to make the dev key and sign manifests")
-
 set(BPFBROKER_PROGRAMS_DIR "${CMAKE_BINARY_DIR}/programs" CACHE INTERNAL
   "Build-tree mirror of usr/lib/bpfbroker/programs.d")
 set(BPFBROKER_DEV_KEY_DIR "${CMAKE_BINARY_DIR}/dev-keys" CACHE INTERNAL
   "Development signing key pair (never installed)")
 
-# The -P helper scripts live with the programs they serve.
+# The -P helper scripts live with the programs they serve (render_manifest
+# is also installed beside the kit, which finds it there).
 set(_bpfbroker_program_scripts "${CMAKE_CURRENT_LIST_DIR}/../programs/cmake")
-
-# BPF C sees the kernel UAPI headers; on Debian asm/types.h is only under the
-# multiarch directory, which clang -target bpf does not search by itself.
-set(_bpfbroker_bpf_system_includes)
-if(CMAKE_LIBRARY_ARCHITECTURE AND EXISTS "/usr/include/${CMAKE_LIBRARY_ARCHITECTURE}")
-  list(APPEND _bpfbroker_bpf_system_includes "-I/usr/include/${CMAKE_LIBRARY_ARCHITECTURE}")
-endif()
+set(BPFBROKER_RENDER_MANIFEST_SCRIPT "${_bpfbroker_program_scripts}/render_manifest.cmake" CACHE INTERNAL "")
+include("${CMAKE_CURRENT_LIST_DIR}/BpfCompile.cmake")
 
 if(NOT TARGET bpfbroker_programs)
   add_custom_target(bpfbroker_programs ALL)
@@ -96,58 +85,16 @@ function(bpfbroker_add_program name)
   # programs.d/NAME holds.
   set(depfile "${CMAKE_CURRENT_BINARY_DIR}/CMakeFiles/bpfbroker_program_${name}.dir/${name}.bpf.o.d")
 
-  set(cflags -target bpf -O2 -g -Wall -Wextra ${_bpfbroker_bpf_system_includes})
+  set(werror)
   if(BPFBROKER_WERROR)
-    list(APPEND cflags -Werror)
+    set(werror WERROR)
   endif()
-  foreach(dir IN LISTS arg_INCLUDE_DIRECTORIES)
-    list(APPEND cflags "-I${dir}")
-  endforeach()
-  foreach(def IN LISTS arg_DEFINES)
-    list(APPEND cflags "-D${def}")
-  endforeach()
-
-  # -g is what makes clang emit BTF; llvm-strip -g then removes only the
-  # .debug_* sections, so the object the manifest pins is smaller but still
-  # carries .BTF/.BTF.ext for the loader.
-  set(strip_command)
-  if(BPFBROKER_LLVM_STRIP)
-    set(strip_command COMMAND "${BPFBROKER_LLVM_STRIP}" -g "${object}")
-  endif()
-  add_custom_command(
-    OUTPUT "${object}"
-    COMMAND "${CMAKE_COMMAND}" -E make_directory "${out_dir}"
-    COMMAND "${BPFBROKER_BPF_CLANG}" ${cflags} -MD -MF "${depfile}"
-            -c "${source}" -o "${object}"
-    ${strip_command}
-    DEPENDS "${source}"
-    DEPFILE "${depfile}"
-    COMMENT "Compiling BPF program ${name}"
-    VERBATIM)
-
-  # The hash is taken in a cmake -P step that depends on the object, so the
-  # manifest (and then the signature) follows every rebuild of the object.
-  add_custom_command(
-    OUTPUT "${manifest}"
-    COMMAND "${CMAKE_COMMAND}"
-            "-DNAME=${name}"
-            "-DTEMPLATE=${template}"
-            "-DOBJECT=${object}"
-            "-DOUTPUT=${manifest}"
-            -P "${_bpfbroker_program_scripts}/render_manifest.cmake"
-    DEPENDS "${template}" "${object}" "${_bpfbroker_program_scripts}/render_manifest.cmake"
-    COMMENT "Writing manifest for BPF program ${name}"
-    VERBATIM)
-
+  bpfbroker_bpf_compile(SOURCE "${source}" OBJECT "${object}" DEPFILE "${depfile}" ${werror}
+    INCLUDE_DIRECTORIES ${arg_INCLUDE_DIRECTORIES} DEFINES ${arg_DEFINES})
+  bpfbroker_render_manifest(NAME "${name}" TEMPLATE "${template}" OBJECT "${object}" OUTPUT "${manifest}")
   # The key file belongs to bpfbroker_dev_key (possibly in another directory):
   # the target dependency orders it, the file dependency re-signs on a new key.
-  add_custom_command(
-    OUTPUT "${signature}"
-    COMMAND "${BPFBROKER_OPENSSL}" pkeyutl -sign -rawin
-            -inkey "${key}" -in "${manifest}" -out "${signature}"
-    DEPENDS "${manifest}" "${key}"
-    COMMENT "Signing manifest of BPF program ${name} with the dev key"
-    VERBATIM)
+  bpfbroker_sign_manifest(KEY "${key}" MANIFEST "${manifest}" SIGNATURE "${signature}")
 
   add_custom_target(bpfbroker_program_${name}
     DEPENDS "${object}" "${manifest}" "${signature}"

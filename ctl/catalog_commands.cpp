@@ -2,9 +2,11 @@
 #include "commands.h"
 
 #include "policy/catalog.h"
+#include "policy/paths.h"
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 
@@ -38,6 +40,9 @@ int run_catalog(const GlobalOptions& o)
     auto catalog = policy::scan_catalog(o.root, trust);
     if (!catalog)
         return report_error(catalog.error());
+    // No vendor folder is a fresh host, not an error; say so rather than "Programs: 0".
+    auto vendor_dir = (std::filesystem::path(o.root) / policy::paths::kVendorDir).string();
+    bool no_vendor_dir = !std::filesystem::is_directory(vendor_dir);
     if (o.json) {
         nlohmann::json entries = nlohmann::json::array();
         for (const auto& e : catalog->entries)
@@ -52,9 +57,15 @@ int run_catalog(const GlobalOptions& o)
         for (const auto* list : {&catalog->problems, &catalog->keys.problems})
             for (const auto& p : *list)
                 problems.push_back({{"path", p.path}, {"error", error_to_json(p.error)}});
-        print_json({{"root", o.root}, {"programs", entries}, {"keys", keys}, {"problems", problems}});
+        nlohmann::json doc = {{"root", o.root}, {"programs", entries}, {"keys", keys}, {"problems", problems}};
+        if (no_vendor_dir)
+            doc["note"] = vendor_dir + " does not exist: no program package is installed";
+        print_json(doc);
         return kExitOk;
     }
+    if (no_vendor_dir)
+        std::cout << "No programs are installed: " << vendor_dir
+                  << " does not exist (install bpfbroker-programs, or a program package).\n";
     std::cout << "Trusted keys: " << catalog->keys.keys.size() << '\n';
     for (const auto& k : catalog->keys.keys)
         std::cout << "  " << k.key.key_id() << "  " << policy::key_type_name(k.key.type()) << "  "

@@ -10,6 +10,7 @@ namespace bpfbroker::ctl {
 
 void add_signing_commands(CLI::App& app, GlobalOptions& options, int& exit_code);  // keygen, sign, verify
 void add_catalog_commands(CLI::App& app, GlobalOptions& options, int& exit_code);  // catalog
+void add_grants_commands(CLI::App& app, GlobalOptions& options, int& exit_code);   // grants
 void add_daemon_commands(CLI::App& app, GlobalOptions& options, int& exit_code);   // list, acquire, approve, ...
 
 }  // namespace bpfbroker::ctl

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <iomanip>
 #include <iostream>
 
@@ -23,11 +24,19 @@ std::string socket_path(const GlobalOptions& o)
     return o.root + (o.root.back() == '/' ? "" : "/") + "run/bpfbroker/org.bpfbroker.Broker";
 }
 
+// A daemon that is not running is the likeliest failure: say how to start it.
 Result<Client> connect(const GlobalOptions& o)
 {
-    if (o.bus == "system")
-        return Client::connect_dbus();
-    return Client::connect_socket(socket_path(o));
+    auto c = o.bus == "system" ? Client::connect_dbus() : Client::connect_socket(socket_path(o));
+    if (!c && c.error().code == ErrorCode::SystemError &&
+        (c.error().sys_errno == ENOENT || c.error().sys_errno == ECONNREFUSED)) {
+        auto err = std::move(c).error();
+        err.message += " (bpfbrokerd is not running: start it with `systemctl start bpfbrokerd.socket`, or as root `bpfbrokerd";
+        err.message += (o.root == "/" ? "" : " --root " + o.root);
+        err.message += (o.socket_path.empty() ? "" : " --socket " + o.socket_path) + " --foreground`)";
+        return fail(std::move(err));
+    }
+    return c;
 }
 
 // Connects and makes one call; a failure to connect reads like a failed call.
@@ -175,6 +184,13 @@ int run_approve(const std::string& name, const ApproveOptions& a, const GlobalOp
     auto hash = ask(o, [&](Client& c) { return c.approve(name, a); });
     if (!hash)
         return report_error(hash.error());
+    if (!a.signer.empty()) {  // the grant names no manifest: every version by this signer
+        if (o.json)
+            print_json({{"program", name}, {"signer", *hash}});
+        else
+            std::cout << "Approved " << name << " as signed by " << *hash << " (this and later versions)\n";
+        return kExitOk;
+    }
     if (o.json)
         print_json({{"program", name}, {"manifest_sha256", *hash}});
     else
@@ -242,6 +258,8 @@ void add_daemon_commands(CLI::App& app, GlobalOptions& options, int& exit_code)
     ap->add_option("--group,-g", approve->groups, "Group name or gid (repeatable)");
     ap->add_flag("--anyone", approve->anyone, "Allow every user");
     ap->add_flag("--polkit", approve->polkit, "Also require polkit authorization (org.bpfbroker.acquire)");
+    ap->add_option("--signer", approve->signer,
+                   "Grant every version signed by this key id (it must sign the program now); default: this manifest");
     ap->callback([approve_name, approve, &options, &exit_code] {
         if (approve->users.empty() && approve->groups.empty() && !approve->anyone) {
             exit_code = report_error("approve needs --user, --group or --anyone", kExitUsage);

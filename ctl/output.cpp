@@ -18,8 +18,24 @@ void print_json(const nlohmann::json& doc)
     std::cout << doc.dump(2) << '\n';
 }
 
+namespace {
+const bool* errors_as_json = nullptr;
+}  // namespace
+
+void report_errors_as_json_when(const bool& json)
+{
+    errors_as_json = &json;
+}
+
 int report_error(const Error& error, int exit_code)
 {
+    if (errors_as_json && *errors_as_json) {
+        auto j = error_to_json(error);
+        if (!error.detail.empty())
+            j["detail"] = error.detail;
+        std::cerr << j.dump() << '\n';
+        return exit_code;
+    }
     std::cerr << "bpfbrokerctl: " << error.describe() << '\n';
     if (!error.detail.empty())
         std::cerr << error.detail << (error.detail.back() == '\n' ? "" : "\n");
@@ -28,8 +44,8 @@ int report_error(const Error& error, int exit_code)
 
 int report_error(std::string_view message, int exit_code)
 {
-    std::cerr << "bpfbrokerctl: " << message << '\n';
-    return exit_code;
+    auto code = exit_code == kExitUsage ? ErrorCode::InvalidParameter : ErrorCode::SystemError;
+    return report_error(make_error(code, std::string(message)), exit_code);
 }
 
 nlohmann::json error_to_json(const Error& error)

@@ -1,5 +1,6 @@
 // How bpfbrokerctl speaks: one JSON document on stdout with --json, short
-// human lines otherwise; errors always on stderr as "bpfbrokerctl: ...".
+// human lines otherwise; errors always on stderr, as "bpfbrokerctl: ..." or,
+// under --json, as one JSON object {"error": ErrorCode name, "message": ...}.
 #pragma once
 
 #include <bpfbroker/error.h>
@@ -25,8 +26,12 @@ inline constexpr int kExitRefused = 1;
 inline constexpr int kExitUsage = 2;
 
 void print_json(const nlohmann::json& doc);
-// Prints "bpfbrokerctl: <describe>" to stderr (and the detail, e.g. a verifier log).
+// From now on report_error() prints JSON whenever `json` is true (it is read
+// at each report: the flag is bound by the parser after this call).
+void report_errors_as_json_when(const bool& json);
+// Prints the error to stderr (and the detail, e.g. a verifier log); returns exit_code.
 int report_error(const Error& error, int exit_code = kExitRefused);
+// A message of the CLI's own: InvalidParameter for usage errors, else SystemError.
 int report_error(std::string_view message, int exit_code = kExitRefused);
 nlohmann::json error_to_json(const Error& error);
 

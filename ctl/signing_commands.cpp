@@ -1,8 +1,9 @@
-// keygen, sign and verify: the parts of bpfbrokerctl a packager uses, with
+// keygen, sign, verify and check-manifest: the parts of bpfbrokerctl a packager uses, with
 // no daemon involved.
 #include "commands.h"
 
 #include "policy/catalog.h"
+#include "policy/manifest.h"
 #include "policy/paths.h"
 #include "policy/secure_file.h"
 #include "policy/signature.h"
@@ -199,6 +200,23 @@ int run_verify(const VerifyArgs& a, const GlobalOptions& o)
     return entry.valid() ? kExitOk : kExitRefused;
 }
 
+// The daemon's own manifest parser on one file, for build systems (the
+// packager's kit runs it before signing).
+int run_check_manifest(const std::string& path, const GlobalOptions& o)
+{
+    std::string bytes, why;
+    if (!read_file(path, bytes, why))
+        return report_error(why);
+    auto m = policy::parse_manifest(bytes);
+    if (!m)
+        return report_error(make_error(m.error().code, path + ": " + m.error().message));
+    if (o.json)
+        print_json({{"manifest", path}, {"name", m->name}, {"version", m->version}, {"valid", true}});
+    else
+        std::cout << path << ": valid manifest of " << m->name << ' ' << m->version << '\n';
+    return kExitOk;
+}
+
 }  // namespace
 
 void add_signing_commands(CLI::App& app, GlobalOptions& options, int& exit_code)
@@ -229,6 +247,11 @@ void add_signing_commands(CLI::App& app, GlobalOptions& options, int& exit_code)
     v->add_option("--key,-k", verify->keys, "Trusted public key (default: the keys.d of --root)")
         ->check(CLI::ExistingFile);
     v->callback([verify, &options, &exit_code] { exit_code = run_verify(*verify, options); });
+
+    auto manifest = std::make_shared<std::string>();
+    auto* cm = app.add_subcommand("check-manifest", "Check a manifest.json with the daemon's parser (no signature needed)");
+    cm->add_option("manifest", *manifest, "manifest.json to check")->required()->check(CLI::ExistingFile);
+    cm->callback([manifest, &options, &exit_code] { exit_code = run_check_manifest(*manifest, options); });
 }
 
 }  // namespace bpfbroker::ctl

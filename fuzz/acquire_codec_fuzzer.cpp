@@ -1,5 +1,5 @@
 // Differential libFuzzer target for the AcquireProgram fast path
-// (client/src/acquire_codec.h): any input, read as a call frame and as a
+// (wire/acquire_codec.h): any input, read as a call frame and as a
 // reply frame, must get the same verdict from the hand-written decoder and
 // from the general nlohmann-json one: both accept (with equal values) or
 // both refuse (with the same ErrorCode). Whatever they accept must encode to

@@ -2,7 +2,7 @@
 # The bpfbroker tour, from a fresh Debian 12 machine to an unprivileged
 # io_uring server using two broker-loaded BPF programs:
 #
-#   sudo scripts/demo.sh
+#   scripts/demo.sh        (as root; no sudo needed)
 #
 # It installs the build dependencies, builds into build/, runs bpfbrokerd on
 # a throw-away policy root, approves two programs for user `nobody`, and runs
@@ -70,7 +70,7 @@ trap 'exit 143' TERM
 
 # ---- preflight -----------------------------------------------------------------
 [[ $(uname -s) == Linux ]] || die "bpfbroker needs Linux"
-[[ $(id -u) -eq 0 ]] || die "run it as root: sudo $0 (it installs packages and starts a root daemon)"
+[[ $(id -u) -eq 0 ]] || die "run it as root (it installs packages and starts a root daemon): e.g. su -c $0, or as root: $0"
 if [[ -r /proc/sys/kernel/io_uring_disabled && $(cat /proc/sys/kernel/io_uring_disabled) != 0 ]]; then
   die "io_uring is restricted here (sysctl kernel.io_uring_disabled=$(cat /proc/sys/kernel/io_uring_disabled));" \
     "the demo's server runs as an unprivileged user and needs it: sysctl -w kernel.io_uring_disabled=0"
@@ -94,7 +94,7 @@ echo "    dependencies are in place"
 
 # ---- 2. build ----------------------------------------------------------------------
 # Build as the owner of the checkout (or of an existing build/), not as root,
-# so that `sudo scripts/demo.sh` leaves no root-owned files behind.
+# so that a root run in a user's checkout leaves no root-owned files behind.
 builder=()
 owner_uid=$(stat -c %u "$build" 2>/dev/null || stat -c %u "$repo")
 if [[ $owner_uid != 0 ]]; then

@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   dbus-daemon dbus-bin polkitd systemd libglib2.0-bin util-linux
   python3
+  debhelper dpkg-dev lintian adduser
 )
 
 missing=()

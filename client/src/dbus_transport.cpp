@@ -210,11 +210,15 @@ Result<std::vector<Feature>> DbusTransport::features()
 
 Result<std::string> DbusTransport::approve(std::string_view program, const ApproveOptions& o)
 {
-    std::string hash;
-    if (auto called = invoke(*proxy_, timeout_, "Approve", std::tuple(std::string(program), o.users, o.groups, o.anyone, o.polkit),
-               hash); !called)
+    std::string match;  // the manifest hash, or the signer's key id
+    auto called = o.signer.empty()
+                      ? invoke(*proxy_, timeout_, "Approve",
+                               std::tuple(std::string(program), o.users, o.groups, o.anyone, o.polkit), match)
+                      : invoke(*proxy_, timeout_, "ApproveSigner",
+                               std::tuple(std::string(program), o.signer, o.users, o.groups, o.anyone, o.polkit), match);
+    if (!called)
         return fail(std::move(called).error());
-    return hash;
+    return match;
 }
 
 Result<unsigned> DbusTransport::revoke(std::string_view program)

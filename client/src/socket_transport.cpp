@@ -233,11 +233,14 @@ Result<std::vector<Feature>> SocketTransport::features()
 
 Result<std::string> SocketTransport::approve(std::string_view program, const ApproveOptions& o)
 {
-    auto j = call_json("Approve", {{"program", program}, {"users", o.users}, {"groups", o.groups},
-                                   {"anyone", o.anyone}, {"polkit", o.polkit}});
+    nlohmann::json params = {{"program", program}, {"users", o.users}, {"groups", o.groups},
+                             {"anyone", o.anyone}, {"polkit", o.polkit}};
+    if (!o.signer.empty())
+        params["signer"] = o.signer;
+    auto j = call_json("Approve", std::move(params));
     if (!j)
         return fail(std::move(j).error());
-    return string_field(*j, "manifest_sha256");
+    return string_field(*j, o.signer.empty() ? "manifest_sha256" : "signer");
 }
 
 Result<unsigned> SocketTransport::revoke(std::string_view program)

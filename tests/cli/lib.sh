@@ -32,3 +32,17 @@ make_root() {  # dir pubkey.pem
   chmod -R 0755 "$1"
   install -m 0644 "$2" "$1/usr/lib/bpfbroker/keys.d/$(basename "$2")"
 }
+
+# A root holding udp_stats signed with the openssl tool alone, by a fresh
+# Ed25519 key: $SCRATCH/vendor.key (private), $SCRATCH/vendor.pem (trusted).
+# Sets `prog` to the program's folder.
+make_openssl_signed_root() {  # dir
+  openssl genpkey -algorithm ed25519 -out "$SCRATCH/vendor.key" 2>/dev/null
+  openssl pkey -in "$SCRATCH/vendor.key" -pubout -out "$SCRATCH/vendor.pem"
+  make_root "$1" "$SCRATCH/vendor.pem"
+  prog="$1/usr/lib/bpfbroker/programs.d/udp_stats"
+  mkdir -m 0755 "$prog"
+  install -m 0644 "$PROGRAMS_DIR/udp_stats/udp_stats.bpf.o" "$PROGRAMS_DIR/udp_stats/manifest.json" "$prog/"
+  openssl pkeyutl -sign -rawin -inkey "$SCRATCH/vendor.key" -in "$prog/manifest.json" -out "$prog/manifest.json.sig"
+  chmod 0644 "$prog/manifest.json.sig"
+}

@@ -5,15 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 root="$SCRATCH/root"
-openssl genpkey -algorithm ed25519 -out "$SCRATCH/vendor.key" 2>/dev/null
-openssl pkey -in "$SCRATCH/vendor.key" -pubout -out "$SCRATCH/vendor.pem"
-make_root "$root" "$SCRATCH/vendor.pem"
-
-prog="$root/usr/lib/bpfbroker/programs.d/udp_stats"
-mkdir -m 0755 "$prog"
-install -m 0644 "$PROGRAMS_DIR/udp_stats/udp_stats.bpf.o" "$PROGRAMS_DIR/udp_stats/manifest.json" "$prog/"
-openssl pkeyutl -sign -rawin -inkey "$SCRATCH/vendor.key" -in "$prog/manifest.json" -out "$prog/manifest.json.sig"
-chmod 0644 "$prog/manifest.json.sig"
+make_openssl_signed_root "$root"
 
 json=$("${CTL[@]}" --root "$root" --json catalog)
 [[ $(json_get "$json" 'd["programs"][0]["name"]') == udp_stats ]] || fail "catalog: $json"

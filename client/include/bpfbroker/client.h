@@ -98,6 +98,7 @@ struct ApproveOptions {
     std::vector<std::string> groups;  // names or decimal gids
     bool anyone = false;
     bool polkit = false;              // also require polkit (org.bpfbroker.acquire)
+    std::string signer;               // key id: grant every version it signs (empty: this manifest)
 };
 
 // The daemon's methods, one call each, implemented per transport (the
@@ -135,7 +136,7 @@ public:
     Result<std::vector<ProgramEntry>> list_programs();
     Result<std::vector<Feature>> features();
     // Admin calls: root on the socket; root or polkit org.bpfbroker.manage on D-Bus.
-    Result<std::string> approve(std::string_view program, const ApproveOptions& options);  // -> manifest sha256
+    Result<std::string> approve(std::string_view program, const ApproveOptions& options);  // -> manifest sha256 (or signer)
     Result<unsigned> revoke(std::string_view program);                                      // -> approvals removed
     Result<void> reload();
 
