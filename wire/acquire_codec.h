@@ -14,7 +14,7 @@
 // append the NUL.
 #pragma once
 
-#include <bpfbroker/client.h>
+#include <bpfbroker/program_info.h>
 #include <bpfbroker/result.h>
 
 #include <cstdint>

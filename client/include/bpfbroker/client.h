@@ -12,6 +12,7 @@
 #pragma once
 
 #include <bpfbroker/interface.h>  // kDefaultSocketPath: where bpfbrokerd listens
+#include <bpfbroker/program_info.h>
 #include <bpfbroker/result.h>
 #include <bpfbroker/unique_fd.h>
 
@@ -24,19 +25,6 @@
 #include <vector>
 
 namespace bpfbroker {
-
-struct ProgramInfo {
-    std::string name;
-    std::string version;
-    std::string type;      // "socket_filter", "sk_reuseport", "tracepoint", "raw_tracepoint"
-    std::string instance;  // "shared" or "per-client"
-    std::uint32_t id = 0;  // kernel program id
-    std::string tag;       // kernel program tag, hex
-    std::map<std::string, std::string> map_access;  // map name -> "read" / "write"
-    std::string attach;    // broker-attached only: the attach point, e.g. "io_uring/io_uring_complete"
-    std::map<std::string, std::uint64_t> parameters;  // .rodata variable -> value the broker wrote
-    bool operator==(const ProgramInfo&) const = default;
-};
 
 // What the caller chooses in a request, within the manifest's bounds.
 struct AcquireOptions {
