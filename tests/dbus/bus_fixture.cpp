@@ -471,11 +471,7 @@ std::string BusFixture::approve_as_root(const std::string& program, const Approv
 
 std::vector<std::string> BusFixture::audit_lines() const
 {
-    std::vector<std::string> out;
-    std::stringstream ss(read_text_file(scratch_.path("audit.log")));
-    for (std::string line; std::getline(ss, line);)
-        out.push_back(line);
-    return out;
+    return test_support::read_text_lines(scratch_.path("audit.log"));
 }
 
 bool BusFixture::audited(const std::map<std::string, std::string>& fields) const

@@ -5,7 +5,6 @@
 
 #include <unistd.h>
 
-#include <sstream>
 
 namespace bpfbroker::test_support {
 
@@ -53,11 +52,7 @@ void CoreFixture::approve(const std::string& program, bool polkit)
 
 std::vector<std::string> CoreFixture::audit_lines() const
 {
-    std::vector<std::string> out;
-    std::stringstream ss(read_text_file(scratch_.path("audit.log")));
-    for (std::string line; std::getline(ss, line);)
-        out.push_back(line);
-    return out;
+    return read_text_lines(scratch_.path("audit.log"));
 }
 
 }  // namespace bpfbroker::test_support

@@ -79,6 +79,15 @@ std::string read_text_file(const std::string& path)
     return ss.str();
 }
 
+std::vector<std::string> read_text_lines(const std::string& path)
+{
+    std::vector<std::string> out;
+    std::stringstream ss(read_text_file(path));
+    for (std::string line; std::getline(ss, line);)
+        out.push_back(line);
+    return out;
+}
+
 bool write_text_file(const std::string& path, std::string_view content, mode_t mode)
 {
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));

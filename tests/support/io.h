@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace bpfbroker::test_support {
 
@@ -36,6 +37,8 @@ std::optional<std::string> read_line(int fd, std::string& buffered, Clock::time_
 
 // The whole file, or "" when it cannot be read.
 std::string read_text_file(const std::string& path);
+// The file's lines without their newlines (none when it cannot be read).
+std::vector<std::string> read_text_lines(const std::string& path);
 
 // Creates or truncates `path` (never through a symlink) with `mode`; false
 // (errno kept) when it cannot.
