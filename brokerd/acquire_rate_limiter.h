@@ -5,6 +5,8 @@
 
 #include "brokerd/limits.h"
 
+#include "base/token_bucket.h"
+
 #include <sys/types.h>
 
 #include <chrono>
@@ -25,12 +27,8 @@ public:
     bool allow(uid_t uid, unsigned per_second, std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
 
 private:
-    struct Bucket {
-        double tokens;
-        std::chrono::steady_clock::time_point at;
-    };
     std::mutex mutex_;
-    std::unordered_map<uid_t, Bucket> buckets_;
+    std::unordered_map<uid_t, TokenBucket> buckets_;
 };
 
 }  // namespace bpfbroker::brokerd

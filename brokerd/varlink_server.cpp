@@ -5,6 +5,8 @@
 #include "brokerd/peer_identity.h"
 #include "brokerd/varlink_methods.h"
 
+#include "base/token_bucket.h"
+
 #include <bpfbroker/error_names.h>
 
 #include "wire/fd_passing.h"
@@ -45,8 +47,7 @@ struct VarlinkServer::Connection {
     std::deque<Outgoing> out;
     std::size_t queued_bytes = 0;
     std::size_t queued_fds = 0;
-    double tokens;                      // request budget (token bucket)
-    Clock::time_point tokens_at = Clock::now();
+    TokenBucket requests;               // the per-connection request rate
     Clock::time_point partial_since{};  // when the unfinished message began
     Clock::time_point output_since{};   // when replies began waiting for the peer to read
     Clock::time_point last_active = Clock::now();  // last bytes from the peer
@@ -55,7 +56,7 @@ struct VarlinkServer::Connection {
     std::uint32_t interest = 0;
 
     Connection(UniqueFd f, policy::Peer p, std::size_t max_message, double burst)
-        : fd(std::move(f)), peer(std::move(p)), reader(max_message), tokens(burst)
+        : fd(std::move(f)), peer(std::move(p)), reader(max_message), requests(burst, Clock::now())
     {
     }
 };
@@ -310,12 +311,7 @@ void VarlinkServer::process_frames(Connection& c)
             c.close_after_flush = true;
             return;
         }
-        // Token bucket: refill by elapsed time, spend one per call.
-        auto now = Clock::now();
-        double rate = limits_.requests_per_second;
-        c.tokens = std::min(rate, c.tokens + rate * std::chrono::duration<double>(now - c.tokens_at).count());
-        c.tokens_at = now;
-        if (c.tokens < 1.0) {
+        if (!c.requests.take(limits_.requests_per_second, Clock::now())) {
             if (!call->oneway)
                 queue_response(c, varlink::make_error_reply(ErrorCode::LimitExceeded,
                                                             "more than " + std::to_string(limits_.requests_per_second) +
@@ -323,7 +319,6 @@ void VarlinkServer::process_frames(Connection& c)
                                {});
             continue;
         }
-        c.tokens -= 1.0;
         if (call->more || call->upgrade) {
             queue_response(c, varlink::make_error_reply(ErrorCode::InvalidParameter,
                                                         "this service answers every call once: \"more\" and \"upgrade\" are not supported"),
