@@ -36,26 +36,38 @@ InstanceTracker::InstanceTracker(std::size_t capacity, ProgramLiveness alive, Ma
 {
 }
 
-InstanceTracker::Verdict InstanceTracker::probe(const Instance& instance, bool settle) const
+bool InstanceTracker::present(const Instance& instance) const
 {
-    if (alive_(instance.prog_id))
-        return Verdict::Live;
-    auto a_map_remains = [&] {
-        return std::any_of(instance.map_ids.begin(), instance.map_ids.end(),
-                           [this](std::uint32_t m) { return map_alive_(m); });
-    };
-    if (!a_map_remains())
-        return Verdict::Gone;
-    if (!settle || instance.maps_held)
-        return Verdict::Live;
-    // The program is gone and a map is not (yet): a deferred free or a
-    // client holding the map. Only the first finishes within the window.
-    for (unsigned n = 0; n < settle_.reprobes; ++n) {
-        std::this_thread::sleep_for(settle_.interval);
-        if (!a_map_remains())
-            return Verdict::Gone;
+    return alive_(instance.prog_id) || std::any_of(instance.map_ids.begin(), instance.map_ids.end(),
+                                                   [this](std::uint32_t m) { return map_alive_(m); });
+}
+
+std::unordered_map<std::uint32_t, InstanceTracker::Verdict>
+InstanceTracker::judge(const std::vector<Instance>& seen, bool settle) const
+{
+    std::unordered_map<std::uint32_t, Verdict> verdicts;
+    std::vector<const Instance*> lingering;
+    for (const auto& instance : seen) {
+        const bool there = present(instance);
+        verdicts[instance.prog_id] = there ? Verdict::Live : Verdict::Gone;
+        if (there && settle && !instance.held)
+            lingering.push_back(&instance);
     }
-    return Verdict::MapsHeld;
+    // Still there: held by the client, or a release the kernel has not
+    // finished (a deferred fput or map free). Only the second ends within
+    // the window; all lingering instances share one window.
+    for (unsigned n = 0; n < settle_.reprobes && !lingering.empty(); ++n) {
+        std::this_thread::sleep_for(settle_.interval);
+        std::erase_if(lingering, [&](const Instance* i) {
+            if (present(*i))
+                return false;
+            verdicts[i->prog_id] = Verdict::Gone;
+            return true;
+        });
+    }
+    for (const Instance* i : lingering)
+        verdicts[i->prog_id] = Verdict::Held;
+    return verdicts;
 }
 
 void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t uid, bool settle)
@@ -67,9 +79,7 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
     // requests must not wait for it.
     const std::vector<Instance> seen = it->second.instances;
     lock.unlock();
-    std::unordered_map<std::uint32_t, Verdict> verdicts;
-    for (const auto& instance : seen)
-        verdicts.emplace(instance.prog_id, probe(instance, settle));
+    const auto verdicts = judge(seen, settle);
     lock.lock();
 
     // Another request may have changed the table meanwhile: apply the
@@ -85,8 +95,8 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
     const auto before = instances.size();
     std::erase_if(instances, [&](Instance& i) {
         const auto v = verdict_of(i.prog_id);
-        if (v == Verdict::MapsHeld)
-            i.maps_held = true;
+        if (v == Verdict::Held)
+            i.held = true;
         return v == Verdict::Gone;
     });
     total_ -= before - instances.size();
