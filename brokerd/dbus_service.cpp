@@ -213,6 +213,8 @@ private:
         return out;
     }
 
+    std::string GetMetrics() override { return broker_.metrics_text(); }
+
     void Approve(sdbus::Result<std::string>&& result, std::string program, std::vector<std::string> users,
                  std::vector<std::string> groups, bool anyone, bool polkit) override
     {

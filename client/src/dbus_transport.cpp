@@ -208,6 +208,14 @@ Result<std::vector<Feature>> DbusTransport::features()
     return out;
 }
 
+Result<std::string> DbusTransport::metrics()
+{
+    std::string text;
+    if (auto called = invoke(*proxy_, timeout_, "GetMetrics", std::tuple(), text); !called)
+        return fail(std::move(called).error());
+    return text;
+}
+
 Result<std::string> DbusTransport::approve(std::string_view program, const ApproveOptions& o)
 {
     std::string match;  // the manifest hash, or the signer's key id
