@@ -206,6 +206,13 @@ void Broker::audit(std::string_view action, const RequestContext& ctx, const std
         r.prog_id = handout->prog_id;
         r.tag = handout->tag;
     }
+    // An acquire record names the manifest and signer of the entry (the
+    // catalog now: a reload racing the request may show the newer one).
+    if (action == "acquire" && policy::is_valid_program_name(program))
+        if (const auto* entry = snapshot()->catalog.find(program)) {
+            r.manifest_sha256 = entry->manifest_sha256;
+            r.signer = entry->signer_key_id;
+        }
     audit_.record(r);
 }
 
