@@ -37,6 +37,11 @@ std::string value(const std::string& v)
 
 }  // namespace
 
+std::string_view AuditRecord::message_id() const
+{
+    return action == "acquire" ? kAcquireMessageId : kAdminMessageId;
+}
+
 std::string cap_for_record(std::string_view value, std::size_t max)
 {
     if (value.size() <= max)
@@ -64,26 +69,34 @@ std::string AuditLog::format_line(const AuditRecord& r)
         line += " code=" + std::string(error_code_name(*r.code));
     if (r.prog_id)
         line += " prog_id=" + std::to_string(r.prog_id) + " tag=" + value(r.tag);
+    if (!r.manifest_sha256.empty())
+        line += " manifest_sha256=" + value(r.manifest_sha256);
+    if (!r.signer.empty())
+        line += " signer=" + value(r.signer);
     line += " reason=" + value(r.reason);
+    line += " message_id=" + std::string(r.message_id());
     return line;
 }
 
 void AuditLog::record(const AuditRecord& given)
 {
     AuditRecord r = given;
-    for (auto* field : {&r.action, &r.transport, &r.program, &r.reason, &r.tag})
+    for (auto* field : {&r.action, &r.transport, &r.program, &r.reason, &r.tag, &r.manifest_sha256, &r.signer})
         *field = cap_for_record(*field);
     std::lock_guard lock(mutex_);
     auto line = format_line(r);
     std::string code = r.code ? std::string(error_code_name(*r.code)) : std::string();
     if (journal_) {
-        sd_journal_send("MESSAGE=%s", line.c_str(), "PRIORITY=%d", r.allowed ? 6 : 5,
+        const std::string message_id(r.message_id());
+        sd_journal_send("MESSAGE=%s", line.c_str(), "MESSAGE_ID=%s", message_id.c_str(), "PRIORITY=%d",
+                        r.allowed ? 6 : 5,
                         "BPFBROKER_ACTION=%s", r.action.c_str(), "BPFBROKER_TRANSPORT=%s", r.transport.c_str(),
                         "BPFBROKER_PROGRAM=%s", r.program.c_str(), "BPFBROKER_UID=%u", static_cast<unsigned>(r.uid),
                         "BPFBROKER_PID=%d", static_cast<int>(r.pid), "BPFBROKER_DECISION=%s",
                         r.allowed ? "allow" : "deny", "BPFBROKER_CODE=%s", code.c_str(), "BPFBROKER_REASON=%s",
                         r.reason.c_str(), "BPFBROKER_PROG_ID=%u", r.prog_id, "BPFBROKER_PROG_TAG=%s", r.tag.c_str(),
-                        nullptr);
+                        "BPFBROKER_MANIFEST_SHA256=%s", r.manifest_sha256.c_str(), "BPFBROKER_SIGNER=%s",
+                        r.signer.c_str(), nullptr);
     } else {
         std::fprintf(stderr, "%s\n", line.c_str());
     }

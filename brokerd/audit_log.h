@@ -1,7 +1,9 @@
 // The audit log: one structured record per decision, allow or deny, with its
 // reason. Under systemd the record goes to the journal with fields
 // (BPFBROKER_PROGRAM=, BPFBROKER_UID=, ...); otherwise it is one line of
-// key=value pairs on stderr, and optionally appended to a file.
+// key=value pairs on stderr, and optionally appended to a file. Each record
+// carries the MESSAGE_ID of its kind (systemd/bpfbroker.catalog explains
+// them to `journalctl -x`): one for acquire decisions, one for admin actions.
 #pragma once
 
 #include "brokerd/limits.h"
@@ -19,6 +21,11 @@
 
 namespace bpfbroker::brokerd {
 
+// The journal's MESSAGE_ID of each record kind: fixed forever, 128-bit,
+// lower-case hex without dashes (as sd_id128 prints them).
+inline constexpr std::string_view kAcquireMessageId = "5a7803f0a3a34a6096babfcfb590a200";
+inline constexpr std::string_view kAdminMessageId = "6db43a06209a4076a913511d4b0b98ec";
+
 struct AuditRecord {
     std::string action = "acquire";   // acquire, approve, revoke, reload
     std::string transport;            // "socket" or "dbus"
@@ -30,6 +37,11 @@ struct AuditRecord {
     std::string reason;
     std::uint32_t prog_id = 0;        // when a program was handed out
     std::string tag;
+    std::string manifest_sha256;      // acquire of a catalog entry: the manifest it was decided on
+    std::string signer;               // ... and the key id that signed it
+
+    // kAcquireMessageId for acquire, kAdminMessageId for everything else.
+    [[nodiscard]] std::string_view message_id() const;
 };
 
 // Every string a record holds may have come from a caller (a program name

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <vector>
 
 namespace bpfbroker::brokerd {
@@ -127,6 +128,11 @@ Result<void> Broker::reload()
     auto snap = load_snapshot();
     if (!snap)
         return fail(std::move(snap).error());
+    std::vector<std::string> names;
+    names.reserve((*snap)->catalog.entries.size());
+    for (const auto& e : (*snap)->catalog.entries)
+        names.push_back(e.name);
+    (*snap)->metric_slots = metrics_.slots_for(names);
     {
         std::lock_guard lock(snapshot_mutex_);
         snapshot_ = std::move(*snap);
@@ -143,9 +149,29 @@ Result<void> Broker::reload()
                                        [&](const policy::CatalogEntry& e) {
                                            return e.valid() && e.manifest_sha256 == it->first;
                                        });
-        it = still_there ? std::next(it) : shared_instances_.erase(it);
+        if (still_there) {
+            ++it;
+            continue;
+        }
+        if (auto m = shared_metrics_.find(it->first); m != shared_metrics_.end()) {
+            m->second->live_instances.fetch_sub(1, std::memory_order_relaxed);
+            shared_metrics_.erase(m);
+        }
+        it = shared_instances_.erase(it);
     }
     return {};
+}
+
+std::string Broker::metrics_text()
+{
+    // Forgets released per-client instances first, so the gauges are exact
+    // at the moment of reading; shared instances are counted at load/drop.
+    instances_.forget_released_now();
+    auto snap = snapshot();
+    std::map<std::string, std::size_t> states;
+    for (const auto& e : snap->catalog.entries)
+        ++states[std::string(policy::entry_state_name(e.state))];
+    return metrics_.render(states);
 }
 
 std::shared_ptr<const PolicySnapshot> Broker::snapshot() const
@@ -180,6 +206,13 @@ void Broker::audit(std::string_view action, const RequestContext& ctx, const std
         r.prog_id = handout->prog_id;
         r.tag = handout->tag;
     }
+    // An acquire record names the manifest and signer of the entry (the
+    // catalog now: a reload racing the request may show the newer one).
+    if (action == "acquire" && policy::is_valid_program_name(program))
+        if (const auto* entry = snapshot()->catalog.find(program)) {
+            r.manifest_sha256 = entry->manifest_sha256;
+            r.signer = entry->signer_key_id;
+        }
     audit_.record(r);
 }
 
@@ -197,13 +230,31 @@ bool Broker::verdict_matches(const PolkitVerdict& verdict, const RequestContext&
 
 Outcome<Handout> Broker::acquire(const RequestContext& ctx, const AcquireRequest& request, const PolkitVerdict* verdict)
 {
+    // Every decided outcome counts once; a question for polkit is not one
+    // (the call carrying the verdict is). The slot lookup hashes the name in
+    // a read-only table: no lock, no allocation.
+    const auto start = std::chrono::steady_clock::now();
+    auto snap = snapshot();
+    auto outcome = decide_acquire(ctx, *snap, request, verdict);
+    if (outcome.needs_polkit())
+        return outcome;
+    auto transport = ctx.transport == TransportKind::Dbus ? MetricTransport::Dbus : MetricTransport::Socket;
+    metrics_.program(snap->metric_slots.get(), request.name).count_acquire(transport, outcome.ok());
+    if (outcome.ok())
+        metrics_.acquire_duration.observe(std::chrono::steady_clock::now() - start);
+    return outcome;
+}
+
+Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicySnapshot& current,
+                                        const AcquireRequest& request, const PolkitVerdict* verdict)
+{
     constexpr std::string_view kAction = "acquire";
     const auto& name = request.name;
     // Checked before anything else: a name from D-Bus can be megabytes (the
     // audit record caps it).
     if (!policy::is_valid_program_name(name))
         return deny(kAction, ctx, name, make_error(ErrorCode::InvalidParameter, "not a valid program name"));
-    auto snap = snapshot();
+    const auto* snap = &current;
     // One token per request: the call that carries polkit's verdict is the
     // same request as the one that asked for it.
     if (!verdict && !rate_.allow(ctx.peer.uid, snap->settings.max_requests_per_second))
@@ -249,7 +300,7 @@ Outcome<Handout> Broker::acquire(const RequestContext& ctx, const AcquireRequest
     return std::move(*h);
 }
 
-Result<LoadedInstance*> Broker::shared_instance(const policy::CatalogEntry& entry)
+Result<LoadedInstance*> Broker::shared_instance(const policy::CatalogEntry& entry, const Metrics::Slots* slots)
 {
     // Held across the load so that concurrent first acquires load once.
     auto it = shared_instances_.find(entry.manifest_sha256);
@@ -259,6 +310,9 @@ Result<LoadedInstance*> Broker::shared_instance(const policy::CatalogEntry& entr
     if (!loaded)
         return fail(std::move(loaded).error());
     auto [inserted, _] = shared_instances_.emplace(entry.manifest_sha256, std::move(*loaded));
+    auto& gauge = metrics_.program(slots, entry.name);
+    gauge.live_instances.fetch_add(1, std::memory_order_relaxed);
+    shared_metrics_[entry.manifest_sha256] = &gauge;
     return &inserted->second;
 }
 
@@ -287,7 +341,7 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
 
     if (manifest.instance == policy::InstanceMode::Shared) {
         std::lock_guard lock(shared_mutex_);
-        auto inst = shared_instance(entry);
+        auto inst = shared_instance(entry, snap.metric_slots.get());
         if (!inst)
             return fail(std::move(inst).error());
         const auto& prog = (*inst)->programs.front();
@@ -322,7 +376,8 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     for (const auto& m : inst->maps)
         if (m.access != policy::ClientAccess::None)
             handed_map_ids.push_back(m.id);
-    slot.commit(h.prog_id, std::move(handed_map_ids));
+    slot.commit(h.prog_id, std::move(handed_map_ids),
+                &metrics_.program(snap.metric_slots.get(), entry.name).live_instances);
     h.program = std::move(prog.fd);
     return h;
 }

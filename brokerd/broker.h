@@ -18,6 +18,7 @@
 #include "brokerd/feature_probe.h"
 #include "brokerd/handout.h"
 #include "brokerd/instance_tracker.h"
+#include "brokerd/metrics.h"
 #include "brokerd/outcome.h"
 #include "brokerd/polkit_verdict.h"
 #include "brokerd/program_source.h"
@@ -48,6 +49,8 @@ struct PolicySnapshot {
     policy::Catalog catalog;
     policy::GrantSet grants;
     policy::Settings settings;
+    // This catalog's metric slots, made from its names at load.
+    std::shared_ptr<const Metrics::Slots> metric_slots;
 };
 
 class Broker {
@@ -80,6 +83,11 @@ public:
     // Receives approve/revoke/reload notifications (may be null).
     void set_events(BrokerEvents* events) { events_ = events; }
 
+    // The daemon's metrics as OpenMetrics text. Anyone may read them: they
+    // hold counts per catalog name, nothing a caller wrote.
+    [[nodiscard]] std::string metrics_text();
+    [[nodiscard]] Metrics& metrics() { return metrics_; }
+
     // Problems found by the last reload, for the daemon to log.
     [[nodiscard]] std::vector<policy::PolicyProblem> problems() const;
 
@@ -96,8 +104,10 @@ private:
     [[nodiscard]] static bool verdict_matches(const PolkitVerdict& verdict, const RequestContext& ctx,
                                               std::string_view action);
 
+    Outcome<Handout> decide_acquire(const RequestContext& ctx, const PolicySnapshot& snap,
+                                    const AcquireRequest& request, const PolkitVerdict* verdict);
     Result<std::shared_ptr<PolicySnapshot>> load_snapshot() const;
-    Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry);
+    Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry, const Metrics::Slots* slots);
     Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry);
     Result<void> add_client_maps(const LoadedInstance& instance, Handout& h);
 
@@ -107,6 +117,7 @@ private:
     AuditLog& audit_;
     std::unique_ptr<ProgramSource> programs_;
     std::atomic<BrokerEvents*> events_{nullptr};  // set by the main thread, read by either
+    Metrics metrics_;  // before instances_: tracked instances point at its gauges
     InstanceTracker instances_;
     AcquireRateLimiter rate_;
 
@@ -115,6 +126,7 @@ private:
 
     std::mutex shared_mutex_;
     std::map<std::string, LoadedInstance> shared_instances_;  // by manifest sha256
+    std::map<std::string, ProgramMetrics*> shared_metrics_;    // the slot of each, by manifest sha256
 
     std::mutex admin_mutex_;  // one approve/revoke/reload at a time
 };

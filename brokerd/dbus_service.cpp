@@ -5,7 +5,8 @@
 #include "brokerd/peer_identity.h"
 #include "brokerd/polkit_authority.h"
 
-#include "broker1_adaptor.h"  // generated from org.bpfbroker.Broker1.xml
+#include "broker1_adaptor.h"       // generated from org.bpfbroker.Broker1.xml
+#include "varlink_description.h"  // generated: the version (shared with GetInfo)
 
 #include <bpfbroker/error_names.h>
 
@@ -30,8 +31,9 @@ using AcquireResult = sdbus::Result<sdbus::UnixFd, std::map<std::string, sdbus::
 using FdsByName = std::map<std::string, sdbus::UnixFd>;
 using AcquireWithOptionsResult = sdbus::Result<FdsByName, FdsByName, FdsByName, std::map<std::string, sdbus::Variant>>;
 
-// (name, version, description, state, instance, allowed, needs_polkit, error, reason)
-using ProgramRow = sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, bool, std::string, std::string>;
+// (name, {version, description, state, instance, allowed, needs_polkit, error, reason})
+using ProgramRow = sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>>;
+using FeatureMap = std::map<std::string, sdbus::Struct<bool, std::string>>;
 
 namespace {
 
@@ -59,9 +61,16 @@ std::map<std::string, sdbus::Variant> to_wire(const Handout& h)
 
 ProgramRow to_wire(const ProgramListing& l)
 {
-    return ProgramRow(l.name, l.version, l.description, std::string(policy::entry_state_name(l.state)),
-                      l.instance ? std::string(policy::instance_mode_name(*l.instance)) : std::string(), l.allowed,
-                      l.needs_polkit, l.code ? std::string(error_code_name(*l.code)) : std::string(), l.reason);
+    std::map<std::string, sdbus::Variant> fields{
+        {"version", sdbus::Variant(l.version)},
+        {"description", sdbus::Variant(l.description)},
+        {"state", sdbus::Variant(std::string(policy::entry_state_name(l.state)))},
+        {"instance", sdbus::Variant(l.instance ? std::string(policy::instance_mode_name(*l.instance)) : std::string())},
+        {"allowed", sdbus::Variant(l.allowed)},
+        {"needs_polkit", sdbus::Variant(l.needs_polkit)},
+        {"error", sdbus::Variant(l.code ? std::string(error_code_name(*l.code)) : std::string())},
+        {"reason", sdbus::Variant(l.reason)}};
+    return ProgramRow(l.name, std::move(fields));
 }
 
 }  // namespace
@@ -205,13 +214,17 @@ private:
         return out;
     }
 
-    std::map<std::string, sdbus::Struct<bool, std::string>> GetFeatures() override
+    FeatureMap GetFeatures() override
     {
-        std::map<std::string, sdbus::Struct<bool, std::string>> out;
+        FeatureMap out;
         for (const auto& p : broker_.features().probes)
             out.emplace(p.name, sdbus::Struct<bool, std::string>(p.available, p.detail));
         return out;
     }
+    FeatureMap Features() override { return GetFeatures(); }
+    std::string Version() override { return std::string(kBrokerVersion); }
+
+    std::string GetMetrics() override { return broker_.metrics_text(); }
 
     void Approve(sdbus::Result<std::string>&& result, std::string program, std::vector<std::string> users,
                  std::vector<std::string> groups, bool anyone, bool polkit) override

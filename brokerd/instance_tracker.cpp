@@ -97,6 +97,8 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
         const auto v = verdict_of(i.prog_id);
         if (v == Verdict::Held)
             i.held = true;
+        if (v == Verdict::Gone && i.live)
+            i.live->fetch_sub(1, std::memory_order_relaxed);
         return v == Verdict::Gone;
     });
     total_ -= before - instances.size();
@@ -105,14 +107,21 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
 
 void InstanceTracker::forget_released_everywhere(std::unique_lock<std::mutex>& lock)
 {
-    // Only when the whole table is full: rare, so the cost of probing every
-    // id is paid rarely. No settle waits here; a lingering map counts.
+    // Only when the whole table is full or metrics are read: rare, so the
+    // cost of probing every id is paid rarely. No settle waits here; a
+    // lingering map counts.
     std::vector<uid_t> uids;
     uids.reserve(by_uid_.size());
     for (const auto& [uid, _] : by_uid_)
         uids.push_back(uid);
     for (uid_t uid : uids)
         forget_released(lock, uid, false);
+}
+
+void InstanceTracker::forget_released_now()
+{
+    std::unique_lock lock(mutex_);
+    forget_released_everywhere(lock);
 }
 
 void InstanceTracker::drop_if_empty_locked(uid_t uid)
@@ -162,12 +171,15 @@ std::size_t InstanceTracker::size() const
     return total_;
 }
 
-void InstanceTracker::commit(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t> map_ids)
+void InstanceTracker::commit(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t> map_ids,
+                             std::atomic<std::int64_t>* live)
 {
     std::lock_guard lock(mutex_);
     auto& slots = by_uid_[uid];  // present: the reservation keeps it
     --slots.reserved;
-    slots.instances.push_back(Instance{prog_id, std::move(map_ids)});
+    slots.instances.push_back(Instance{prog_id, std::move(map_ids), false, live});
+    if (live)
+        live->fetch_add(1, std::memory_order_relaxed);
 }
 
 void InstanceTracker::release(uid_t uid) noexcept
@@ -201,11 +213,12 @@ InstanceTracker::Reservation::~Reservation()
     release();
 }
 
-void InstanceTracker::Reservation::commit(std::uint32_t prog_id, std::vector<std::uint32_t> map_ids)
+void InstanceTracker::Reservation::commit(std::uint32_t prog_id, std::vector<std::uint32_t> map_ids,
+                                          std::atomic<std::int64_t>* live)
 {
     if (!tracker_)
         return;
-    std::exchange(tracker_, nullptr)->commit(uid_, prog_id, std::move(map_ids));
+    std::exchange(tracker_, nullptr)->commit(uid_, prog_id, std::move(map_ids), live);
 }
 
 void InstanceTracker::Reservation::release() noexcept

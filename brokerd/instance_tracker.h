@@ -38,6 +38,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -99,8 +100,11 @@ public:
         explicit operator bool() const noexcept { return tracker_ != nullptr; }
 
         // Turns the slot into a tracked instance: `prog_id` and the ids of
-        // the maps handed out with it.
-        void commit(std::uint32_t prog_id, std::vector<std::uint32_t> map_ids);
+        // the maps handed out with it. `live`, when given, is a gauge counted
+        // up now and down when the tracker learns the kernel released the
+        // instance; it must outlive the tracker.
+        void commit(std::uint32_t prog_id, std::vector<std::uint32_t> map_ids,
+                    std::atomic<std::int64_t>* live = nullptr);
 
     private:
         friend class InstanceTracker;
@@ -123,11 +127,17 @@ public:
     // Instances tracked across all uids, reserved slots included (no probing).
     [[nodiscard]] std::size_t size() const;
 
+    // Probes every tracked instance once (no settle waits) and forgets the
+    // released ones, so that the `live` gauges are exact now. At most
+    // `capacity` bpf() calls, none of them under the lock.
+    void forget_released_now();
+
 private:
     struct Instance {
         std::uint32_t prog_id;
         std::vector<std::uint32_t> map_ids;
         bool held = false;  // still there after a whole settle window
+        std::atomic<std::int64_t>* live = nullptr;  // counted down when forgotten
     };
     struct Slots {
         std::vector<Instance> instances;
@@ -144,7 +154,8 @@ private:
     // ones. Returns with `lock` held again.
     void forget_released(std::unique_lock<std::mutex>& lock, uid_t uid, bool settle);
     void forget_released_everywhere(std::unique_lock<std::mutex>& lock);
-    void commit(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t> map_ids);
+    void commit(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t> map_ids,
+                std::atomic<std::int64_t>* live);
     void release(uid_t uid) noexcept;
     void drop_if_empty_locked(uid_t uid);
 

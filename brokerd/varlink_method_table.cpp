@@ -33,12 +33,13 @@ constexpr std::string_view kService = kVarlinkServiceInterface;
 // Oneway is allowed only where a call has no effect worth a reply: an
 // acquire would load a program whose fds nobody receives, an admin call
 // would change policy with no one told whether it worked.
-constexpr std::array<MethodSpec, 8> kMethods{{
+constexpr std::array<MethodSpec, 9> kMethods{{
     {MethodId::GetInfo, kService, "GetInfo", {}, true, false},
     {MethodId::GetInterfaceDescription, kService, "GetInterfaceDescription", kGetInterfaceDescription, true, false},
     {MethodId::AcquireProgram, kBroker, "AcquireProgram", kAcquire, false, false},
     {MethodId::ListPrograms, kBroker, "ListPrograms", {}, true, false},
     {MethodId::GetFeatures, kBroker, "GetFeatures", {}, true, false},
+    {MethodId::GetMetrics, kBroker, "GetMetrics", {}, true, false},
     {MethodId::Approve, kBroker, "Approve", kApprove, false, true},
     {MethodId::Revoke, kBroker, "Revoke", kRevoke, false, true},
     {MethodId::Reload, kBroker, "Reload", {}, false, true},

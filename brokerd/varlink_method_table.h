@@ -31,6 +31,7 @@ enum class MethodId {
     AcquireProgram,
     ListPrograms,
     GetFeatures,
+    GetMetrics,
     Approve,
     Revoke,
     Reload,

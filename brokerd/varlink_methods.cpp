@@ -146,6 +146,8 @@ VarlinkResponse dispatch(const MethodSpec& m, Broker& broker, const RequestConte
         return list_programs(broker, ctx);
     case MethodId::GetFeatures:
         return reply({{"features", broker.features().to_json()}});
+    case MethodId::GetMetrics:
+        return reply({{"text", broker.metrics_text()}});
     case MethodId::Approve:
         return approve(broker, ctx, p);
     case MethodId::Revoke:

@@ -1,4 +1,4 @@
-// The daemon-facing half of bpfbrokerctl: list, status, features, acquire,
+// The daemon-facing half of bpfbrokerctl: list, status, features, metrics, acquire,
 // exec (users) and approve, revoke, reload (administrators).
 #include "commands.h"
 
@@ -210,6 +210,19 @@ int run_revoke(const std::string& name, const GlobalOptions& o)
     return kExitOk;
 }
 
+// The OpenMetrics text as the daemon wrote it, for scrapers and eyes alike.
+int run_metrics(const GlobalOptions& o)
+{
+    auto text = ask(o, [](Client& c) { return c.metrics(); });
+    if (!text)
+        return report_error(text.error());
+    if (o.json)
+        print_json({{"metrics", *text}});
+    else
+        std::cout << *text;
+    return kExitOk;
+}
+
 int run_reload(const GlobalOptions& o)
 {
     auto c = connect(o);
@@ -234,6 +247,8 @@ void add_daemon_commands(CLI::App& app, GlobalOptions& options, int& exit_code)
         ->callback([&] { exit_code = run_status(options); });
     app.add_subcommand("features", "Show the kernel features bpfbrokerd found")
         ->callback([&] { exit_code = run_features(options); });
+    app.add_subcommand("metrics", "Print bpfbrokerd's counters as OpenMetrics text")
+        ->callback([&] { exit_code = run_metrics(options); });
     app.add_subcommand("reload", "Make bpfbrokerd rescan its policy (root)")
         ->callback([&] { exit_code = run_reload(options); });
 

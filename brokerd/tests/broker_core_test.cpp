@@ -6,6 +6,7 @@
 #include "brokerd/broker.h"
 
 #include "support/core_fixture.h"
+#include "support/openmetrics_text.h"
 
 #include <gtest/gtest.h>
 
@@ -94,6 +95,29 @@ TEST_F(BrokerCore, polkit_no_or_a_verdict_about_someone_else_is_a_denial)
         EXPECT_TRUE(broker_->acquire(ctx, req, v).denied()) << "a verdict about " << v->uid() << " " << v->bus_name()
                                                              << " " << v->action() << " was trusted";
     EXPECT_EQ(source_->loads(), 0u);
+}
+
+// Every decided acquire counts once, on its transport; polkit's question is
+// not a decision, the call carrying the verdict is.
+TEST_F(BrokerCore, each_decided_acquire_counts_once_and_a_polkit_question_not_at_all)
+{
+    using test_support::acquires_series;
+    using test_support::metric_or_zero;
+    approve("drop_small", true);
+    auto ctx = dbus_as(65534);
+    ASSERT_TRUE(broker_->acquire(ctx, AcquireRequest{"drop_small", {}}).needs_polkit());
+    auto yes = PolkitVerdictForTesting::make(true, kPolkitActionAcquire, 65534, ":1.42");
+    ASSERT_TRUE(broker_->acquire(ctx, AcquireRequest{"drop_small", {}}, &yes).ok());
+    ASSERT_TRUE(broker_->acquire(socket_as(65534), AcquireRequest{"udp_stats", {}}).denied());
+    ASSERT_TRUE(broker_->acquire(socket_as(65534), AcquireRequest{"../etc", {}}).denied());
+
+    auto text = broker_->metrics_text();
+    EXPECT_EQ(metric_or_zero(text, acquires_series("drop_small", "dbus", "allowed")), 1) << text;
+    EXPECT_EQ(metric_or_zero(text, acquires_series("drop_small", "dbus", "denied")), 0) << text;
+    EXPECT_EQ(metric_or_zero(text, acquires_series("udp_stats", "socket", "denied")), 1) << text;
+    EXPECT_EQ(metric_or_zero(text, acquires_series("", "socket", "denied")), 1) << text;
+    EXPECT_EQ(metric_or_zero(text, "bpfbroker_acquire_duration_seconds_count"), 1) << text;
+    EXPECT_EQ(metric_or_zero(text, "bpfbroker_live_instances{program=\"drop_small\"}"), 1) << text;
 }
 
 TEST_F(BrokerCore, socket_never_gets_a_polkit_question)

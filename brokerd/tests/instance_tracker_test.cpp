@@ -266,6 +266,34 @@ TEST(instance_tracker, a_client_keeping_only_the_maps_stays_counted_and_is_waite
     EXPECT_TRUE(tracker.reserve(5, 1)) << "once the maps go, so does the instance";
 }
 
+// The metrics' live-instance gauge: counted up at commit, down only once the
+// tracker learns the kernel released the instance; forget_released_now()
+// makes it exact on demand, below every uid's limit.
+TEST(instance_tracker, a_live_gauge_follows_commits_and_releases)
+{
+    FakeKernel kernel;
+    InstanceTracker tracker(1000, kernel.program_check(), kernel.map_check(), kQuickSettle);
+    std::atomic<std::int64_t> live{0};
+    for (std::uint32_t id : {10u, 11u, 12u}) {
+        kernel.add_program(id);
+        auto slot = tracker.reserve(1000, 16);
+        ASSERT_TRUE(slot);
+        slot.commit(id, {}, &live);
+    }
+    {
+        auto dropped = tracker.reserve(1000, 16);  // reserved, never committed: not live
+        ASSERT_TRUE(dropped);
+    }
+    EXPECT_EQ(live.load(), 3);
+    kernel.drop_program(11);
+    EXPECT_EQ(live.load(), 3) << "below the limit nothing probes by itself";
+    tracker.forget_released_now();
+    EXPECT_EQ(live.load(), 2);
+    EXPECT_EQ(tracker.count(1000, 16), 2u);
+    tracker.forget_released_now();
+    EXPECT_EQ(live.load(), 2) << "a release is counted down once";
+}
+
 TEST(instance_tracker, a_reservation_holds_a_slot_until_committed_or_dropped)
 {
     FakeKernel kernel;

@@ -56,6 +56,11 @@ Result<std::vector<Feature>> Client::features()
     return transport_->features();
 }
 
+Result<std::string> Client::metrics()
+{
+    return transport_->metrics();
+}
+
 Result<std::string> Client::approve(std::string_view program, const ApproveOptions& options)
 {
     return transport_->approve(program, options);

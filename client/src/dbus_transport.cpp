@@ -185,15 +185,25 @@ Result<Program> DbusTransport::acquire_with_options(std::string_view name, const
 
 Result<std::vector<ProgramEntry>> DbusTransport::list_programs()
 {
-    std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string, bool, bool, std::string,
-                              std::string>>
-        programs;
+    // (name, fields): fields this client does not know are ignored, missing ones stay empty.
+    std::vector<sdbus::Struct<std::string, VariantMap>> programs;
     if (auto called = invoke(*proxy_, timeout_, "ListPrograms", std::tuple(), programs); !called)
         return fail(std::move(called).error());
     std::vector<ProgramEntry> out;
-    for (const auto& p : programs)
-        out.push_back({std::get<0>(p), std::get<1>(p), std::get<2>(p), std::get<3>(p), std::get<4>(p), std::get<5>(p),
-                       std::get<6>(p), std::get<7>(p), std::get<8>(p)});
+    for (const auto& row : programs) {
+        const auto& f = std::get<1>(row);
+        ProgramEntry e;
+        e.name = std::get<0>(row);
+        e.version = variant_or(f, "version", std::string());
+        e.description = variant_or(f, "description", std::string());
+        e.state = variant_or(f, "state", std::string());
+        e.instance = variant_or(f, "instance", std::string());
+        e.allowed = variant_or(f, "allowed", false);
+        e.needs_polkit = variant_or(f, "needs_polkit", false);
+        e.error = variant_or(f, "error", std::string());
+        e.reason = variant_or(f, "reason", std::string());
+        out.push_back(std::move(e));
+    }
     return out;
 }
 
@@ -206,6 +216,14 @@ Result<std::vector<Feature>> DbusTransport::features()
     for (const auto& [name, v] : features)
         out.push_back({name, std::get<0>(v), std::get<1>(v)});
     return out;
+}
+
+Result<std::string> DbusTransport::metrics()
+{
+    std::string text;
+    if (auto called = invoke(*proxy_, timeout_, "GetMetrics", std::tuple(), text); !called)
+        return fail(std::move(called).error());
+    return text;
 }
 
 Result<std::string> DbusTransport::approve(std::string_view program, const ApproveOptions& o)

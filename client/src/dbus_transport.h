@@ -24,6 +24,7 @@ public:
     Result<Program> acquire(std::string_view name, const AcquireOptions& options, bool with_options) override;
     Result<std::vector<ProgramEntry>> list_programs() override;
     Result<std::vector<Feature>> features() override;
+    Result<std::string> metrics() override;
     Result<std::string> approve(std::string_view program, const ApproveOptions& options) override;
     Result<unsigned> revoke(std::string_view program) override;
     Result<void> reload() override;

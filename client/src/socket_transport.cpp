@@ -231,6 +231,17 @@ Result<std::vector<Feature>> SocketTransport::features()
     return out;
 }
 
+Result<std::string> SocketTransport::metrics()
+{
+    auto j = call_json("GetMetrics", json::object());
+    if (!j)
+        return fail(std::move(j).error());
+    auto text = j->find("text");
+    if (text == j->end() || !text->is_string())
+        return bad_reply("text is not a string");
+    return text->get<std::string>();
+}
+
 Result<std::string> SocketTransport::approve(std::string_view program, const ApproveOptions& o)
 {
     nlohmann::json params = {{"program", program}, {"users", o.users}, {"groups", o.groups},

@@ -63,8 +63,10 @@ TEST_F(DbusTools, busctl_list_programs_and_features)
     auto list = run_command(busctl_call(bus_address(), {"ListPrograms"}));
     ASSERT_TRUE(list.ok()) << list.describe();
     // busctl prints the reply signature, the element count, then the values.
-    EXPECT_TRUE(std::regex_search(list.out, std::regex(R"(^a\(sssssbbss\) [1-9][0-9]* )"))) << list.out;
-    EXPECT_NE(list.out.find("\"udp_stats\" \"1.0.0\""), std::string::npos) << list.out;
+    // (name, fields): a dictionary, so fields can be added without breaking callers.
+    EXPECT_TRUE(std::regex_search(list.out, std::regex(R"(^a\(sa\{sv\}\) [1-9][0-9]* )"))) << list.out;
+    EXPECT_TRUE(std::regex_search(list.out, std::regex(R"("udp_stats" 8 "allowed" b false "description" s ")"))) << list.out;
+    EXPECT_NE(list.out.find("\"state\" s \"valid\" \"version\" s \"1.0.0\""), std::string::npos) << list.out;
     EXPECT_NE(list.out.find("\"drop_small\""), std::string::npos) << list.out;
 
     auto features = run_command(busctl_call(bus_address(), {"GetFeatures"}));
@@ -109,12 +111,32 @@ TEST_F(DbusTools, busctl_introspect_lists_methods_and_signals)
     ASSERT_TRUE(r.ok()) << r.describe();
     const std::vector<std::string> rows = {
         R"(\.AcquireProgram\s+method\s+s\s+ha\{sh\}a\{sv\})", R"(\.Approve\s+method\s+sasasbb\s+s\s)",
-        R"(\.GetFeatures\s+method\s+-\s+a\{s\(bs\)\})",      R"(\.ListPrograms\s+method\s+-\s+a\(sssssbbss\))",
+        R"(\.GetFeatures\s+method\s+-\s+a\{s\(bs\)\})",      R"(\.ListPrograms\s+method\s+-\s+a\(sa\{sv\}\))",
+        R"(\.GetMetrics\s+method\s+-\s+s\s)",
+        R"(\.Version\s+property\s+s\s+")" + std::string(BPFBROKER_TEST_PROJECT_VERSION) + R"("\s+const)",
+        R"(\.Features\s+property\s+a\{s\(bs\)\}\s+[1-9][0-9]* "[a-z_:]+" (true|false) .*\sconst)",
         R"(\.Reload\s+method\s+-\s+-)",                      R"(\.Revoke\s+method\s+s\s+u\s)",
         R"(\.CatalogReloaded\s+signal\s+u\s)",               R"(\.ProgramApproved\s+signal\s+ss\s)",
         R"(\.ProgramRevoked\s+signal\s+s\s)"};
     for (const auto& row : rows)
         EXPECT_TRUE(std::regex_search(r.out, std::regex(row))) << "no row matching " << row << " in:\n" << r.out;
+}
+
+// Read-only properties any caller may get, as GetFeatures and GetInfo say.
+TEST_F(DbusTools, busctl_gets_the_version_and_features_properties_as_nobody)
+{
+    if (!have("busctl") || !have("setpriv"))
+        GTEST_SKIP() << "busctl (systemd) or setpriv (util-linux) is missing";
+    auto version = run_command(as_nobody(busctl(bus_address(), {"get-property", kBusName, kObjectPath, kInterface, "Version"})));
+    ASSERT_TRUE(version.ok()) << version.describe();
+    EXPECT_EQ(version.out, "s \"" + std::string(BPFBROKER_TEST_PROJECT_VERSION) + "\"\n");
+    auto features = run_command(as_nobody(busctl(bus_address(), {"get-property", kBusName, kObjectPath, kInterface, "Features"})));
+    ASSERT_TRUE(features.ok()) << features.describe();
+    auto method = run_command(busctl_call(bus_address(), {"GetFeatures"}));
+    ASSERT_TRUE(method.ok()) << method.describe();
+    EXPECT_EQ(features.out, method.out) << "the Features property differs from GetFeatures";
+    auto write = run_command(busctl(bus_address(), {"set-property", kBusName, kObjectPath, kInterface, "Version", "s", "9"}));
+    EXPECT_FALSE(write.ok()) << "Version is writable: " << write.describe();
 }
 
 TEST_F(DbusTools, gdbus_introspect_shows_methods_signals_and_argument_names)
@@ -131,7 +153,10 @@ TEST_F(DbusTools, gdbus_introspect_shows_methods_signals_and_argument_names)
              "AcquireProgram(in s name, out h program, out a{sh} maps, out a{sv} info);",
              "Approve(in s program, in as users, in as groups, in b anyone, in b polkit, out s manifest_sha256);",
              "GetFeatures(out a{s(bs)} features);",
-             "ListPrograms(out a(sssssbbss) programs);",
+             "ListPrograms(out a(sa{sv}) programs);",
+             "GetMetrics(out s text);",
+             "readonly s Version = '" BPFBROKER_TEST_PROJECT_VERSION "';",
+             "readonly a{s(bs)} Features = {",
              "Reload();",
              "Revoke(in s program, out u removed_approvals);",
              "CatalogReloaded(u programs);",
@@ -147,9 +172,14 @@ TEST_F(DbusTools, gdbus_calls_and_error_names)
         GTEST_SKIP() << "gdbus is missing: install the Debian package libglib2.0-bin (or setpriv, util-linux)";
     auto list = run_command(gdbus_call(bus_address(), "ListPrograms", {}));
     ASSERT_TRUE(list.ok()) << list.describe();
-    EXPECT_TRUE(std::regex_search(list.out, std::regex(R"(^\(\[\('drop_small', '1\.0\.0', )"))) << list.out;
-    EXPECT_TRUE(std::regex_search(list.out, std::regex(R"(\('udp_stats', '1\.0\.0', '[^']*', 'valid', 'per-client', false, false, 'PermissionDenied', )")))
-        << "root has no grant for udp_stats: " << list.out;
+    EXPECT_TRUE(std::regex_search(list.out, std::regex(R"(^\(\[\('drop_small', \{'allowed': <)"))) << list.out;
+    auto row = list.out.find("('udp_stats', {");
+    ASSERT_NE(row, std::string::npos) << list.out;
+    auto udp_stats = list.out.substr(row, list.out.find("})", row) - row);
+    for (const char* field : {"'allowed': <false>", "'error': <'PermissionDenied'>", "'instance': <'per-client'>",
+                              "'needs_polkit': <false>", "'state': <'valid'>", "'version': <'1.0.0'>"})
+        EXPECT_NE(udp_stats.find(field), std::string::npos) << "root has no grant for udp_stats; no " << field << " in "
+                                                           << udp_stats;
 
     auto features = run_command(gdbus_call(bus_address(), "GetFeatures", {}));
     ASSERT_TRUE(features.ok()) << features.describe();

@@ -88,6 +88,10 @@ TEST_F(CtlExecTest, ExecHandsFdsToTheCommandAndEveryDecisionIsAudited)
     EXPECT_TRUE(allows[0].count("prog_id") && allows[0].at("prog_id") != "0");
     EXPECT_TRUE(allows[0].count("tag") && allows[0].at("tag").size() == 16) << "tag: " << allows[0]["tag"];
     EXPECT_NE(allows[0].at("reason").find("granted by"), std::string::npos) << allows[0].at("reason");
+    // The manifest and signer the decision was made on, and the record kind's MESSAGE_ID.
+    EXPECT_EQ(allows[0].count("manifest_sha256") ? allows[0].at("manifest_sha256").size() : 0u, 64u);
+    EXPECT_EQ(allows[0].count("signer") ? allows[0].at("signer").size() : 0u, 64u);
+    EXPECT_EQ(allows[0].count("message_id") ? allows[0].at("message_id") : "", "5a7803f0a3a34a6096babfcfb590a200");
 
     auto find_deny = [&](const std::string& program) -> const AuditFields* {
         for (const auto& d : denies)
@@ -102,11 +106,13 @@ TEST_F(CtlExecTest, ExecHandsFdsToTheCommandAndEveryDecisionIsAudited)
     EXPECT_EQ(d1->count("code") ? d1->at("code") : "", "PermissionDenied");
     EXPECT_NE(d1->at("reason").find("\"src_allow\""), std::string::npos) << d1->at("reason");
     EXPECT_EQ(d1->count("prog_id"), 0u) << "a denial names a program id";
+    EXPECT_EQ(d1->count("signer") ? d1->at("signer").size() : 0u, 64u) << "a denial of a catalog entry names its signer";
 
     const auto* d2 = find_deny("no_such_program");
     ASSERT_NE(d2, nullptr);
     EXPECT_EQ(d2->count("code") ? d2->at("code") : "", "ProgramNotFound");
     EXPECT_NE(d2->at("reason").find("no_such_program"), std::string::npos) << d2->at("reason");
+    EXPECT_EQ(d2->count("manifest_sha256"), 0u) << "a program not in the catalog has no manifest";
 
     const auto* d3 = find_deny("udp_stats");
     ASSERT_NE(d3, nullptr);

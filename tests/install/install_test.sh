@@ -20,10 +20,17 @@ for f in usr/sbin/bpfbrokerd usr/bin/bpfbrokerctl \
          usr/share/dbus-1/interfaces/org.bpfbroker.Broker1.xml \
          usr/share/polkit-1/actions/org.bpfbroker.policy \
          usr/lib/tmpfiles.d/bpfbroker.conf \
+         usr/lib/systemd/catalog/bpfbroker.catalog \
          usr/include/bpfbroker/client.h; do
   [[ -e "$dest/$f" ]] || fail "not installed: /$f"
 done
 [[ -d "$dest/usr/lib/bpfbroker/programs.d" ]] || fail "vendor programs.d not created"
+# journalctl accepts the catalog and knows both audit MESSAGE_IDs.
+mkdir -p "$dest/var/lib/systemd/catalog"
+journalctl --root="$dest" --update-catalog || fail "journalctl --update-catalog refused bpfbroker.catalog"
+for id in 5a7803f0a3a34a6096babfcfb590a200 6db43a06209a4076a913511d4b0b98ec; do
+  journalctl --root="$dest" --list-catalog | grep -q "^$id " || fail "the journal catalog has no entry $id"
+done
 # lib/ or lib/<multiarch>/, as GNUInstallDirs chose for the configured prefix.
 so=$(find "$dest/usr/lib" -name 'libbpfbroker.so.0' | head -n 1)
 [[ -n "$so" ]] || fail "libbpfbroker.so.0 not installed"

@@ -100,6 +100,7 @@ public:
     virtual Result<Program> acquire(std::string_view name, const AcquireOptions& options, bool with_options) = 0;
     virtual Result<std::vector<ProgramEntry>> list_programs() = 0;
     virtual Result<std::vector<Feature>> features() = 0;
+    virtual Result<std::string> metrics() = 0;
     virtual Result<std::string> approve(std::string_view program, const ApproveOptions& options) = 0;
     virtual Result<unsigned> revoke(std::string_view program) = 0;
     virtual Result<void> reload() = 0;
@@ -123,6 +124,8 @@ public:
     Result<Program> acquire(std::string_view name, const AcquireOptions& options);
     Result<std::vector<ProgramEntry>> list_programs();
     Result<std::vector<Feature>> features();
+    // The daemon's counters as OpenMetrics text (GetMetrics), ending in "# EOF".
+    Result<std::string> metrics();
     // Admin calls: root on the socket; root or polkit org.bpfbroker.manage on D-Bus.
     Result<std::string> approve(std::string_view program, const ApproveOptions& options);  // -> manifest sha256 (or signer)
     Result<unsigned> revoke(std::string_view program);                                      // -> approvals removed
