@@ -166,7 +166,15 @@ std::string Broker::metrics_text()
 {
     // Forgets released per-client instances first, so the gauges are exact
     // at the moment of reading; shared instances are counted at load/drop.
-    instances_.forget_released_now();
+    // A sweep probes every tracked instance (up to kMaxTrackedInstances
+    // bpf() calls) and anyone may ask for metrics, so it runs at most every
+    // 100 ms: callers cannot turn GetMetrics into a flood of bpf() calls.
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
+    std::int64_t last = last_metrics_sweep_ns_.load(std::memory_order_relaxed);
+    if (now_ns - last >= kMetricsSweepIntervalNs &&
+        last_metrics_sweep_ns_.compare_exchange_strong(last, now_ns, std::memory_order_relaxed))
+        instances_.forget_released_now();
     auto snap = snapshot();
     std::map<std::string, std::size_t> states;
     for (const auto& e : snap->catalog.entries)

@@ -31,6 +31,7 @@
 #include <bpfbroker/result.h>
 
 #include <atomic>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -118,6 +119,8 @@ private:
     std::unique_ptr<ProgramSource> programs_;
     std::atomic<BrokerEvents*> events_{nullptr};  // set by the main thread, read by either
     Metrics metrics_;  // before instances_: tracked instances point at its gauges
+    static constexpr std::int64_t kMetricsSweepIntervalNs = 100'000'000;
+    std::atomic<std::int64_t> last_metrics_sweep_ns_{std::numeric_limits<std::int64_t>::min() / 2};
     InstanceTracker instances_;
     AcquireRateLimiter rate_;
 
