@@ -106,7 +106,7 @@ TEST_F(BrokerCore, socket_never_gets_a_polkit_question)
 
 TEST_F(BrokerCore, admin_calls_are_decided_by_the_core_on_every_transport)
 {
-    ApproveRequest req{"udp_stats", {}, {}, true, false};
+    ApproveRequest req{"udp_stats", {}, {}, true, false, {}};
     auto on_socket = broker_->approve(socket_as(65534), req);
     ASSERT_TRUE(on_socket.denied());
     EXPECT_EQ(on_socket.error().code, ErrorCode::PermissionDenied);

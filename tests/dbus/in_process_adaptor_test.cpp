@@ -36,7 +36,7 @@ protected:
         ASSERT_TRUE(broker_->reload());
         brokerd::RequestContext root_ctx{brokerd::TransportKind::Socket, {}, {}, false};
         root_ctx.peer.uid = 0;
-        ASSERT_TRUE(broker_->approve(root_ctx, brokerd::ApproveRequest{"drop_small", {}, {}, true, false}).ok());
+        ASSERT_TRUE(broker_->approve(root_ctx, brokerd::ApproveRequest{"drop_small", {}, {}, true, false, {}}).ok());
         auto started = brokerd::DbusService::start(*broker_, false);
         ASSERT_TRUE(started) << started.error().describe();
         service_ = std::move(*started);

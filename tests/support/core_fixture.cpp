@@ -46,7 +46,7 @@ brokerd::RequestContext CoreFixture::dbus_as(uid_t uid)
 
 void CoreFixture::approve(const std::string& program, bool polkit)
 {
-    brokerd::ApproveRequest req{program, {}, {}, true, polkit};
+    brokerd::ApproveRequest req{program, {}, {}, true, polkit, {}};
     auto g = broker_->approve(socket_as(0), req);
     ASSERT_TRUE(g.ok()) << (g.denied() ? g.error().describe() : "asked polkit");
 }

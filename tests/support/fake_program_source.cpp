@@ -39,7 +39,7 @@ Result<brokerd::LoadedInstance> FakeProgramSource::load(const policy::CatalogEnt
         auto fd = placeholder_fd("fake-prog");
         if (!fd)
             return fail(std::move(fd).error());
-        inst.programs.push_back({p.name, p.type, std::move(*fd), next_id_++, "0011223344556677"});
+        inst.programs.push_back({p.name, p.type, std::move(*fd), next_id_++, "0011223344556677", p.attach});
     }
     for (const auto& m : entry.manifest->maps) {
         auto fd = placeholder_fd("fake-map");
