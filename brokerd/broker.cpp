@@ -290,6 +290,11 @@ Outcome<Handout> Broker::acquire(const RequestContext& ctx, const AcquireRequest
     auto decision = policy::decide(*entry, snap->grants, ctx.peer, available_features_, usage, snap->settings.limits);
     if (!decision.allowed)
         return deny(kAction, ctx, name, make_error(decision.code, decision.reason));
+    if (!request.links_accepted && policy::is_broker_attached(entry->manifest->programs.front().type))
+        return deny(kAction, ctx, name,
+                    make_error(ErrorCode::InvalidParameter, "\"" + name + "\" is attached by the broker and answered "
+                                                            "with links, which this method cannot carry: use "
+                                                            "AcquireProgramWithOptions"));
     // Every value the program gets, checked before polkit is asked: bound
     // ones from the kernel's word, chosen ones within the manifest's bounds.
     auto caller = caller_identity(ctx, *entry->manifest);
