@@ -1,6 +1,8 @@
 // The broker core; see broker.h.
 #include "brokerd/broker.h"
 
+#include "brokerd/caller_cgroup.h"
+
 #include "policy/approvals_store.h"
 #include "policy/paths.h"
 #include "base/hex.h"
@@ -8,7 +10,9 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <cctype>
@@ -82,6 +86,68 @@ std::string admin_unreachable_reason(std::string_view action, TransportKind tran
     return "only root may administer bpfbroker: polkit is not in use";
 }
 
+// The shared-instance key: the manifest's hash, then every parameter value
+// (a manifest hash is 64 hex digits, so the key starts with exactly it).
+std::string shared_key(const std::string& manifest_sha256, const ParameterValues& values)
+{
+    std::string key = manifest_sha256;
+    for (const auto& [name, value] : values)
+        key += " " + name + "=" + std::to_string(value);
+    return key;
+}
+
+bool binds_process(const policy::Manifest& m)
+{
+    return std::any_of(m.parameters.begin(), m.parameters.end(), [](const policy::ParameterSpec& p) {
+        return p.bind == policy::ParameterBinding::CallerTgid || p.bind == policy::ParameterBinding::CallerCgroupId;
+    });
+}
+
+// The caller as the kernel or the bus vouches for it: uid always; the
+// process (tgid, cgroup) only when the manifest binds it, and only from
+// the socket, where SO_PEERPIDFD's pidfd backs SO_PEERCRED's pid: while it
+// is not readable, that pid is still the process that connected.
+Result<CallerIdentity> caller_identity(const RequestContext& ctx, const policy::Manifest& m)
+{
+    CallerIdentity caller;
+    caller.uid = ctx.peer.uid;
+    if (!binds_process(m))
+        return caller;
+    if (ctx.transport != TransportKind::Socket)
+        return fail(ErrorCode::Unsupported,
+                    "program \"" + m.name + "\" binds a parameter to the calling process (caller.tgid or "
+                    "caller.cgroup_id), which D-Bus cannot vouch for (the bus gives a pid but no pidfd): "
+                    "acquire it on the socket (org.bpfbroker.Broker)");
+    if (ctx.caller_pidfd < 0 || ctx.peer.pid <= 0)
+        return fail(ErrorCode::Unsupported, "program \"" + m.name +
+                                                "\" binds the calling process, and this kernel gave no pidfd "
+                                                "for the connection (SO_PEERPIDFD needs Linux 6.5)");
+    pollfd p{ctx.caller_pidfd, POLLIN, 0};
+    if (::poll(&p, 1, 0) != 0)
+        return fail(ErrorCode::PermissionDenied, "the process that opened this connection (pid " +
+                                                     std::to_string(ctx.peer.pid) + ") has exited");
+    caller.tgid = ctx.peer.pid;
+    const bool wants_cgroup = std::any_of(m.parameters.begin(), m.parameters.end(), [](const policy::ParameterSpec& s) {
+        return s.bind == policy::ParameterBinding::CallerCgroupId;
+    });
+    if (wants_cgroup) {
+        auto id = caller_cgroup_id(ctx.caller_pidfd, ctx.peer.pid);
+        if (!id)
+            return fail(std::move(id).error());
+        caller.cgroup_id = *id;
+    }
+    return caller;
+}
+
+// The audit reason's tail for a broker-attached hand-out: where, with what.
+std::string attach_summary(const Handout& h)
+{
+    std::string out = " attach=" + h.attach;
+    for (const auto& [name, value] : h.parameters)
+        out += " " + name + "=" + std::to_string(value);
+    return out;
+}
+
 }  // namespace
 
 struct Broker::AdminGate {
@@ -115,7 +181,7 @@ Result<std::shared_ptr<PolicySnapshot>> Broker::load_snapshot() const
     if (!settings)
         return fail(std::move(settings).error());
     snap->settings = *settings;
-    auto catalog = policy::scan_catalog(config_.root, config_.trust);
+    auto catalog = policy::scan_catalog(config_.root, config_.trust, snap->settings.attach_points);
     if (!catalog)
         return fail(std::move(catalog).error());
     snap->catalog = std::move(*catalog);
@@ -147,7 +213,7 @@ Result<void> Broker::reload()
     for (auto it = shared_instances_.begin(); it != shared_instances_.end();) {
         bool still_there = std::any_of(current->catalog.entries.begin(), current->catalog.entries.end(),
                                        [&](const policy::CatalogEntry& e) {
-                                           return e.valid() && e.manifest_sha256 == it->first;
+                                           return e.valid() && it->first.starts_with(e.manifest_sha256);
                                        });
         if (still_there) {
             ++it;
@@ -283,10 +349,20 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
     auto decision = policy::decide(*entry, snap->grants, ctx.peer, available_features_, usage, snap->settings.limits);
     if (!decision.allowed)
         return deny(kAction, ctx, name, make_error(decision.code, decision.reason));
-    if (!request.parameters.empty())
+    if (!request.links_accepted && policy::is_broker_attached(entry->manifest->programs.front().type))
         return deny(kAction, ctx, name,
-                    make_error(ErrorCode::InvalidParameter, "program \"" + name + "\" has no parameter named \"" +
-                                                                request.parameters.begin()->first + "\""));
+                    make_error(ErrorCode::InvalidParameter, "\"" + name + "\" is attached by the broker and answered "
+                                                            "with links, which this method cannot carry: use "
+                                                            "AcquireProgramWithOptions"));
+    // Every value the program gets, checked before polkit is asked: bound
+    // ones from the kernel's word, chosen ones within the manifest's bounds.
+    auto caller = caller_identity(ctx, *entry->manifest);
+    if (!caller)
+        return deny(kAction, ctx, name, std::move(caller).error());
+    auto values = resolve_parameters(*entry->manifest, *caller,
+                                     ParameterValues(request.parameters.begin(), request.parameters.end()));
+    if (!values)
+        return deny(kAction, ctx, name, std::move(values).error());
     if (decision.needs_polkit) {
         if (!ctx.polkit_reachable)
             return deny(kAction, ctx, name,
@@ -301,27 +377,45 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
                         make_error(ErrorCode::PermissionDenied,
                                    "the grant for \"" + name + "\" requires polkit authorization: " + verdict->why()));
     }
-    auto h = hand_out(ctx, *snap, *entry);
+    auto h = hand_out(ctx, *snap, *entry, *values);
     if (!h)
         return deny(kAction, ctx, name, std::move(h).error());
-    audit(kAction, ctx, name, nullptr, decision.reason, &*h);
+    audit(kAction, ctx, name, nullptr, h->links.empty() ? decision.reason : decision.reason + attach_summary(*h), &*h);
     return std::move(*h);
 }
 
-Result<LoadedInstance*> Broker::shared_instance(const policy::CatalogEntry& entry, const Metrics::Slots* slots)
+Result<LoadedInstance*> Broker::shared_instance(const policy::CatalogEntry& entry, const ParameterValues& values,
+                                                const Metrics::Slots* slots)
 {
     // Held across the load so that concurrent first acquires load once.
-    auto it = shared_instances_.find(entry.manifest_sha256);
+    const auto key = shared_key(entry.manifest_sha256, values);
+    auto it = shared_instances_.find(key);
     if (it != shared_instances_.end())
         return &it->second;
-    auto loaded = programs_->load(entry);
+    const auto of_manifest = std::count_if(shared_instances_.begin(), shared_instances_.end(),
+                                           [&](const auto& kv) { return kv.first.starts_with(entry.manifest_sha256); });
+    if (static_cast<std::size_t>(of_manifest) >= kMaxSharedInstancesPerManifest)
+        return fail(ErrorCode::LimitExceeded, "\"" + entry.name + "\" already has shared instances for " +
+                                                  std::to_string(kMaxSharedInstancesPerManifest) +
+                                                  " distinct parameter values; choose values already in use");
+    auto loaded = programs_->load(entry, values);
     if (!loaded)
         return fail(std::move(loaded).error());
-    auto [inserted, _] = shared_instances_.emplace(entry.manifest_sha256, std::move(*loaded));
+    auto [inserted, _] = shared_instances_.emplace(key, std::move(*loaded));
     auto& gauge = metrics_.program(slots, entry.name);
     gauge.live_instances.fetch_add(1, std::memory_order_relaxed);
-    shared_metrics_[entry.manifest_sha256] = &gauge;
+    shared_metrics_[key] = &gauge;
     return &inserted->second;
+}
+
+Result<void> Broker::add_links(const LoadedInstance& instance, Handout& h)
+{
+    auto links = programs_->attach(instance);
+    if (!links)
+        return fail(std::move(links).error());
+    for (auto& l : *links)
+        h.links.push_back({std::move(l.program), std::move(l.fd)});
+    return {};
 }
 
 Result<void> Broker::add_client_maps(const LoadedInstance& instance, Handout& h)
@@ -337,7 +431,8 @@ Result<void> Broker::add_client_maps(const LoadedInstance& instance, Handout& h)
     return {};
 }
 
-Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry)
+Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
+                                 const ParameterValues& values)
 {
     const auto& manifest = *entry.manifest;
     Handout h;
@@ -346,19 +441,30 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     h.type = manifest.programs.front().type;
     h.program_name = manifest.programs.front().name;
     h.instance = manifest.instance;
+    h.parameters.insert(values.begin(), values.end());
+    // A broker-attached program's fd is never handed out: with it the holder
+    // could attach it anywhere its type allows. Links and maps only.
+    const bool broker_attached = policy::is_broker_attached(h.type);
+    if (broker_attached)
+        h.attach = manifest.programs.front().attach;
 
     if (manifest.instance == policy::InstanceMode::Shared) {
         std::lock_guard lock(shared_mutex_);
-        auto inst = shared_instance(entry, snap.metric_slots.get());
+        auto inst = shared_instance(entry, values, snap.metric_slots.get());
         if (!inst)
             return fail(std::move(inst).error());
         const auto& prog = (*inst)->programs.front();
-        auto fd = programs_->program_fd_for_client(prog.fd);
-        if (!fd)
-            return fail(std::move(fd).error());
-        h.program = std::move(*fd);
         h.prog_id = prog.id;
         h.tag = prog.tag;
+        if (broker_attached) {
+            if (auto ok = add_links(**inst, h); !ok)
+                return fail(std::move(ok).error());
+        } else {
+            auto fd = programs_->program_fd_for_client(prog.fd);
+            if (!fd)
+                return fail(std::move(fd).error());
+            h.program = std::move(*fd);
+        }
         if (auto ok = add_client_maps(**inst, h); !ok)
             return fail(std::move(ok).error());
         return h;
@@ -366,13 +472,13 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     // The slot is taken before the load: two concurrent requests of one uid
     // cannot both pass the limit, and nothing is loaded for a uid at it. A
     // failed load releases the slot with `slot`. The one place the core uses
-    // the tracker for a hand-out.
+    // the tracker for a hand-out; broker-attached instances count the same.
     const unsigned limit = snap.settings.limits.max_instances_per_uid;
     auto slot = instances_.reserve(ctx.peer.uid, limit);
     if (!slot)
         return fail(ErrorCode::LimitExceeded, "uid " + std::to_string(ctx.peer.uid) + " already holds " +
                                                   std::to_string(limit) + " live per-client instances; close some first");
-    auto inst = programs_->load(entry);
+    auto inst = programs_->load(entry, values);
     if (!inst)
         return fail(std::move(inst).error());
     auto& prog = inst->programs.front();
@@ -380,13 +486,31 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     h.tag = prog.tag;
     if (auto ok = add_client_maps(*inst, h); !ok)
         return fail(std::move(ok).error());
+    if (broker_attached) {
+        if (!inst->guard)
+            return fail(ErrorCode::Internal, "broker-attached \"" + entry.name + "\" loaded without its guard");
+        if (auto ok = add_links(*inst, h); !ok)
+            return fail(std::move(ok).error());
+        // The guard is set when the caller exits; without the caller's pidfd
+        // (D-Bus: uid-bound programs only) it waits for revocation.
+        UniqueFd pidfd;
+        if (ctx.caller_pidfd >= 0) {
+            pidfd = UniqueFd(::fcntl(ctx.caller_pidfd, F_DUPFD_CLOEXEC, 0));
+            if (!pidfd)
+                return fail(make_system_error("F_DUPFD_CLOEXEC of the caller's pidfd", errno));
+        }
+        // On failure the links close with `h`, which detaches them.
+        if (auto ok = live_.add(entry.name, ctx.peer.uid, prog.id, std::move(*inst->guard), std::move(pidfd)); !ok)
+            return fail(std::move(ok).error());
+    }
     std::vector<std::uint32_t> handed_map_ids;
     for (const auto& m : inst->maps)
         if (m.access != policy::ClientAccess::None)
             handed_map_ids.push_back(m.id);
     slot.commit(h.prog_id, std::move(handed_map_ids),
                 &metrics_.program(snap.metric_slots.get(), entry.name).live_instances);
-    h.program = std::move(prog.fd);
+    if (!broker_attached)
+        h.program = std::move(prog.fd);
     return h;
 }
 

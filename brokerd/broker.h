@@ -18,6 +18,7 @@
 #include "brokerd/feature_probe.h"
 #include "brokerd/handout.h"
 #include "brokerd/instance_tracker.h"
+#include "brokerd/live_instances.h"
 #include "brokerd/metrics.h"
 #include "brokerd/outcome.h"
 #include "brokerd/polkit_verdict.h"
@@ -39,6 +40,10 @@
 #include <vector>
 
 namespace bpfbroker::brokerd {
+
+// Distinct parameter value sets a shared manifest may have instances for:
+// the values come from callers, and each set is a kernel load kept until reload.
+inline constexpr std::size_t kMaxSharedInstancesPerManifest = 64;
 
 struct BrokerConfig {
     std::string root = "/";
@@ -89,6 +94,13 @@ public:
     [[nodiscard]] std::string metrics_text();
     [[nodiscard]] Metrics& metrics() { return metrics_; }
 
+    // Callers' exits, for the daemon's loop: poll the fd (-1: none) and call
+    // dispatch_caller_exits() when it is readable; that sets the revocation
+    // guards of the exited callers' broker-attached instances.
+    [[nodiscard]] int caller_exits_fd() const noexcept { return live_.exits_fd(); }
+    void dispatch_caller_exits() { live_.dispatch_exits(); }
+    [[nodiscard]] const LiveInstances& live_instances() const noexcept { return live_; }
+
     // Problems found by the last reload, for the daemon to log.
     [[nodiscard]] std::vector<policy::PolicyProblem> problems() const;
 
@@ -108,9 +120,14 @@ private:
     Outcome<Handout> decide_acquire(const RequestContext& ctx, const PolicySnapshot& snap,
                                     const AcquireRequest& request, const PolkitVerdict* verdict);
     Result<std::shared_ptr<PolicySnapshot>> load_snapshot() const;
-    Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry, const Metrics::Slots* slots);
-    Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry);
+    Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry, const ParameterValues& values,
+                                            const Metrics::Slots* slots);
+    Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
+                             const ParameterValues& values);
     Result<void> add_client_maps(const LoadedInstance& instance, Handout& h);
+    // Broker-attached: attaches the instance's programs for the caller and
+    // puts the links (their only fds) in the hand-out.
+    Result<void> add_links(const LoadedInstance& instance, Handout& h);
 
     BrokerConfig config_;
     FeatureReport features_;
@@ -128,8 +145,11 @@ private:
     std::shared_ptr<const PolicySnapshot> snapshot_;
 
     std::mutex shared_mutex_;
-    std::map<std::string, LoadedInstance> shared_instances_;  // by manifest sha256
-    std::map<std::string, ProgramMetrics*> shared_metrics_;    // the slot of each, by manifest sha256
+    // By manifest sha256, then the chosen and bound values (one instance
+    // per distinct set, at most kMaxSharedInstancesPerManifest each).
+    std::map<std::string, LoadedInstance> shared_instances_;
+    std::map<std::string, ProgramMetrics*> shared_metrics_;  // the slot of each, by the same key
+    LiveInstances live_{kMaxTrackedInstances};
 
     std::mutex admin_mutex_;  // one approve/revoke/reload at a time
 };

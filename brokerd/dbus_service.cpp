@@ -126,7 +126,7 @@ private:
     {
         auto ctx = context();
         auto shared = std::make_shared<AcquireResult>(std::move(result));
-        AcquireRequest request{std::move(name), {}};
+        AcquireRequest request{std::move(name), {}, false};
         decide<Handout>(
             shared, ctx, [this, ctx, request](const PolkitVerdict* v) { return broker_.acquire(ctx, request, v); },
             [](const AcquireResult& r, Handout& h) {

@@ -23,6 +23,9 @@ struct AcquireRequest {
     // Values the caller chooses within the manifest's bounds (issue 9);
     // a program without choices takes none.
     std::map<std::string, std::uint64_t> parameters;
+    // False where the method's reply has no place for links (D-Bus
+    // AcquireProgram): broker-attached programs are refused before loading.
+    bool links_accepted = true;
 };
 
 struct ApproveRequest {

@@ -7,7 +7,14 @@ namespace {
 
 class KernelProgramSource final : public ProgramSource {
 public:
-    Result<LoadedInstance> load(const policy::CatalogEntry& entry) override { return load_instance(entry); }
+    Result<LoadedInstance> load(const policy::CatalogEntry& entry, const ParameterValues& parameters) override
+    {
+        return load_instance(entry, parameters);
+    }
+    Result<std::vector<AttachedLink>> attach(const LoadedInstance& instance) override
+    {
+        return attach_for_caller(instance);
+    }
     Result<UniqueFd> map_fd_for_client(const LoadedMap& map) override { return client_map_fd(map); }
     Result<UniqueFd> program_fd_for_client(const UniqueFd& fd) override { return duplicate_for_client(fd); }
 };

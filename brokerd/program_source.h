@@ -4,6 +4,7 @@
 // fds without BPF, so the core's decisions are tested without root.
 #pragma once
 
+#include "brokerd/bpf_link.h"
 #include "brokerd/program_loader.h"
 
 #include <memory>
@@ -14,7 +15,9 @@ class ProgramSource {
 public:
     virtual ~ProgramSource() = default;
     // See load_instance().
-    virtual Result<LoadedInstance> load(const policy::CatalogEntry& entry) = 0;
+    virtual Result<LoadedInstance> load(const policy::CatalogEntry& entry, const ParameterValues& parameters) = 0;
+    // See attach_for_caller().
+    virtual Result<std::vector<AttachedLink>> attach(const LoadedInstance& instance) = 0;
     // See client_map_fd().
     virtual Result<UniqueFd> map_fd_for_client(const LoadedMap& map) = 0;
     // See duplicate_for_client().

@@ -25,6 +25,10 @@ struct RequestContext {
     policy::Peer peer;
     std::string bus_name;           // D-Bus only: the caller's unique name
     bool polkit_reachable = false;  // this transport can ask polkit for this caller
+    // Socket only: the kernel's pidfd of the peer (SO_PEERPIDFD, taken at
+    // accept), owned by the connection; -1 when there is none. It backs
+    // peer.pid for caller.tgid bindings and tells the broker of the exit.
+    int caller_pidfd = -1;
 
     // The caller's identity for logs: "uid 65534 (nobody)".
     [[nodiscard]] std::string describe_peer() const;

@@ -194,7 +194,7 @@ nlohmann::json to_wire(const ProgramListing& l)
 }
 
 VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, const std::string& method,
-                                    const nlohmann::json& parameters, bool oneway)
+                                    const nlohmann::json& parameters, bool oneway, int caller_pidfd)
 {
     auto found = find_method(method);
     if (auto* err = std::get_if<DispatchError>(&found))
@@ -208,6 +208,7 @@ VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, co
     if (auto bad = check_parameters(spec, parameters))
         return {std::move(bad->reply), {}, !oneway};
     RequestContext ctx{TransportKind::Socket, peer, {}, false};
+    ctx.caller_pidfd = caller_pidfd;
     auto resp = dispatch(spec, broker, ctx, CheckedParameters(parameters));
     resp.reply = !oneway;
     return resp;

@@ -21,9 +21,10 @@ struct VarlinkResponse {
     bool reply = true;           // false: a oneway call, answered by nothing
 };
 
-// `method`, `parameters` and `oneway` from a parsed varlink::Call.
+// `method`, `parameters` and `oneway` from a parsed varlink::Call;
+// `caller_pidfd` the connection's SO_PEERPIDFD (-1: none), see RequestContext.
 VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, const std::string& method,
-                                    const nlohmann::json& parameters, bool oneway = false);
+                                    const nlohmann::json& parameters, bool oneway = false, int caller_pidfd = -1);
 
 // The socket's wire form of the core's answers: the info dictionary of an
 // acquire reply, and one ListPrograms row.

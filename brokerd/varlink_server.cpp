@@ -8,6 +8,7 @@
 #include "base/token_bucket.h"
 
 #include <bpfbroker/error_names.h>
+#include <bpfbroker/kernel_uapi.h>
 
 #include "wire/fd_passing.h"
 #include "wire/varlink_framing.h"
@@ -32,12 +33,25 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kListenTag = 1ull << 62;
 constexpr std::uint64_t kSignalTag = 1ull << 61;
+constexpr std::uint64_t kCallerExitsTag = 1ull << 60;
+
+// The kernel's pidfd of the peer, or an empty fd on kernels before 6.5
+// (then programs bound to the calling process are refused).
+UniqueFd peer_pidfd(int fd)
+{
+    int pidfd = -1;
+    socklen_t len = sizeof pidfd;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0)
+        return {};
+    return UniqueFd(pidfd);  // the kernel makes every pidfd O_CLOEXEC
+}
 
 }  // namespace
 
 struct VarlinkServer::Connection {
     UniqueFd fd;
     policy::Peer peer;
+    UniqueFd pidfd;  // SO_PEERPIDFD at accept, may be empty
     varlink::FrameReader reader;
     struct Outgoing {
         std::string bytes;
@@ -135,6 +149,7 @@ void VarlinkServer::accept_all()
         if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, raw, &ev) != 0)
             continue;
         conn->interest = ev.events;
+        conn->pidfd = peer_pidfd(raw);
         connections_per_uid_[conn->peer.uid]++;
         connections_.emplace(raw, std::move(conn));
     }
@@ -330,7 +345,7 @@ void VarlinkServer::process_frames(Connection& c)
             c.names_resolved = true;
         }
         // Parsed once (above); the method table checks it and the Broker decides.
-        auto resp = handle_varlink_call(broker_, c.peer, call->method, call->parameters, call->oneway);
+        auto resp = handle_varlink_call(broker_, c.peer, call->method, call->parameters, call->oneway, c.pidfd.get());
         if (resp.reply)
             queue_response(c, std::move(resp.message), std::move(resp.fds));
     }
@@ -398,6 +413,11 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
         if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, signal_fd, &ev) != 0)
             return fail(make_system_error("epoll_ctl(signalfd)", errno));
     }
+    if (int exits = broker_.caller_exits_fd(); exits >= 0) {
+        ev.data.u64 = kCallerExitsTag;
+        if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, exits, &ev) != 0)
+            return fail(make_system_error("epoll_ctl(caller watch)", errno));
+    }
     epoll_event events[64];
     for (;;) {
         // Wake often enough to enforce the stalled-client timeout near its value.
@@ -414,6 +434,10 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
             auto tag = events[i].data.u64;
             if (tag == kListenTag) {
                 accept_all();
+                continue;
+            }
+            if (tag == kCallerExitsTag) {
+                broker_.dispatch_caller_exits();
                 continue;
             }
             if (tag == kSignalTag) {

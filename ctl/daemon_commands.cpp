@@ -152,24 +152,36 @@ int run_acquire(const std::string& name, const GlobalOptions& o)
     return kExitOk;
 }
 
-// Runs `command` with the program's fds inherited: BPFBROKER_PROGRAM_FD=N and
+// "name:N,name:N" for fds made inheritable; false when one cannot be.
+bool inheritable_list(const std::map<std::string, UniqueFd>& fds, std::string& out)
+{
+    for (const auto& [name, fd] : fds) {
+        if (::fcntl(fd.get(), F_SETFD, 0) != 0)
+            return false;
+        out += (out.empty() ? "" : ",") + name + ":" + std::to_string(fd.get());
+    }
+    return true;
+}
+
+// Runs `command` with the program's fds inherited: BPFBROKER_PROGRAM_FD=N
+// (client-attached), BPFBROKER_LINK_FDS=name:N,... (broker-attached: the
+// command is the caller the links count, as exec keeps the process) and
 // BPFBROKER_MAP_FDS=name:N,name:N tell it where they are.
 int run_exec(const std::string& name, const std::vector<std::string>& command, const GlobalOptions& o)
 {
     auto p = ask(o, [&](Client& c) { return c.acquire(name); });
     if (!p)
         return report_error(p.error());
-    std::string map_fds;
-    auto clear_cloexec = [](int fd) { return ::fcntl(fd, F_SETFD, 0) == 0; };
-    if (!clear_cloexec(p->fd().get()))
+    std::string map_fds, link_fds;
+    if (p->fd().valid() && ::fcntl(p->fd().get(), F_SETFD, 0) != 0)
         return report_error(make_system_error("fcntl", errno));
-    for (const auto& [map, fd] : p->maps()) {
-        if (!clear_cloexec(fd.get()))
-            return report_error(make_system_error("fcntl", errno));
-        map_fds += (map_fds.empty() ? "" : ",") + map + ":" + std::to_string(fd.get());
-    }
+    if (!inheritable_list(p->maps(), map_fds) || !inheritable_list(p->links(), link_fds))
+        return report_error(make_system_error("fcntl", errno));
     ::setenv("BPFBROKER_PROGRAM", p->info().name.c_str(), 1);
-    ::setenv("BPFBROKER_PROGRAM_FD", std::to_string(p->fd().get()).c_str(), 1);
+    if (p->fd().valid())
+        ::setenv("BPFBROKER_PROGRAM_FD", std::to_string(p->fd().get()).c_str(), 1);
+    if (!link_fds.empty())
+        ::setenv("BPFBROKER_LINK_FDS", link_fds.c_str(), 1);
     ::setenv("BPFBROKER_MAP_FDS", map_fds.c_str(), 1);
     std::vector<char*> argv;
     for (const auto& arg : command)

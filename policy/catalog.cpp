@@ -122,7 +122,7 @@ void for_each_on_cores(std::size_t count, const Work& work)
 }  // namespace
 
 CatalogEntry verify_program_dir(int progdirfd, std::string name, Origin origin, const KeyRing& keys,
-                                const FileTrust& trust)
+                                const FileTrust& trust, const AllowedAttachPoints& allowed)
 {
     CatalogEntry e;
     e.name = std::move(name);
@@ -160,7 +160,7 @@ CatalogEntry verify_program_dir(int progdirfd, std::string name, Origin origin, 
     }
     e.signer_key_id = signer->key.key_id();
 
-    auto manifest = parse_manifest(e.manifest_bytes);
+    auto manifest = parse_manifest(e.manifest_bytes, allowed);
     if (!manifest)
         return refuse(EntryState::Invalid, std::move(manifest).error());
     if (manifest->name != e.name)
@@ -217,7 +217,7 @@ std::string Catalog::absence_reason(std::string_view name) const
     return out;
 }
 
-Result<Catalog> scan_catalog(const std::string& root, const FileTrust& trust)
+Result<Catalog> scan_catalog(const std::string& root, const FileTrust& trust, const AllowedAttachPoints& allowed)
 {
     auto rootfd = open_trusted_root(root, trust);
     if (!rootfd)
@@ -242,7 +242,7 @@ Result<Catalog> scan_catalog(const std::string& root, const FileTrust& trust)
             entry.origin = origin;
             entry.error = make_error(ErrorCode::ManifestInvalid, "directory name is not a valid program name");
         } else if (auto progdir = open_trusted_dir(layer_dir->get(), name, trust); progdir) {
-            entry = verify_program_dir(progdir->get(), name, origin, catalog.keys, trust);
+            entry = verify_program_dir(progdir->get(), name, origin, catalog.keys, trust, allowed);
             entry.layer_dir = layer_dir;
         } else {
             entry.name = name;

@@ -106,11 +106,14 @@ struct Catalog {
 };
 
 // Verifies one program directory (already opened and checked) against keys.
+// `allowed` bounds the attach points of broker-attached manifests (the
+// settings file may widen io_uring's).
 CatalogEntry verify_program_dir(int progdirfd, std::string name, Origin origin, const KeyRing& keys,
-                                const FileTrust& trust);
+                                const FileTrust& trust, const AllowedAttachPoints& allowed = {});
 
 // Scans the whole catalog under the root. Fails only when the root itself
 // cannot be used; bad entries are kept with their state and reason.
-Result<Catalog> scan_catalog(const std::string& root, const FileTrust& trust);
+Result<Catalog> scan_catalog(const std::string& root, const FileTrust& trust,
+                             const AllowedAttachPoints& allowed = {});
 
 }  // namespace bpfbroker::policy

@@ -131,5 +131,21 @@ TEST_F(CtlExecTest, ExecHandsFdsToTheCommandAndEveryDecisionIsAudited)
     EXPECT_EQ(revocations, 1u);
 }
 
+// A broker-attached program: the command gets the links (no program fd)
+// and is itself the caller they count, as exec keeps the process.
+TEST_F(CtlExecTest, ExecOfABrokerAttachedProgramPassesLinksAndNoProgramFd)
+{
+    ASSERT_TRUE(approve("uring_stats", for_users({"nobody"})));
+    auto ran = exec_as_nobody("uring_stats",
+                              "echo \"[$BPFBROKER_PROGRAM_FD]\"; echo $BPFBROKER_LINK_FDS | tr , '\\n' | "
+                              "while IFS=: read name fd; do echo \"$name $(readlink /proc/self/fd/$fd)\"; done");
+    ASSERT_TRUE(ran.ok()) << "exit " << ran.exit_code << "\nstdout: " << ran.out << "\nstderr: " << ran.err;
+    auto out = lines_of(ran.out);
+    ASSERT_EQ(out.size(), 4u) << ran.out;
+    EXPECT_EQ(out[0], "[]") << "a program fd was passed on";
+    for (std::size_t i = 1; i < out.size(); ++i)
+        EXPECT_NE(out[i].find("anon_inode:bpf_link"), std::string::npos) << out[i];
+}
+
 }  // namespace
 }  // namespace bpfbroker::e2e

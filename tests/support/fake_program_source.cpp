@@ -28,7 +28,8 @@ Result<UniqueFd> duplicate(const UniqueFd& fd)
 
 }  // namespace
 
-Result<brokerd::LoadedInstance> FakeProgramSource::load(const policy::CatalogEntry& entry)
+Result<brokerd::LoadedInstance> FakeProgramSource::load(const policy::CatalogEntry& entry,
+                                                         const brokerd::ParameterValues& parameters)
 {
     if (!entry.manifest)
         return fail(ErrorCode::ManifestInvalid, "no manifest");
@@ -46,7 +47,13 @@ Result<brokerd::LoadedInstance> FakeProgramSource::load(const policy::CatalogEnt
             return fail(std::move(fd).error());
         inst.maps.push_back({m.name, m.client_access, std::move(*fd), next_id_++});
     }
+    inst.parameters = parameters;
     return inst;
+}
+
+Result<std::vector<brokerd::AttachedLink>> FakeProgramSource::attach(const brokerd::LoadedInstance& /*instance*/)
+{
+    return fail(ErrorCode::Unsupported, "the fake program source attaches nothing");
 }
 
 Result<UniqueFd> FakeProgramSource::map_fd_for_client(const brokerd::LoadedMap& map)

@@ -12,7 +12,10 @@ namespace bpfbroker::test_support {
 
 class FakeProgramSource final : public brokerd::ProgramSource {
 public:
-    Result<brokerd::LoadedInstance> load(const policy::CatalogEntry& entry) override;
+    Result<brokerd::LoadedInstance> load(const policy::CatalogEntry& entry,
+                                         const brokerd::ParameterValues& parameters) override;
+    // Attaches nothing: broker-attached programs are tested on the kernel (tests/e2e).
+    Result<std::vector<brokerd::AttachedLink>> attach(const brokerd::LoadedInstance& instance) override;
     Result<UniqueFd> map_fd_for_client(const brokerd::LoadedMap& map) override;
     Result<UniqueFd> program_fd_for_client(const UniqueFd& fd) override;
 

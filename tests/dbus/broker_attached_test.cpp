@@ -1,0 +1,50 @@
+// Broker-attached programs over D-Bus (issue 9): the plain AcquireProgram
+// has no place for links and refuses them naming the method that has, and
+// a program bound to the calling process is refused on the bus (it vouches
+// for no pidfd) with an error that says to use the socket.
+#include "bus_fixture.h"
+
+namespace bpfbroker::dbus_test {
+namespace {
+
+const std::string kInvalidParameter = "org.bpfbroker.Broker1.Error.InvalidParameter";
+
+using DbusBrokerAttached = BusFixture;
+
+TEST_F(DbusBrokerAttached, uring_stats_is_refused_by_AcquireProgram_and_its_tgid_binding_by_the_bus)
+{
+    ApproveOptions who;
+    who.users = {"nobody"};
+    ASSERT_EQ(approve_as_root("uring_stats", who).size(), 64u);
+
+    auto result = run_as(kNobodyUid, kNobodyGid, [] {
+        auto conn = sdbus::createSystemBusConnection();
+        auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
+        proxy->finishRegistration();
+        std::string message;
+        std::string error = dbus_error_of(
+            [&] {
+                sdbus::UnixFd program;
+                std::map<std::string, sdbus::UnixFd> maps;
+                std::map<std::string, sdbus::Variant> info;
+                proxy->callMethod("AcquireProgram").onInterface(kInterface).withArguments(std::string("uring_stats"))
+                    .storeResultsTo(program, maps, info);
+            },
+            &message);
+        check(error == kInvalidParameter, "AcquireProgram(uring_stats): got \"" + error + "\": " + message);
+        check(message.find("AcquireProgramWithOptions") != std::string::npos,
+              "the refusal does not name AcquireProgramWithOptions: " + message);
+
+        auto client = Client::connect_dbus(10s);
+        check(client.has_value(), "connect_dbus");
+        auto p = client->acquire("uring_stats", AcquireOptions{});
+        check(!p, "uring_stats (bound to caller.tgid) was handed out over D-Bus");
+        check(p.error().code == ErrorCode::Unsupported && p.error().message.find("socket") != std::string::npos,
+              "expected Unsupported saying to use the socket: " + p.error().describe());
+        return std::string("ok");
+    });
+    EXPECT_TRUE(result.ok()) << result.describe();
+}
+
+}  // namespace
+}  // namespace bpfbroker::dbus_test
