@@ -344,6 +344,14 @@ Manifest parse_manifest_document(const nlohmann::json& doc, const AllowedAttachP
             if (m.maps[i].client_access == ClientAccess::Write)
                 throw SchemaViolation{"$.maps[" + std::to_string(i) + "].client_access",
                                       "a shared instance cannot grant write access to a map"};
+        // Shared means one instance for every caller; a value bound to one
+        // caller would instead make one per caller, kept by the daemon past
+        // the caller's exit (no guard set then) and filling the shared slots.
+        for (std::size_t i = 0; i < m.parameters.size(); ++i)
+            if (m.parameters[i].bind)
+                throw SchemaViolation{"$.parameters[" + std::to_string(i) + "].bind",
+                                      "a shared instance serves every caller, so it cannot be bound to one; "
+                                      "use \"instance\": \"per-client\""};
     }
     return m;
 }

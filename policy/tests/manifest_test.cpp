@@ -281,6 +281,25 @@ TEST(manifest, refuses_bad_broker_attach_rules_with_their_path)
     EXPECT_TRUE(error_of(several).starts_with("$.programs[2].type: a client-attached program must be the manifest's only"))
         << error_of(several);
 
+    // One shared instance serves every caller: a value bound to one caller
+    // cannot be part of it, for broker- and client-attached programs alike.
+    auto shared = good_broker_attached();
+    shared["instance"] = "shared";
+    shared["maps"][0]["client_access"] = "read";
+    EXPECT_TRUE(error_of(shared).starts_with("$.parameters[0].bind: a shared instance serves every caller"))
+        << error_of(shared);
+    shared["parameters"][0]["bind"] = "caller.uid";
+    EXPECT_TRUE(error_of(shared).starts_with("$.parameters[0].bind: a shared instance serves every caller"))
+        << error_of(shared);
+    shared["parameters"].erase(0);
+    shared["scope"] = "system";
+    EXPECT_EQ(error_of(shared), "") << "a shared system-scope program with choices only is fine";
+    auto shared_filter = good();
+    shared_filter["instance"] = "shared";
+    shared_filter["parameters"] = nlohmann::json::parse(R"([{ "name": "owner", "bind": "caller.uid" }])");
+    EXPECT_TRUE(error_of(shared_filter).starts_with("$.parameters[0].bind: a shared instance serves every caller"))
+        << error_of(shared_filter);
+
     auto client = good();
     client["scope"] = "system";
     EXPECT_TRUE(error_of(client).starts_with("$.scope: only broker-attached programs have a scope")) << error_of(client);
