@@ -1,7 +1,10 @@
 /* drop_small: a socket filter that drops UDP datagrams whose payload is
- * shorter than MIN_PAYLOAD_LEN bytes, fixed at build time (the build passes
- * -DMIN_PAYLOAD_LEN=...). It has no maps, so one loaded instance can be shared
- * by every client.
+ * shorter than min_payload_len bytes. The caller chooses the minimum in its
+ * request (the manifest's "choice", 0..65535); the broker writes it into
+ * .rodata before load, so the verifier sees a constant. MIN_PAYLOAD_LEN (from
+ * the build) is only the object's own initial value, the manifest's default,
+ * which the verdict tests load as it is. It has no maps, so one loaded
+ * instance per chosen minimum is shared by every client that chose it.
  *
  * The payload length comes from the UDP header's length field, read relative
  * to the network header (see socket_skb.h): skb->len would mean "UDP header +
@@ -16,6 +19,8 @@
 #error "MIN_PAYLOAD_LEN must be defined by the build"
 #endif
 
+const volatile __u32 min_payload_len = MIN_PAYLOAD_LEN;
+
 SEC("socket")
 int drop_small(struct __sk_buff *skb)
 {
@@ -28,7 +33,7 @@ int drop_small(struct __sk_buff *skb)
 	 * filter only judges sizes, so it lets such packets through. */
 	if (payload < 0)
 		return skb->len;
-	return payload < MIN_PAYLOAD_LEN ? SOCKET_FILTER_DROP : skb->len;
+	return (__u32)payload < min_payload_len ? SOCKET_FILTER_DROP : skb->len;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

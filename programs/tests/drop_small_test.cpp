@@ -1,8 +1,13 @@
-// drop_small: drops datagrams whose UDP payload is shorter than the build-time
-// minimum, keeps the rest whole. Boundary cases sit exactly at the minimum.
+// drop_small: drops datagrams whose UDP payload is shorter than the chosen
+// minimum (the object's built-in value is the manifest's default), keeps the
+// rest whole. Boundary cases sit exactly at the minimum.
 #include "bpf_object_loader.h"
 #include "loopback_udp.h"
 #include "packet.h"
+#include "shipped_program.h"
+
+#include "brokerd/datasec_variable.h"
+#include "policy/manifest.h"
 
 #include <gtest/gtest.h>
 
@@ -15,7 +20,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The same number the build passed to the BPF compile as MIN_PAYLOAD_LEN.
+// The same number the build passed to the BPF compile as MIN_PAYLOAD_LEN,
+// the initial value of min_payload_len in the object.
 constexpr std::size_t kMin = BPFBROKER_DROP_SMALL_MIN_PAYLOAD_LEN;
 static_assert(kMin >= 1, "the boundary cases need a length below the minimum");
 
@@ -98,6 +104,60 @@ TEST_F(DropSmall, TestRunKeepsEverythingOnceRevoked)
     std::uint32_t retval = 1;
     ASSERT_TRUE(test_run(program_fd, v4(0), retval));
     EXPECT_EQ(retval, 0u);
+}
+
+// What a caller that chooses nothing gets from the daemon (the manifest's
+// default, written into .rodata) is what the cases above test (the object's
+// own initial value): the two numbers must not drift apart.
+TEST(DropSmallManifest, TheDefaultMinimumIsTheObjectsOwn)
+{
+    auto manifest = policy::parse_manifest(brokerd::testing::read_file(built_program_dir("drop_small") / "manifest.json"));
+    ASSERT_TRUE(manifest) << manifest.error().describe();
+    ASSERT_EQ(manifest->parameters.size(), 1u);
+    const auto& p = manifest->parameters.front();
+    EXPECT_EQ(p.name, "min_payload_len");
+    ASSERT_TRUE(p.choice);
+    EXPECT_EQ(p.choice->type, policy::ChoiceType::U32);
+    EXPECT_EQ(p.choice->default_value, kMin);
+}
+
+// A minimum chosen by the caller is written into .rodata before load, as the
+// daemon's loader does, and moves the boundary there.
+TEST_F(DropSmall, AChosenMinimumMovesTheBoundary)
+{
+    constexpr std::uint32_t kChosen = 100;
+    static_assert(kChosen > kMin + 1);
+    BpfObjectPtr object;
+    ASSERT_TRUE(open_built_object("drop_small", object));
+    auto variable = brokerd::find_datasec_variable(object.get(), "min_payload_len", {".rodata"});
+    ASSERT_TRUE(variable);
+    ASSERT_EQ(variable->size, sizeof kChosen);
+    bpf_map* rodata = brokerd::internal_map_of_section(object.get(), ".rodata");
+    ASSERT_NE(rodata, nullptr);
+    std::size_t size = 0;
+    const auto* initial = static_cast<const std::uint8_t*>(bpf_map__initial_value(rodata, &size));
+    ASSERT_NE(initial, nullptr);
+    ASSERT_LE(variable->offset + sizeof kChosen, size);
+    std::vector<std::uint8_t> image(initial, initial + size);
+    std::memcpy(image.data() + variable->offset, &kChosen, sizeof kChosen);
+    ASSERT_EQ(bpf_map__set_initial_value(rodata, image.data(), image.size()), 0);
+    ASSERT_EQ(bpf_object__load(object.get()), 0) << std::strerror(errno);
+    int program_fd = -1;
+    ASSERT_TRUE(find_program_fd(object, "drop_small", program_fd));
+
+    const DropSmallCase cases[] = {
+        {"the built-in minimum no longer keeps", v4(kMin), Verdict::drop},
+        {"IPv4 one below the chosen minimum is dropped", v4(kChosen - 1), Verdict::drop},
+        {"IPv4 exactly the chosen minimum is kept", v4(kChosen), Verdict::keep},
+        {"IPv6 one below the chosen minimum is dropped", v6(kChosen - 1), Verdict::drop},
+        {"IPv6 exactly the chosen minimum is kept", v6(kChosen), Verdict::keep},
+    };
+    for (const DropSmallCase& c : cases) {
+        SCOPED_TRACE(c.description);
+        std::uint32_t retval = 0;
+        ASSERT_TRUE(test_run(program_fd, c.frame, retval));
+        EXPECT_EQ(retval, c.expected == Verdict::keep ? test_run_skb_len(c.frame) : 0u);
+    }
 }
 
 // The real receive path hands the filter an skb that starts at the UDP header;
