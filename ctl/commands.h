@@ -12,5 +12,6 @@ void add_signing_commands(CLI::App& app, GlobalOptions& options, int& exit_code)
 void add_catalog_commands(CLI::App& app, GlobalOptions& options, int& exit_code);  // catalog
 void add_grants_commands(CLI::App& app, GlobalOptions& options, int& exit_code);   // grants
 void add_daemon_commands(CLI::App& app, GlobalOptions& options, int& exit_code);   // list, acquire, approve, ...
+void add_uring_stats_command(CLI::App& app, GlobalOptions& options, int& exit_code);  // uring-stats
 
 }  // namespace bpfbroker::ctl

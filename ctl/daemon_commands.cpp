@@ -1,43 +1,17 @@
 // The daemon-facing half of bpfbrokerctl: list, status, features, metrics, acquire,
 // exec (users) and approve, revoke, reload (administrators).
 #include "commands.h"
+#include "daemon_connection.h"
+#include "program_exec.h"
 
 #include <bpfbroker/client.h>
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <iomanip>
 #include <iostream>
 
 namespace bpfbroker::ctl {
 
 namespace {
-
-std::string socket_path(const GlobalOptions& o)
-{
-    if (!o.socket_path.empty())
-        return o.socket_path;
-    if (o.root == "/")
-        return std::string(kDefaultSocketPath);
-    return o.root + (o.root.back() == '/' ? "" : "/") + "run/bpfbroker/org.bpfbroker.Broker";
-}
-
-// A daemon that is not running is the likeliest failure: say how to start it.
-Result<Client> connect(const GlobalOptions& o)
-{
-    auto c = o.bus == "system" ? Client::connect_dbus() : Client::connect_socket(socket_path(o));
-    if (!c && c.error().code == ErrorCode::SystemError &&
-        (c.error().sys_errno == ENOENT || c.error().sys_errno == ECONNREFUSED)) {
-        auto err = std::move(c).error();
-        err.message += " (bpfbrokerd is not running: start it with `systemctl start bpfbrokerd.socket`, or as root `bpfbrokerd";
-        err.message += (o.root == "/" ? "" : " --root " + o.root);
-        err.message += (o.socket_path.empty() ? "" : " --socket " + o.socket_path) + " --foreground`)";
-        return fail(std::move(err));
-    }
-    return c;
-}
 
 // Connects and makes one call; a failure to connect reads like a failed call.
 template <typename Call>
@@ -152,43 +126,12 @@ int run_acquire(const std::string& name, const GlobalOptions& o)
     return kExitOk;
 }
 
-// "name:N,name:N" for fds made inheritable; false when one cannot be.
-bool inheritable_list(const std::map<std::string, UniqueFd>& fds, std::string& out)
-{
-    for (const auto& [name, fd] : fds) {
-        if (::fcntl(fd.get(), F_SETFD, 0) != 0)
-            return false;
-        out += (out.empty() ? "" : ",") + name + ":" + std::to_string(fd.get());
-    }
-    return true;
-}
-
-// Runs `command` with the program's fds inherited: BPFBROKER_PROGRAM_FD=N
-// (client-attached), BPFBROKER_LINK_FDS=name:N,... (broker-attached: the
-// command is the caller the links count, as exec keeps the process) and
-// BPFBROKER_MAP_FDS=name:N,name:N tell it where they are.
 int run_exec(const std::string& name, const std::vector<std::string>& command, const GlobalOptions& o)
 {
     auto p = ask(o, [&](Client& c) { return c.acquire(name); });
     if (!p)
         return report_error(p.error());
-    std::string map_fds, link_fds;
-    if (p->fd().valid() && ::fcntl(p->fd().get(), F_SETFD, 0) != 0)
-        return report_error(make_system_error("fcntl", errno));
-    if (!inheritable_list(p->maps(), map_fds) || !inheritable_list(p->links(), link_fds))
-        return report_error(make_system_error("fcntl", errno));
-    ::setenv("BPFBROKER_PROGRAM", p->info().name.c_str(), 1);
-    if (p->fd().valid())
-        ::setenv("BPFBROKER_PROGRAM_FD", std::to_string(p->fd().get()).c_str(), 1);
-    if (!link_fds.empty())
-        ::setenv("BPFBROKER_LINK_FDS", link_fds.c_str(), 1);
-    ::setenv("BPFBROKER_MAP_FDS", map_fds.c_str(), 1);
-    std::vector<char*> argv;
-    for (const auto& arg : command)
-        argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
-    return report_error(make_system_error("cannot run " + command.front(), errno), 127);
+    return exec_with_program(*p, command);
 }
 
 int run_approve(const std::string& name, const ApproveOptions& a, const GlobalOptions& o)

@@ -9,7 +9,8 @@
 namespace {
 
 // Usage errors are raised before --json is bound, so look for it in argv
-// itself (up to "--", after which words belong to `exec`'s command).
+// itself (up to "--", after which words belong to the command `exec` or
+// `uring-stats` runs).
 bool json_requested(int argc, char** argv)
 {
     for (int i = 1; i < argc; ++i) {
@@ -49,6 +50,7 @@ int main(int argc, char** argv)
     add_catalog_commands(app, options, exit_code);
     add_grants_commands(app, options, exit_code);
     add_daemon_commands(app, options, exit_code);
+    add_uring_stats_command(app, options, exit_code);
 
     try {
         app.parse(argc, argv);
