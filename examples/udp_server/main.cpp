@@ -30,11 +30,17 @@
 // Putting both behaviours on one socket would need one program that does
 // both (a new signed program, not a composition of these two). See README.md.
 //
+// Its own ring statistics: when uring_stats is granted (or the server runs
+// under `bpfbrokerctl uring-stats`), the server prints the kernel's counts
+// of its own io_uring requests on SIGUSR1 and when it stops; without it, it
+// says why and runs on.
+//
 // Order of setup: each filter is attached, and the allow-list written,
 // *before* the socket is bound. A datagram can only be queued on a bound
 // socket, so none is ever received unfiltered or judged by a half-written
 // list; binding first would leave a window in which anything gets in.
 #include "prefix.h"
+#include "ring_stats.h"
 #include "src_allow/src_allow.h"
 #include "udp_stats/udp_stats.h"
 
@@ -78,6 +84,7 @@ using bpfbroker::AttachKind;
 using bpfbroker::AttachPath;
 using bpfbroker::UniqueFd;
 using bpfbroker::example::Prefix;
+using bpfbroker::example::RingStats;
 
 constexpr const char* kName = "bpfbroker-example-udp-server";
 
@@ -394,6 +401,28 @@ std::uint16_t bound_port(int fd)
     return port_of(ss);
 }
 
+// The kernel's counts of this server's own io_uring requests, `when` being
+// "so far" or the like.
+void say_ring_stats(const RingStats& ring_stats, const char* when)
+{
+    auto snapshot = ring_stats.read();
+    if (!snapshot) {
+        say("ring statistics: %s", snapshot.error().message.c_str());
+        return;
+    }
+    std::string table = bpfbroker::uring_stats::to_table(*snapshot, "  ");
+    table.pop_back();  // say() ends the line
+    say("ring statistics of this server %s (uring_stats):\n%s", when, table.c_str());
+}
+
+nlohmann::json ring_stats_json(const RingStats& ring_stats)
+{
+    auto snapshot = ring_stats.read();
+    if (!snapshot)
+        return {{"unavailable", snapshot.error().message}};
+    return bpfbroker::uring_stats::to_json(*snapshot);
+}
+
 nlohmann::json receiver_json(const Receiver& r)
 {
     return {{"port", r.port},         {"program", r.program},
@@ -438,6 +467,9 @@ int run(const Options& o)
     if (!stats_program)
         return report(stats_program.error(), "cannot acquire udp_stats");
     say("acquired %s", describe_program(*stats_program).c_str());
+    // Optional: without it the server only cannot show its own ring's counts.
+    const RingStats ring_stats = RingStats::open(*client);
+    say("ring statistics: %s", ring_stats.description().c_str());
 
     const UniqueFd* allowed_v4 = required_map(*allow_program, "allowed_v4");
     const UniqueFd* allowed_v6 = required_map(*allow_program, "allowed_v6");
@@ -527,6 +559,7 @@ int run(const Options& o)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGUSR1);  // not a stop: prints the ring statistics
     if (::sigprocmask(SIG_BLOCK, &stop_signals, nullptr) != 0)
         return report_errno("sigprocmask", errno);
     UniqueFd signal_fd(::signalfd(-1, &stop_signals, SFD_CLOEXEC));
@@ -548,7 +581,7 @@ int run(const Options& o)
         std::snprintf(limit, sizeof limit, " for at most %g s", o.seconds);
         waiting += limit;
     }
-    say("%s (Ctrl-C stops)", waiting.c_str());
+    say("%s (Ctrl-C stops, SIGUSR1 prints the ring statistics)", waiting.c_str());
 
     using Clock = std::chrono::steady_clock;
     const auto deadline =
@@ -595,6 +628,12 @@ int run(const Options& o)
         if (user_data == kUserDataSignal) {
             if (res < 0)
                 return report_errno("reading the signalfd", -res);
+            if (signal_info.ssi_signo == SIGUSR1) {
+                say_ring_stats(ring_stats, "so far");
+                if (!queue_signal_read(ring.get(), signal_fd.get(), signal_info, in_flight))
+                    return report_errno("io_uring_get_sqe", EBUSY);
+                continue;
+            }
             say("stopped by %s", sigabbrev_np(static_cast<int>(signal_info.ssi_signo)));
             stopped = "signal";
             break;
@@ -635,6 +674,9 @@ int run(const Options& o)
             static_cast<unsigned long long>(r.bytes), sources_text(r).c_str());
     say("udp_stats counters, read through the read-only stats map fd: packets=%llu bytes=%llu",
         static_cast<unsigned long long>(totals.packets), static_cast<unsigned long long>(totals.bytes));
+    // Requests still in flight (a receive per socket, the signal read) are
+    // cancelled after this, when run() returns.
+    say_ring_stats(ring_stats, "at the stop");
 
     if (o.json) {
         nlohmann::json allow = nlohmann::json::array();
@@ -649,6 +691,7 @@ int run(const Options& o)
             {"counted", receiver_json(counted)},
             {"udp_stats", {{"packets", totals.packets}, {"bytes", totals.bytes}}},
             {"stats_map_read_only", stats_read_only},
+            {"ring_stats", ring_stats_json(ring_stats)},
             {"stopped", stopped},
         };
         std::printf("%s\n", out.dump(2).c_str());
