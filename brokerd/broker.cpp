@@ -139,10 +139,17 @@ Result<CallerIdentity> caller_identity(const RequestContext& ctx, const policy::
     return caller;
 }
 
-// The audit reason's tail for a broker-attached hand-out: where, with what.
-std::string attach_summary(const Handout& h)
+// The audit reason's tail: where a broker-attached hand-out was attached
+// (every program's attach point) and every value the program was loaded
+// with, bound or chosen.
+std::string handout_summary(const policy::Manifest& m, const Handout& h)
 {
-    std::string out = " attach=" + h.attach;
+    std::string out;
+    if (!h.links.empty()) {
+        out = " attach=";
+        for (std::size_t i = 0; i < m.programs.size(); ++i)
+            out += (i == 0 ? "" : ",") + m.programs[i].attach;
+    }
     for (const auto& [name, value] : h.parameters)
         out += " " + name + "=" + std::to_string(value);
     return out;
@@ -380,7 +387,7 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
     auto h = hand_out(ctx, *snap, *entry, *values);
     if (!h)
         return deny(kAction, ctx, name, std::move(h).error());
-    audit(kAction, ctx, name, nullptr, h->links.empty() ? decision.reason : decision.reason + attach_summary(*h), &*h);
+    audit(kAction, ctx, name, nullptr, decision.reason + handout_summary(*entry->manifest, *h), &*h);
     return std::move(*h);
 }
 

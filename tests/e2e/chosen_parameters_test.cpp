@@ -4,7 +4,7 @@
 // a choice outside its bounds is InvalidParameter naming it; callers that
 // choose the same value (the default included, chosen or not) share one
 // instance, callers that choose differently get their own, and the chosen
-// value is what the kernel runs.
+// value is what the kernel runs and what the audit record names.
 #include "daemon_fixture.h"
 
 #include <arpa/inet.h>
@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace bpfbroker::e2e {
@@ -111,6 +112,16 @@ TEST_F(ChosenParametersTest, EqualChoicesShareOneInstanceDifferentChoicesDoNot)
     EXPECT_EQ(chose_nothing, chose_default) << "the default, chosen or not, is one value";
     EXPECT_NE(chose_nothing, first_100);
     EXPECT_NE(chose_nothing, chose_200);
+
+    // Each hand-out's audit record names the value it was loaded with.
+    std::map<std::string, int> audited;
+    for (const auto& rec : audit_records())
+        if (rec.count("program") && rec.at("program") == kProgram && rec.count("reason") && rec.at("decision") == "allow")
+            for (const char* value : {" min_payload_len=100", " min_payload_len=200", " min_payload_len=8"})
+                audited[value] += rec.at("reason").ends_with(value);
+    EXPECT_EQ(audited[" min_payload_len=100"], 2);
+    EXPECT_EQ(audited[" min_payload_len=200"], 1);
+    EXPECT_EQ(audited[" min_payload_len=8"], 2);
 }
 
 // The shared instance of a choice is loaded with that value in .rodata: a
