@@ -46,6 +46,14 @@ using policy::ProgramType;
 
 const char* const kShippedPrograms[] = {"udp_stats", "drop_small", "src_allow", "reuseport_cpu"};
 
+// What a caller that chooses nothing gets: the manifest's defaults (these
+// shipped client-attached programs bind nothing to the caller).
+ParameterValues default_values(const CatalogEntry& entry)
+{
+    auto values = resolve_parameters(*entry.manifest, CallerIdentity{}, {});
+    return values ? *values : ParameterValues{};
+}
+
 bool is_cloexec(const UniqueFd& fd)
 {
     const int flags = ::fcntl(fd.get(), F_GETFD);
@@ -95,7 +103,7 @@ TEST_F(ProgramLoader, loads_every_shipped_program_into_cloexec_fds)
         SCOPED_TRACE(name);
         CatalogEntry entry;
         ASSERT_TRUE(shipped_entry(name, entry));
-        auto instance = load_instance(entry);
+        auto instance = load_instance(entry, default_values(entry));
         ASSERT_TRUE(instance) << instance.error().describe() << "\n" << instance.error().detail;
 
         ASSERT_EQ(instance->programs.size(), entry.manifest->programs.size());
@@ -416,7 +424,7 @@ TEST_F(ProgramLoader, keeps_the_guard_of_every_shipped_program)
         SCOPED_TRACE(name);
         CatalogEntry entry;
         ASSERT_TRUE(shipped_entry(name, entry));
-        auto instance = load_instance(entry);
+        auto instance = load_instance(entry, default_values(entry));
         ASSERT_TRUE(instance) << instance.error().describe();
         ASSERT_TRUE(instance->guard) << "every shipped program declares a guard";
         EXPECT_EQ(instance->guard->name(), "bpfbroker_revoked");
