@@ -5,6 +5,8 @@
 #include "daemon_fixture.h"
 #include "support/uring_nops.h"
 
+#include <signal.h>
+
 #include <regex>
 
 namespace bpfbroker::e2e {
@@ -65,6 +67,11 @@ TEST_F(CtlUringStatsTest, PrintsATableAndTheCommandSeesTheFdsAsWithExec)
         {"--", "/bin/sh", "-c", "echo $BPFBROKER_PROGRAM; echo $BPFBROKER_MAP_FDS | tr , '\\n' | cut -d: -f1"});
     ASSERT_TRUE(env.ok()) << env.describe();
     EXPECT_TRUE(env.out.starts_with("uring_stats\nerrors\nlatency\nops\n")) << env.out;
+
+    // Killed by a signal: the shell's 128 + N, and the report says so.
+    auto killed = uring_stats_as_nobody({"--", "/bin/sh", "-c", "kill -TERM $$"});
+    EXPECT_EQ(killed.exit_code, 128 + SIGTERM) << killed.describe();
+    EXPECT_NE(killed.out.find("), killed by signal 15\n  no io_uring requests\n"), std::string::npos) << killed.out;
 }
 
 TEST_F(CtlUringStatsTest, WithoutAGrantOrACommandItPrintsNoStatistics)
