@@ -25,9 +25,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
 #include <iostream>
 #include <memory>
+#include <string_view>
 
 namespace bpfbroker::ctl {
 
@@ -82,10 +82,10 @@ std::string command_text(const std::vector<std::string>& command)
     return out;
 }
 
-// Writes the report where asked: stdout, or a new FILE (after CMD, whose
-// own output may be on stdout too).
+// Writes the report to `out`: stdout, or the --output file, opened before
+// CMD ran so that an unwritable path costs no run.
 int print_report(const uring_stats::Snapshot& s, const std::vector<std::string>& command, pid_t pid, int status,
-                 const GlobalOptions& o, const std::string& output)
+                 const GlobalOptions& o, int out)
 {
     std::string text;
     if (o.json) {
@@ -100,18 +100,26 @@ int print_report(const uring_stats::Snapshot& s, const std::vector<std::string>&
                                     : "exit status " + std::to_string(exit_status_of(status))) +
                "\n" + uring_stats::to_table(s, "  ");
     }
-    if (output.empty()) {
-        std::cout << text << std::flush;
-        return kExitOk;
+    std::cout << std::flush;
+    for (std::string_view rest = text; !rest.empty();) {
+        const ssize_t n = ::write(out, rest.data(), rest.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return report_error(make_system_error("writing the statistics", errno));
+        rest.remove_prefix(static_cast<std::size_t>(n));
     }
-    std::string why;
-    if (!write_file(output, text, 0644, /*replace=*/true, why))
-        return report_error("cannot write " + output + ": " + why);
     return kExitOk;
 }
 
 int run_uring_stats(const std::vector<std::string>& command, const std::string& output, const GlobalOptions& o)
 {
+    UniqueFd output_file;
+    if (!output.empty()) {
+        output_file = UniqueFd(::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (!output_file)
+            return report_error(make_system_error("cannot open " + output, errno));
+    }
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
         return report_error(make_system_error("socketpair", errno));
@@ -151,7 +159,8 @@ int run_uring_stats(const std::vector<std::string>& command, const std::string& 
     auto snapshot = uring_stats::read_snapshot(fds->fds[0].get(), fds->fds[1].get(), fds->fds[2].get());
     if (!snapshot)
         return report_error(snapshot.error());
-    if (int printed = print_report(*snapshot, command, child, status, o, output); printed != kExitOk)
+    const int out = output_file ? output_file.get() : STDOUT_FILENO;
+    if (int printed = print_report(*snapshot, command, child, status, o, out); printed != kExitOk)
         return printed;
     return exit_status_of(status);
 }
@@ -165,7 +174,7 @@ void add_uring_stats_command(CLI::App& app, GlobalOptions& options, int& exit_co
     auto* cmd = app.add_subcommand("uring-stats",
                                    "Run a command under uring_stats and print its own io_uring statistics when it "
                                    "exits (per-opcode counts, errors by errno, latency); exit status is the command's");
-    cmd->add_option("--output,-o", *output, "Write the statistics to FILE (replaced) instead of stdout");
+    cmd->add_option("--output,-o", *output, "Write the statistics to FILE (emptied before the command runs) instead of stdout");
     cmd->add_option("command", *command, "Command and arguments (after --)")->required();
     cmd->callback([command, output, &options, &exit_code] {
         exit_code = run_uring_stats(*command, *output, options);

@@ -1,7 +1,8 @@
 // `bpfbrokerctl uring-stats -- CMD` as uid 65534 against a real root daemon:
 // it prints CMD's own io_uring counts exactly (a helper that submits N NOPs)
 // while another process floods NOPs, as JSON and as a table; its exit status
-// is CMD's; refusals and a command that cannot run print no statistics.
+// is CMD's; refusals, an unwritable --output and a command that cannot run
+// print no statistics.
 #include "daemon_fixture.h"
 #include "support/uring_nops.h"
 
@@ -82,6 +83,11 @@ TEST_F(CtlUringStatsTest, WithoutAGrantOrACommandItPrintsNoStatistics)
     EXPECT_NE(refused.err.find("PermissionDenied"), std::string::npos) << refused.err;
 
     ASSERT_TRUE(approve("uring_stats", for_users({"nobody"})));
+    auto unwritable = uring_stats_as_nobody({"--output", root() + "/etc/stats.json", "--", "/bin/sh", "-c", "echo RAN"});
+    EXPECT_EQ(unwritable.exit_code, 1) << unwritable.describe();
+    EXPECT_EQ(unwritable.out.find("RAN"), std::string::npos) << "the command ran though its statistics could not be written";
+    EXPECT_NE(unwritable.err.find("cannot open " + root() + "/etc/stats.json"), std::string::npos) << unwritable.err;
+
     auto missing = uring_stats_as_nobody({"--", "/nonexistent/command"});
     EXPECT_EQ(missing.exit_code, 127) << missing.describe();
     EXPECT_NE(missing.err.find("cannot run /nonexistent/command"), std::string::npos) << missing.err;
