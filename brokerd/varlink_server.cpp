@@ -247,18 +247,18 @@ void VarlinkServer::update_interest(Connection& c)
     c.interest = want;
 }
 
-void VarlinkServer::queue_response(Connection& c, nlohmann::json message, std::vector<UniqueFd> fds)
+void VarlinkServer::queue_response(Connection& c, nlohmann::json message)
 {
-    auto bytes = varlink::encode_message(message, varlink::kMaxReplySize);
-    if (!bytes) {
-        bytes = varlink::encode_message(varlink::make_error_reply(ErrorCode::Internal, "reply too large"));
-        fds.clear();
-    }
-    c.queued_bytes += bytes->size();
-    c.queued_fds += fds.size();
-    queued_fds_per_uid_[c.peer.uid] += fds.size();
-    queued_fds_total_ += fds.size();
-    c.out.push_back({std::move(*bytes), std::move(fds), 0});
+    queue_encoded(c, encode_for_socket({std::move(message), {}, true}));
+}
+
+void VarlinkServer::queue_encoded(Connection& c, EncodedResponse resp)
+{
+    c.queued_bytes += resp.bytes.size();
+    c.queued_fds += resp.fds.size();
+    queued_fds_per_uid_[c.peer.uid] += resp.fds.size();
+    queued_fds_total_ += resp.fds.size();
+    c.out.push_back({std::move(resp.bytes), std::move(resp.fds), 0});
 }
 
 void VarlinkServer::release_queued_fds(Connection& c, std::size_t count)
@@ -312,42 +312,37 @@ void VarlinkServer::flush(Connection& c)
 void VarlinkServer::process_frames(Connection& c)
 {
     while (!c.close_after_flush && may_queue(c)) {
-        auto msg = c.reader.next_message();
-        if (!msg) {
-            queue_response(c, varlink::make_error_reply(msg.error().code, msg.error().message), {});
+        auto frame = c.reader.next_frame();
+        if (!frame) {
+            queue_response(c, varlink::make_error_reply(frame.error().code, frame.error().message));
             c.close_after_flush = true;
             return;
         }
-        if (!msg->has_value())
+        if (!frame->has_value())
             break;
-        auto call = varlink::parse_call(**msg);
-        if (!call) {
-            queue_response(c, varlink::make_error_reply(call.error().code, call.error().message), {});
+        // Parsed once: the fast codec for a plain AcquireProgram, the
+        // general parser for everything else.
+        auto parsed = parse_frame(**frame);
+        if (!parsed) {
+            queue_response(c, varlink::make_error_reply(parsed.error().code, parsed.error().message));
             c.close_after_flush = true;
             return;
         }
         if (!c.requests.take(limits_.requests_per_second, Clock::now())) {
-            if (!call->oneway)
+            if (!parsed->oneway())
                 queue_response(c, varlink::make_error_reply(ErrorCode::LimitExceeded,
                                                             "more than " + std::to_string(limits_.requests_per_second) +
-                                                                " requests per second on this connection"),
-                               {});
-            continue;
-        }
-        if (call->more || call->upgrade) {
-            queue_response(c, varlink::make_error_reply(ErrorCode::InvalidParameter,
-                                                        "this service answers every call once: \"more\" and \"upgrade\" are not supported"),
-                           {});
+                                                                " requests per second on this connection"));
             continue;
         }
         if (!c.names_resolved) {
             resolve_peer_names(c.peer);
             c.names_resolved = true;
         }
-        // Parsed once (above); the method table checks it and the Broker decides.
-        auto resp = handle_varlink_call(broker_, c.peer, call->method, call->parameters, call->oneway, c.pidfd.get());
+        // The method table checks it and the Broker decides.
+        auto resp = answer_frame(broker_, c.peer, *parsed, c.pidfd.get());
         if (resp.reply)
-            queue_response(c, std::move(resp.message), std::move(resp.fds));
+            queue_encoded(c, std::move(resp));
     }
     c.partial_since = c.reader.buffered_bytes() > 0 ? (c.partial_since == Clock::time_point{} ? Clock::now() : c.partial_since)
                                                     : Clock::time_point{};
@@ -363,7 +358,7 @@ void VarlinkServer::on_readable(Connection& c)
             if (would_block(r.error()))
                 break;
             // Any fd sent to us is refused (and was closed by recv_with_fds).
-            queue_response(c, varlink::make_error_reply(ErrorCode::ProtocolError, r.error().message), {});
+            queue_response(c, varlink::make_error_reply(ErrorCode::ProtocolError, r.error().message));
             c.close_after_flush = true;
             break;
         }
@@ -374,7 +369,7 @@ void VarlinkServer::on_readable(Connection& c)
         c.last_active = Clock::now();
         auto fed = c.reader.feed(std::string_view(buf, r->bytes));
         if (!fed) {
-            queue_response(c, varlink::make_error_reply(fed.error().code, fed.error().message), {});
+            queue_response(c, varlink::make_error_reply(fed.error().code, fed.error().message));
             c.close_after_flush = true;
             break;
         }

@@ -11,6 +11,7 @@
 
 #include "brokerd/broker.h"
 #include "brokerd/limits.h"
+#include "brokerd/varlink_methods.h"
 
 #include <bpfbroker/result.h>
 #include <bpfbroker/unique_fd.h>
@@ -46,7 +47,8 @@ private:
     void on_readable(Connection& c);
     void on_writable(Connection& c);
     void process_frames(Connection& c);
-    void queue_response(Connection& c, nlohmann::json message, std::vector<UniqueFd> fds);
+    void queue_response(Connection& c, nlohmann::json message);
+    void queue_encoded(Connection& c, EncodedResponse resp);
     void flush(Connection& c);
     void update_interest(Connection& c);
     void close_connection(int fd);
