@@ -17,6 +17,11 @@ namespace bpfbroker::brokerd {
 // few seconds (bounded), so a caller repeating requests costs no NSS calls.
 void resolve_peer_names(policy::Peer& peer);
 
+// resolve_peer_names() from the cache alone, never asking NSS: false (and
+// `peer`'s names untouched) when an answer is missing or stale. For the
+// socket's event loop, which must never wait on the user database.
+bool resolve_peer_names_cached(policy::Peer& peer);
+
 // The identity of the process that connected an AF_UNIX socket, ids only:
 // no user database lookup, so an accept never waits on NSS.
 Result<policy::Peer> peer_credentials_from_socket(int fd);

@@ -34,6 +34,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kListenTag = 1ull << 62;
 constexpr std::uint64_t kSignalTag = 1ull << 61;
 constexpr std::uint64_t kCallerExitsTag = 1ull << 60;
+constexpr std::uint64_t kNamesTag = 1ull << 59;
 
 // The kernel's pidfd of the peer, or an empty fd on kernels before 6.5
 // (then programs bound to the calling process are refused).
@@ -66,7 +67,10 @@ struct VarlinkServer::Connection {
     Clock::time_point output_since{};   // when replies began waiting for the peer to read
     Clock::time_point last_active = Clock::now();  // last bytes from the peer
     bool close_after_flush = false;
-    bool names_resolved = false;  // user and group names, at the first request
+    // Polled only once the peer's names are known: until then its bytes
+    // wait in the kernel's socket buffer (see PeerNameResolver).
+    bool registered = false;
+    std::uint64_t serial = 0;  // tells a reused fd number from the connection a lookup was for
     std::uint32_t interest = 0;
 
     Connection(UniqueFd f, policy::Peer p, std::size_t max_message, double burst)
@@ -143,15 +147,41 @@ void VarlinkServer::accept_all()
         int raw = fd.get();
         auto conn = std::make_unique<Connection>(std::move(fd), std::move(*peer), limits_.max_message_bytes,
                                                  static_cast<double>(limits_.requests_per_second));
-        epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLRDHUP;
-        ev.data.u64 = static_cast<std::uint64_t>(raw);
-        if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, raw, &ev) != 0)
-            continue;
-        conn->interest = ev.events;
         conn->pidfd = peer_pidfd(raw);
+        conn->serial = ++next_serial_;
         connections_per_uid_[conn->peer.uid]++;
+        auto& c = *conn;
         connections_.emplace(raw, std::move(conn));
+        // Names from the cache, or from a worker: an accept never waits on NSS.
+        if (resolve_peer_names_cached(c.peer))
+            register_connection(c);
+        else
+            names_.submit(c.serial, c.peer);
+    }
+}
+
+void VarlinkServer::register_connection(Connection& c)
+{
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = static_cast<std::uint64_t>(c.fd.get());
+    if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, c.fd.get(), &ev) != 0) {
+        close_connection(c.fd.get());
+        return;
+    }
+    c.interest = ev.events;
+    c.registered = true;
+}
+
+void VarlinkServer::names_resolved()
+{
+    for (auto& [serial, peer] : names_.take_done()) {
+        auto it = std::find_if(connections_.begin(), connections_.end(),
+                               [serial = serial](const auto& kv) { return kv.second->serial == serial; });
+        if (it == connections_.end() || it->second->registered)
+            continue;  // closed (evicted) meanwhile
+        it->second->peer = std::move(peer);
+        register_connection(*it->second);
     }
 }
 
@@ -203,6 +233,8 @@ void VarlinkServer::refresh_all_interest()
         return;
     queues_shrank_ = false;
     for (auto& [fd, c] : connections_) {
+        if (!c->registered)
+            continue;
         if (!c->close_after_flush && may_queue(*c) && c->reader.buffered_bytes() > 0) {
             process_frames(*c);  // complete requests that waited for budget
             flush(*c);
@@ -335,10 +367,6 @@ void VarlinkServer::process_frames(Connection& c)
                                                                 " requests per second on this connection"));
             continue;
         }
-        if (!c.names_resolved) {
-            resolve_peer_names(c.peer);
-            c.names_resolved = true;
-        }
         // The method table checks it and the Broker decides.
         auto resp = answer_frame(broker_, c.peer, *parsed, c.pidfd.get());
         if (resp.reply)
@@ -408,6 +436,9 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
         if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, signal_fd, &ev) != 0)
             return fail(make_system_error("epoll_ctl(signalfd)", errno));
     }
+    ev.data.u64 = kNamesTag;
+    if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, names_.ready_fd(), &ev) != 0)
+        return fail(make_system_error("epoll_ctl(names)", errno));
     if (int exits = broker_.caller_exits_fd(); exits >= 0) {
         ev.data.u64 = kCallerExitsTag;
         if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, exits, &ev) != 0)
@@ -429,6 +460,10 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
             auto tag = events[i].data.u64;
             if (tag == kListenTag) {
                 accept_all();
+                continue;
+            }
+            if (tag == kNamesTag) {
+                names_resolved();
                 continue;
             }
             if (tag == kCallerExitsTag) {

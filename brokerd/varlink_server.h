@@ -11,6 +11,7 @@
 
 #include "brokerd/broker.h"
 #include "brokerd/limits.h"
+#include "brokerd/peer_name_resolver.h"
 #include "brokerd/varlink_methods.h"
 
 #include <bpfbroker/result.h>
@@ -44,6 +45,8 @@ public:
 private:
     struct Connection;
     void accept_all();
+    void register_connection(Connection& c);
+    void names_resolved();
     void on_readable(Connection& c);
     void on_writable(Connection& c);
     void process_frames(Connection& c);
@@ -74,6 +77,8 @@ private:
     // Out of fds (EMFILE): stop polling the listener for a moment instead
     // of spinning on a socket that stays readable.
     std::chrono::steady_clock::time_point accept_paused_until_{};
+    PeerNameResolver names_;
+    std::uint64_t next_serial_ = 0;
 };
 
 }  // namespace bpfbroker::brokerd

@@ -288,6 +288,7 @@ void DaemonFixture::SetUp()
     o.log_file = scratch_.path("bpfbrokerd.log");
     o.extra_args = {"--no-dbus"};
     o.nofile_limit = daemon_nofile_limit();
+    o.env = daemon_env();
     daemon_.start(std::move(o));
     // Ready when the socket accepts a connection.
     auto why = daemon_.wait_ready([this] { return RawConnection::connect(socket_path_).valid(); }, 15s);

@@ -140,6 +140,8 @@ protected:
     [[nodiscard]] virtual std::optional<std::string> settings_json() const { return std::nullopt; }
     // RLIMIT_NOFILE (soft and hard) for the daemon; nullopt: inherit the test's.
     [[nodiscard]] virtual std::optional<unsigned long> daemon_nofile_limit() const { return std::nullopt; }
+    // Environment for the daemon on top of the test's (e.g. LD_PRELOAD).
+    [[nodiscard]] virtual std::map<std::string, std::string> daemon_env() const { return {}; }
 
     [[nodiscard]] const std::string& root() const { return scratch_.root(); }
     [[nodiscard]] const std::string& socket_path() const { return socket_path_; }
