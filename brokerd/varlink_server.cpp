@@ -402,6 +402,10 @@ void VarlinkServer::on_readable(Connection& c)
             break;
         }
         process_frames(c);
+        // A short read drained the socket: no second recvmsg to learn it
+        // (one syscall per request less); epoll reports what comes later.
+        if (r->bytes < sizeof buf)
+            break;
     }
     process_frames(c);
 }
