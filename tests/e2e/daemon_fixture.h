@@ -9,6 +9,7 @@
 // are independent and may run in parallel.
 #pragma once
 
+#include "support/audit_records.h"
 #include "support/build_paths.h"
 #include "support/command.h"
 #include "support/daemon_process.h"
@@ -120,8 +121,9 @@ std::string error_reason(const RawConnection::Message& m);
 // ---- audit log ---------------------------------------------------------------------
 
 // One audit line "audit: action=... program=... decision=... reason=\"...\"" as fields.
-using AuditFields = std::map<std::string, std::string>;
-std::optional<AuditFields> parse_audit_line(std::string_view line);
+// (tests/support/audit_records.h)
+using test_support::AuditFields;
+using test_support::parse_audit_line;
 
 // ---- the daemon ------------------------------------------------------------------
 
