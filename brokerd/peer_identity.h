@@ -1,6 +1,8 @@
 // Who is on the other end of a connection, from the kernel (SO_PEERCRED,
 // SO_PEERGROUPS) or from the bus's recorded credentials, never from anything
-// the caller says. Names (and a D-Bus caller's groups) come from NSS, cached for 10 s.
+// the caller says. Names come from NSS, cached for 10 s (the socket looks
+// them up off its loop: peer_name_resolver.h); a D-Bus caller's groups come
+// from the bus (bus_caller_cache.h), or from NSS when the bus does not say.
 #pragma once
 
 #include "policy/decide.h"

@@ -6,7 +6,9 @@
 // connection, queued reply bytes (a client that does not read stops being
 // read), and the time an unfinished message may sit in the buffer. All
 // sockets are non-blocking, so one slow or hostile client never blocks the
-// loop or any other client.
+// loop or any other client. A peer's user and group names come from a cache
+// or from a worker thread (PeerNameResolver): the loop never waits on NSS.
+// Each frame is parsed once (parse_frame: the fast codec for AcquireProgram).
 #pragma once
 
 #include "brokerd/broker.h"
