@@ -1,6 +1,7 @@
 // org.bpfbroker.Broker1 on D-Bus; see dbus_service.h.
 #include "brokerd/dbus_service.h"
 
+#include "brokerd/bus_caller_cache.h"
 #include "brokerd/log.h"
 #include "brokerd/peer_identity.h"
 #include "brokerd/polkit_authority.h"
@@ -78,20 +79,25 @@ ProgramRow to_wire(const ProgramListing& l)
 class Broker1Object final : public sdbus::AdaptorInterfaces<org::bpfbroker::Broker1_adaptor> {
 public:
     Broker1Object(sdbus::IConnection& connection, Broker& broker, PolkitAuthority* polkit)
-        : AdaptorInterfaces(connection, kDbusObjectPath), broker_(broker), polkit_(polkit)
+        : AdaptorInterfaces(connection, kDbusObjectPath), broker_(broker), polkit_(polkit), callers_(connection)
     {
         registerAdaptor();
     }
     ~Broker1Object() { unregisterAdaptor(); }
 
 private:
-    // The caller as the bus recorded it at connect: its euid (sd-bus takes
-    // it from the bus driver's UnixUserID, not from /proc) and bus name.
-    RequestContext context() const
+    // The caller as the bus recorded it at connect (the driver's
+    // UnixUserID, ProcessID and UnixGroupIDs, not /proc), asked once per
+    // bus name, and its bus name.
+    RequestContext context()
     {
         const auto* msg = getObject().getCurrentlyProcessedMessage();
-        return RequestContext{TransportKind::Dbus, peer_from_uid(msg->getCredsEuid(), msg->getCredsPid()),
-                              msg->getSender(), polkit_ != nullptr};
+        auto sender = msg->getSender();
+        auto peer = callers_.credentials(sender);
+        if (!peer)
+            throw to_dbus_error(peer.error());
+        resolve_peer_names(*peer);
+        return RequestContext{TransportKind::Dbus, std::move(*peer), std::move(sender), polkit_ != nullptr};
     }
 
     // Asks the core; when it asks for polkit, asks polkit and the core again
@@ -272,6 +278,7 @@ private:
 
     Broker& broker_;
     PolkitAuthority* polkit_;
+    BusCallerCache callers_;
 };
 
 Result<std::unique_ptr<DbusService>> DbusService::start(Broker& broker, bool use_polkit)

@@ -39,6 +39,7 @@ struct Limits {
     static constexpr std::size_t kRateTrackedUids = 65536;     // acquire rate buckets
     static constexpr std::size_t kThrottledWarningKeys = 1024; // distinct throttled warnings
     static constexpr std::size_t kCachedNames = 4096;          // user and group names cached
+    static constexpr std::size_t kCachedBusCallers = 4096;     // D-Bus callers' credentials cached
     static constexpr std::size_t kChosenParameters = 64;       // chosen values in one acquire
     static constexpr std::size_t kApproveNames = 1024;         // users or groups in one Approve
 

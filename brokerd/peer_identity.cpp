@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <cerrno>
 
@@ -30,18 +31,25 @@ public:
 
     Value get(std::uint32_t id, Lookup lookup)
     {
-        auto now = std::chrono::steady_clock::now();
-        {
-            std::lock_guard lock(mutex_);
-            if (auto it = entries_.find(id); it != entries_.end() && now - it->second.at < kTtl)
-                return it->second.value;
-        }
+        if (auto cached = find(id))
+            return std::move(*cached);
         auto value = lookup(id);  // outside the lock: NSS may be slow
+        auto now = std::chrono::steady_clock::now();
         std::lock_guard lock(mutex_);
         if (entries_.size() >= kMaxEntries)
             entries_.clear();
         entries_[id] = {value, now};
         return value;
+    }
+
+    // The cached answer while it is fresh; never calls the user database.
+    std::optional<Value> find(std::uint32_t id)
+    {
+        auto now = std::chrono::steady_clock::now();
+        std::lock_guard lock(mutex_);
+        if (auto it = entries_.find(id); it != entries_.end() && now - it->second.at < kTtl)
+            return it->second.value;
+        return std::nullopt;
     }
 
 private:
@@ -117,15 +125,45 @@ std::string group_name(gid_t gid)
 
 }  // namespace
 
+namespace {
+
+// Fills peer's names through `name_of` (user) and `group_of`; false as soon
+// as one of them has no answer.
+template <typename UserName, typename GroupName>
+bool fill_names(policy::Peer& peer, UserName&& name_of, GroupName&& group_of)
+{
+    auto user = name_of(peer.uid);
+    if (!user)
+        return false;
+    std::vector<std::string> groups;
+    // (gid is unset when the bus gave the groups: they include it already)
+    if (peer.gid != static_cast<gid_t>(-1) && std::find(peer.gids.begin(), peer.gids.end(), peer.gid) == peer.gids.end())
+        peer.gids.push_back(peer.gid);
+    for (auto g : peer.gids) {
+        auto n = group_of(g);
+        if (!n)
+            return false;
+        if (!n->empty())
+            groups.push_back(std::move(*n));
+    }
+    peer.user_name = std::move(*user);
+    peer.group_names = std::move(groups);
+    return true;
+}
+
+}  // namespace
+
 void resolve_peer_names(policy::Peer& peer)
 {
-    peer.user_name = user_name(peer.uid);
-    peer.group_names.clear();
-    if (std::find(peer.gids.begin(), peer.gids.end(), peer.gid) == peer.gids.end())
-        peer.gids.push_back(peer.gid);
-    for (auto g : peer.gids)
-        if (auto n = group_name(g); !n.empty())
-            peer.group_names.push_back(std::move(n));
+    fill_names(
+        peer, [](uid_t uid) { return std::optional<std::string>(user_name(uid)); },
+        [](gid_t gid) { return std::optional<std::string>(group_name(gid)); });
+}
+
+bool resolve_peer_names_cached(policy::Peer& peer)
+{
+    return fill_names(
+        peer, [](uid_t uid) { return g_user_names.find(uid); }, [](gid_t gid) { return g_group_names.find(gid); });
 }
 
 Result<policy::Peer> peer_credentials_from_socket(int fd)

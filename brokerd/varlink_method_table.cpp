@@ -85,6 +85,18 @@ std::optional<DispatchError> check_field(const FieldSpec& f, const nlohmann::jso
     return invalid(f.name, "unknown field type");
 }
 
+// The typed twins of check_field for the two fields of an acquire.
+bool string_within_spec(const FieldSpec& f, std::string_view s)
+{
+    return s.size() <= f.max_len;
+}
+
+bool unsigned_map_within_spec(const FieldSpec& f, const std::map<std::string, std::uint64_t>& m)
+{
+    return m.size() <= f.max_items &&
+           std::all_of(m.begin(), m.end(), [&f](const auto& kv) { return kv.first.size() <= f.max_len; });
+}
+
 }  // namespace
 
 std::span<const MethodSpec> varlink_methods()
@@ -128,6 +140,19 @@ std::optional<DispatchError> check_parameters(const MethodSpec& spec, const nloh
         if (f.required && !parameters.contains(f.name))
             return invalid(f.name, "missing");
     return std::nullopt;
+}
+
+std::optional<varlink::AcquireCall> fast_acquire_call(std::string_view frame)
+{
+    if (!varlink::looks_like_acquire_call(frame))
+        return std::nullopt;
+    auto call = varlink::decode_acquire_call(frame);
+    if (!call || call->oneway || call->more || call->upgrade)
+        return std::nullopt;
+    static_assert(kAcquire[0].name == "name" && kAcquire[1].name == "parameters");
+    if (!string_within_spec(kAcquire[0], call->name) || !unsigned_map_within_spec(kAcquire[1], call->parameters))
+        return std::nullopt;
+    return std::move(*call);
 }
 
 std::string CheckedParameters::string(std::string_view name) const

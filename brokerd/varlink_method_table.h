@@ -9,6 +9,8 @@
 // Broker, so the fuzzer drives exactly what an unprivileged caller reaches.
 #pragma once
 
+#include "wire/acquire_codec.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
@@ -86,5 +88,14 @@ std::variant<const MethodSpec*, DispatchError> find_method(std::string_view meth
 // nullopt when `parameters` (an object) matches `spec`; else the
 // InvalidParameter reply naming the first offending field.
 std::optional<DispatchError> check_parameters(const MethodSpec& spec, const nlohmann::json& parameters);
+
+// The fast path's entry: an AcquireProgram call read by the fast codec
+// (varlink::decode_acquire_call), returned only when the table would take it
+// as it stands: not oneway, no "more"/"upgrade", name and parameters within
+// the spec's bounds. nullopt: the frame takes the general path, which gives
+// it the reply (or refusal) the table gives every frame. Whatever this
+// accepts, parse_message + parse_call + check_parameters accept with the
+// same values (fuzz/acquire_codec_fuzzer.cpp holds it to that).
+std::optional<varlink::AcquireCall> fast_acquire_call(std::string_view frame);
 
 }  // namespace bpfbroker::brokerd

@@ -28,6 +28,13 @@ error PermissionDenied ()
 error ExpectedMore ()
 )";
 
+RequestContext socket_context(const policy::Peer& peer, int caller_pidfd)
+{
+    RequestContext ctx{TransportKind::Socket, peer, {}, false};
+    ctx.caller_pidfd = caller_pidfd;
+    return ctx;
+}
+
 VarlinkResponse error_response(const Error& e)
 {
     return {varlink::make_error_reply(e.code, e.message), {}};
@@ -55,27 +62,8 @@ VarlinkResponse acquire(Broker& broker, const RequestContext& ctx, const Checked
     auto o = broker.acquire(ctx, AcquireRequest{p.string("name"), p.unsigned_map("parameters")});
     if (auto stop = unless_done(o))
         return std::move(*stop);
-    auto& h = o.value();
-    VarlinkResponse resp;
-    nlohmann::json out = {{"info", to_wire(h)}};
-    auto add_fd = [&](UniqueFd fd) {
-        resp.fds.push_back(std::move(fd));
-        return resp.fds.size() - 1;
-    };
-    if (h.program)
-        out["program"] = add_fd(std::move(h.program));
-    if (!h.links.empty()) {
-        nlohmann::json links = nlohmann::json::object();
-        for (auto& l : h.links)
-            links[l.program] = add_fd(std::move(l.fd));
-        out["links"] = std::move(links);
-    }
-    nlohmann::json maps = nlohmann::json::object();
-    for (auto& m : h.maps)
-        maps[m.name] = add_fd(std::move(m.fd));
-    out["maps"] = std::move(maps);
-    resp.message = varlink::make_reply(std::move(out));
-    return resp;
+    auto answer = to_wire(o.value());
+    return {varlink::acquire_reply_message(answer.reply), std::move(answer.fds), true};
 }
 
 VarlinkResponse list_programs(Broker& broker, const RequestContext& ctx)
@@ -160,23 +148,28 @@ VarlinkResponse dispatch(const MethodSpec& m, Broker& broker, const RequestConte
 
 }  // namespace
 
-nlohmann::json to_wire(const Handout& h)
+AcquireAnswer to_wire(Handout& h)
 {
-    nlohmann::json access = nlohmann::json::object();
-    for (const auto& m : h.maps)
-        access[m.name] = std::string(policy::client_access_name(m.access));
-    nlohmann::json info = {{"name", h.name},
-                           {"id", h.prog_id},
-                           {"tag", h.tag},
-                           {"type", std::string(policy::program_type_name(h.type))},
-                           {"instance", std::string(policy::instance_mode_name(h.instance))},
-                           {"version", h.version},
-                           {"map_access", access}};
-    if (!h.attach.empty())
-        info["attach"] = h.attach;
-    if (!h.parameters.empty())
-        info["parameters"] = h.parameters;
-    return info;
+    AcquireAnswer a;
+    auto add_fd = [&a](UniqueFd fd) {
+        a.fds.push_back(std::move(fd));
+        return a.fds.size() - 1;
+    };
+    ProgramInfo& info = a.reply.info;
+    info = {h.name, h.version, std::string(policy::program_type_name(h.type)),
+            std::string(policy::instance_mode_name(h.instance)), h.prog_id, h.tag, {}, h.attach, h.parameters};
+    if (h.program)
+        a.reply.program = add_fd(std::move(h.program));
+    if (!h.links.empty()) {
+        auto& links = a.reply.links.emplace();
+        for (auto& l : h.links)
+            links[l.program] = add_fd(std::move(l.fd));
+    }
+    for (auto& m : h.maps) {
+        info.map_access[m.name] = std::string(policy::client_access_name(m.access));
+        a.reply.maps[m.name] = add_fd(std::move(m.fd));
+    }
+    return a;
 }
 
 nlohmann::json to_wire(const ProgramListing& l)
@@ -193,6 +186,30 @@ nlohmann::json to_wire(const ProgramListing& l)
     return j;
 }
 
+EncodedResponse encode_for_socket(VarlinkResponse resp)
+{
+    auto bytes = varlink::encode_message(resp.message, varlink::kMaxReplySize);
+    if (!bytes) {
+        bytes = varlink::encode_message(varlink::make_error_reply(ErrorCode::Internal, "reply too large"));
+        resp.fds.clear();
+    }
+    return {std::move(*bytes), std::move(resp.fds), resp.reply};
+}
+
+EncodedResponse handle_acquire_call(Broker& broker, const policy::Peer& peer, const varlink::AcquireCall& call,
+                                    int caller_pidfd)
+{
+    auto o = broker.acquire(socket_context(peer, caller_pidfd), AcquireRequest{call.name, call.parameters});
+    if (auto stop = unless_done(o))
+        return encode_for_socket(std::move(*stop));
+    auto answer = to_wire(o.value());
+    if (auto bytes = varlink::encode_acquire_reply(answer.reply))
+        return {std::move(*bytes), std::move(answer.fds), true};
+    // Refused by the strict encoder (a string not UTF-8, a reply too
+    // large): answered as the general path answers it.
+    return encode_for_socket({varlink::acquire_reply_message(answer.reply), std::move(answer.fds), true});
+}
+
 VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, const std::string& method,
                                     const nlohmann::json& parameters, bool oneway, int caller_pidfd)
 {
@@ -207,11 +224,37 @@ VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, co
         return {{}, {}, false};
     if (auto bad = check_parameters(spec, parameters))
         return {std::move(bad->reply), {}, !oneway};
-    RequestContext ctx{TransportKind::Socket, peer, {}, false};
-    ctx.caller_pidfd = caller_pidfd;
-    auto resp = dispatch(spec, broker, ctx, CheckedParameters(parameters));
+    auto resp = dispatch(spec, broker, socket_context(peer, caller_pidfd), CheckedParameters(parameters));
     resp.reply = !oneway;
     return resp;
+}
+
+
+Result<ParsedFrame> parse_frame(std::string_view frame)
+{
+    ParsedFrame parsed;
+    if ((parsed.acquire = fast_acquire_call(frame)))
+        return parsed;
+    auto message = varlink::parse_message(frame);
+    if (!message)
+        return fail(std::move(message).error());
+    auto call = varlink::parse_call(*message);
+    if (!call)
+        return fail(std::move(call).error());
+    parsed.call = std::move(*call);
+    return parsed;
+}
+
+EncodedResponse answer_frame(Broker& broker, const policy::Peer& peer, const ParsedFrame& frame, int caller_pidfd)
+{
+    if (frame.acquire)
+        return handle_acquire_call(broker, peer, *frame.acquire, caller_pidfd);
+    const auto& call = frame.call;
+    if (call.more || call.upgrade)
+        return encode_for_socket({varlink::make_error_reply(
+            ErrorCode::InvalidParameter, "this service answers every call once: \"more\" and \"upgrade\" are not supported"),
+                                  {}});
+    return encode_for_socket(handle_varlink_call(broker, peer, call.method, call.parameters, call.oneway, caller_pidfd));
 }
 
 }  // namespace bpfbroker::brokerd

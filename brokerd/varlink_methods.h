@@ -9,6 +9,9 @@
 
 #include <bpfbroker/unique_fd.h>
 
+#include "wire/acquire_codec.h"
+#include "wire/varlink_framing.h"
+
 #include <nlohmann/json.hpp>
 
 #include <vector>
@@ -26,9 +29,50 @@ struct VarlinkResponse {
 VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, const std::string& method,
                                     const nlohmann::json& parameters, bool oneway = false, int caller_pidfd = -1);
 
-// The socket's wire form of the core's answers: the info dictionary of an
-// acquire reply, and one ListPrograms row.
-nlohmann::json to_wire(const Handout& h);
+// A reply as bytes for the socket (NUL included) with the fds it references.
+struct EncodedResponse {
+    std::string bytes;
+    std::vector<UniqueFd> fds;
+    bool reply = true;  // false: nothing to send (a oneway call)
+};
+
+// Encodes with the general encoder, bounded by kMaxReplySize (beyond it,
+// an Internal error and no fds).
+EncodedResponse encode_for_socket(VarlinkResponse resp);
+
+// The fast path of AcquireProgram: a call the table accepted as it stands
+// (fast_acquire_call()), decided by the Broker, the reply written by the
+// fast encoder; the same bytes handle_varlink_call + encode_for_socket give
+// (brokerd/tests/varlink_fast_path_test.cpp).
+EncodedResponse handle_acquire_call(Broker& broker, const policy::Peer& peer, const varlink::AcquireCall& call,
+                                    int caller_pidfd = -1);
+
+// One frame from a socket peer, parsed once: an AcquireProgram call the
+// table takes as it stands by the fast codec, every other frame by the
+// general parser (varlink::parse_message + parse_call).
+struct ParsedFrame {
+    std::optional<varlink::AcquireCall> acquire;  // set: the fast path
+    varlink::Call call;                           // the general path
+    [[nodiscard]] bool oneway() const { return !acquire && call.oneway; }
+};
+
+// ProtocolError (answer with it and close) when the frame is not a call.
+Result<ParsedFrame> parse_frame(std::string_view frame);
+
+// The answer to a parsed frame: "more" and "upgrade" refused, the rest to
+// handle_acquire_call or handle_varlink_call.
+EncodedResponse answer_frame(Broker& broker, const policy::Peer& peer, const ParsedFrame& frame, int caller_pidfd = -1);
+
+// An acquire reply and its fds, numbered as the reply references them: the
+// program, then the links, then the maps.
+struct AcquireAnswer {
+    varlink::AcquireReply reply;
+    std::vector<UniqueFd> fds;
+};
+
+// The socket's wire form of the core's answers: an acquire's reply (the
+// hand-out's fds move into it), and one ListPrograms row.
+AcquireAnswer to_wire(Handout& h);
 nlohmann::json to_wire(const ProgramListing& l);
 
 }  // namespace bpfbroker::brokerd

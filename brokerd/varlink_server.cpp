@@ -34,6 +34,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kListenTag = 1ull << 62;
 constexpr std::uint64_t kSignalTag = 1ull << 61;
 constexpr std::uint64_t kCallerExitsTag = 1ull << 60;
+constexpr std::uint64_t kNamesTag = 1ull << 59;
 
 // The kernel's pidfd of the peer, or an empty fd on kernels before 6.5
 // (then programs bound to the calling process are refused).
@@ -66,7 +67,10 @@ struct VarlinkServer::Connection {
     Clock::time_point output_since{};   // when replies began waiting for the peer to read
     Clock::time_point last_active = Clock::now();  // last bytes from the peer
     bool close_after_flush = false;
-    bool names_resolved = false;  // user and group names, at the first request
+    // Polled only once the peer's names are known: until then its bytes
+    // wait in the kernel's socket buffer (see PeerNameResolver).
+    bool registered = false;
+    std::uint64_t serial = 0;  // tells a reused fd number from the connection a lookup was for
     std::uint32_t interest = 0;
 
     Connection(UniqueFd f, policy::Peer p, std::size_t max_message, double burst)
@@ -143,15 +147,41 @@ void VarlinkServer::accept_all()
         int raw = fd.get();
         auto conn = std::make_unique<Connection>(std::move(fd), std::move(*peer), limits_.max_message_bytes,
                                                  static_cast<double>(limits_.requests_per_second));
-        epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLRDHUP;
-        ev.data.u64 = static_cast<std::uint64_t>(raw);
-        if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, raw, &ev) != 0)
-            continue;
-        conn->interest = ev.events;
         conn->pidfd = peer_pidfd(raw);
+        conn->serial = ++next_serial_;
         connections_per_uid_[conn->peer.uid]++;
+        auto& c = *conn;
         connections_.emplace(raw, std::move(conn));
+        // Names from the cache, or from a worker: an accept never waits on NSS.
+        if (resolve_peer_names_cached(c.peer))
+            register_connection(c);
+        else
+            names_.submit(c.serial, c.peer);
+    }
+}
+
+void VarlinkServer::register_connection(Connection& c)
+{
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = static_cast<std::uint64_t>(c.fd.get());
+    if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, c.fd.get(), &ev) != 0) {
+        close_connection(c.fd.get());
+        return;
+    }
+    c.interest = ev.events;
+    c.registered = true;
+}
+
+void VarlinkServer::names_resolved()
+{
+    for (auto& [serial, peer] : names_.take_done()) {
+        auto it = std::find_if(connections_.begin(), connections_.end(),
+                               [serial = serial](const auto& kv) { return kv.second->serial == serial; });
+        if (it == connections_.end() || it->second->registered)
+            continue;  // closed (evicted) meanwhile
+        it->second->peer = std::move(peer);
+        register_connection(*it->second);
     }
 }
 
@@ -203,6 +233,8 @@ void VarlinkServer::refresh_all_interest()
         return;
     queues_shrank_ = false;
     for (auto& [fd, c] : connections_) {
+        if (!c->registered)
+            continue;
         if (!c->close_after_flush && may_queue(*c) && c->reader.buffered_bytes() > 0) {
             process_frames(*c);  // complete requests that waited for budget
             flush(*c);
@@ -247,18 +279,18 @@ void VarlinkServer::update_interest(Connection& c)
     c.interest = want;
 }
 
-void VarlinkServer::queue_response(Connection& c, nlohmann::json message, std::vector<UniqueFd> fds)
+void VarlinkServer::queue_response(Connection& c, nlohmann::json message)
 {
-    auto bytes = varlink::encode_message(message, varlink::kMaxReplySize);
-    if (!bytes) {
-        bytes = varlink::encode_message(varlink::make_error_reply(ErrorCode::Internal, "reply too large"));
-        fds.clear();
-    }
-    c.queued_bytes += bytes->size();
-    c.queued_fds += fds.size();
-    queued_fds_per_uid_[c.peer.uid] += fds.size();
-    queued_fds_total_ += fds.size();
-    c.out.push_back({std::move(*bytes), std::move(fds), 0});
+    queue_encoded(c, encode_for_socket({std::move(message), {}, true}));
+}
+
+void VarlinkServer::queue_encoded(Connection& c, EncodedResponse resp)
+{
+    c.queued_bytes += resp.bytes.size();
+    c.queued_fds += resp.fds.size();
+    queued_fds_per_uid_[c.peer.uid] += resp.fds.size();
+    queued_fds_total_ += resp.fds.size();
+    c.out.push_back({std::move(resp.bytes), std::move(resp.fds), 0});
 }
 
 void VarlinkServer::release_queued_fds(Connection& c, std::size_t count)
@@ -312,42 +344,33 @@ void VarlinkServer::flush(Connection& c)
 void VarlinkServer::process_frames(Connection& c)
 {
     while (!c.close_after_flush && may_queue(c)) {
-        auto msg = c.reader.next_message();
-        if (!msg) {
-            queue_response(c, varlink::make_error_reply(msg.error().code, msg.error().message), {});
+        auto frame = c.reader.next_frame();
+        if (!frame) {
+            queue_response(c, varlink::make_error_reply(frame.error().code, frame.error().message));
             c.close_after_flush = true;
             return;
         }
-        if (!msg->has_value())
+        if (!frame->has_value())
             break;
-        auto call = varlink::parse_call(**msg);
-        if (!call) {
-            queue_response(c, varlink::make_error_reply(call.error().code, call.error().message), {});
+        // Parsed once: the fast codec for a plain AcquireProgram, the
+        // general parser for everything else.
+        auto parsed = parse_frame(**frame);
+        if (!parsed) {
+            queue_response(c, varlink::make_error_reply(parsed.error().code, parsed.error().message));
             c.close_after_flush = true;
             return;
         }
         if (!c.requests.take(limits_.requests_per_second, Clock::now())) {
-            if (!call->oneway)
+            if (!parsed->oneway())
                 queue_response(c, varlink::make_error_reply(ErrorCode::LimitExceeded,
                                                             "more than " + std::to_string(limits_.requests_per_second) +
-                                                                " requests per second on this connection"),
-                               {});
+                                                                " requests per second on this connection"));
             continue;
         }
-        if (call->more || call->upgrade) {
-            queue_response(c, varlink::make_error_reply(ErrorCode::InvalidParameter,
-                                                        "this service answers every call once: \"more\" and \"upgrade\" are not supported"),
-                           {});
-            continue;
-        }
-        if (!c.names_resolved) {
-            resolve_peer_names(c.peer);
-            c.names_resolved = true;
-        }
-        // Parsed once (above); the method table checks it and the Broker decides.
-        auto resp = handle_varlink_call(broker_, c.peer, call->method, call->parameters, call->oneway, c.pidfd.get());
+        // The method table checks it and the Broker decides.
+        auto resp = answer_frame(broker_, c.peer, *parsed, c.pidfd.get());
         if (resp.reply)
-            queue_response(c, std::move(resp.message), std::move(resp.fds));
+            queue_encoded(c, std::move(resp));
     }
     c.partial_since = c.reader.buffered_bytes() > 0 ? (c.partial_since == Clock::time_point{} ? Clock::now() : c.partial_since)
                                                     : Clock::time_point{};
@@ -363,7 +386,7 @@ void VarlinkServer::on_readable(Connection& c)
             if (would_block(r.error()))
                 break;
             // Any fd sent to us is refused (and was closed by recv_with_fds).
-            queue_response(c, varlink::make_error_reply(ErrorCode::ProtocolError, r.error().message), {});
+            queue_response(c, varlink::make_error_reply(ErrorCode::ProtocolError, r.error().message));
             c.close_after_flush = true;
             break;
         }
@@ -374,11 +397,15 @@ void VarlinkServer::on_readable(Connection& c)
         c.last_active = Clock::now();
         auto fed = c.reader.feed(std::string_view(buf, r->bytes));
         if (!fed) {
-            queue_response(c, varlink::make_error_reply(fed.error().code, fed.error().message), {});
+            queue_response(c, varlink::make_error_reply(fed.error().code, fed.error().message));
             c.close_after_flush = true;
             break;
         }
         process_frames(c);
+        // A short read drained the socket: no second recvmsg to learn it
+        // (one syscall per request less); epoll reports what comes later.
+        if (r->bytes < sizeof buf)
+            break;
     }
     process_frames(c);
 }
@@ -413,6 +440,9 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
         if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, signal_fd, &ev) != 0)
             return fail(make_system_error("epoll_ctl(signalfd)", errno));
     }
+    ev.data.u64 = kNamesTag;
+    if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, names_.ready_fd(), &ev) != 0)
+        return fail(make_system_error("epoll_ctl(names)", errno));
     if (int exits = broker_.caller_exits_fd(); exits >= 0) {
         ev.data.u64 = kCallerExitsTag;
         if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, exits, &ev) != 0)
@@ -434,6 +464,10 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
             auto tag = events[i].data.u64;
             if (tag == kListenTag) {
                 accept_all();
+                continue;
+            }
+            if (tag == kNamesTag) {
+                names_resolved();
                 continue;
             }
             if (tag == kCallerExitsTag) {

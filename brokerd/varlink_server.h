@@ -6,11 +6,15 @@
 // connection, queued reply bytes (a client that does not read stops being
 // read), and the time an unfinished message may sit in the buffer. All
 // sockets are non-blocking, so one slow or hostile client never blocks the
-// loop or any other client.
+// loop or any other client. A peer's user and group names come from a cache
+// or from a worker thread (PeerNameResolver): the loop never waits on NSS.
+// Each frame is parsed once (parse_frame: the fast codec for AcquireProgram).
 #pragma once
 
 #include "brokerd/broker.h"
 #include "brokerd/limits.h"
+#include "brokerd/peer_name_resolver.h"
+#include "brokerd/varlink_methods.h"
 
 #include <bpfbroker/result.h>
 #include <bpfbroker/unique_fd.h>
@@ -43,10 +47,13 @@ public:
 private:
     struct Connection;
     void accept_all();
+    void register_connection(Connection& c);
+    void names_resolved();
     void on_readable(Connection& c);
     void on_writable(Connection& c);
     void process_frames(Connection& c);
-    void queue_response(Connection& c, nlohmann::json message, std::vector<UniqueFd> fds);
+    void queue_response(Connection& c, nlohmann::json message);
+    void queue_encoded(Connection& c, EncodedResponse resp);
     void flush(Connection& c);
     void update_interest(Connection& c);
     void close_connection(int fd);
@@ -72,6 +79,8 @@ private:
     // Out of fds (EMFILE): stop polling the listener for a moment instead
     // of spinning on a socket that stays readable.
     std::chrono::steady_clock::time_point accept_paused_until_{};
+    PeerNameResolver names_;
+    std::uint64_t next_serial_ = 0;
 };
 
 }  // namespace bpfbroker::brokerd

@@ -4,8 +4,15 @@
 // from the general nlohmann-json one: both accept (with equal values) or
 // both refuse (with the same ErrorCode). Whatever they accept must encode to
 // the same bytes on both encoders and decode back to the same value.
+// And the daemon's entry to the fast path (brokerd::fast_acquire_call) must
+// agree with its method table: whatever it takes, parse_message +
+// parse_call + check_parameters take with the same values, and every plain
+// AcquireProgram call the table takes that begins as the encoders write it,
+// it takes too.
 // Violations are reported with __builtin_trap().
+#include "brokerd/varlink_method_table.h"
 #include "wire/acquire_codec.h"
+#include "wire/varlink_framing.h"
 
 #include "fuzz_check.h"
 
@@ -51,6 +58,36 @@ void differential(std::string_view frame, Decode fast_decode, Decode general_dec
     check(again.has_value() && *again == *fast);
 }
 
+// Whether the general path, method table included, takes `frame` as a
+// plain AcquireProgram call; its values in `out`.
+bool table_accepts(std::string_view frame, AcquireCall& out)
+{
+    auto message = parse_message(frame);
+    if (!message)
+        return false;
+    auto call = parse_call(*message);
+    if (!call || call->oneway || call->more || call->upgrade)
+        return false;
+    auto found = brokerd::find_method(call->method);
+    auto* const* spec = std::get_if<const brokerd::MethodSpec*>(&found);
+    if (!spec || (*spec)->id != brokerd::MethodId::AcquireProgram || brokerd::check_parameters(**spec, call->parameters))
+        return false;
+    brokerd::CheckedParameters p(call->parameters);
+    out.name = p.string("name");
+    out.parameters = p.unsigned_map("parameters");
+    return true;
+}
+
+void fast_entry_agrees_with_the_table(std::string_view frame)
+{
+    auto fast = brokerd::fast_acquire_call(frame);
+    AcquireCall general;
+    bool taken = table_accepts(frame, general);
+    check(fast.has_value() == (taken && looks_like_acquire_call(frame)));
+    if (fast)
+        check(*fast == general);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
@@ -60,5 +97,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                               encode_acquire_call_via_json);
     differential<AcquireReply>(frame, decode_acquire_reply, decode_acquire_reply_via_json, encode_acquire_reply,
                                encode_acquire_reply_via_json);
+    fast_entry_agrees_with_the_table(frame);
     return 0;
 }

@@ -17,6 +17,8 @@
 #include <bpfbroker/program_info.h>
 #include <bpfbroker/result.h>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -70,5 +72,9 @@ Result<std::string> encode_acquire_reply(const AcquireReply& reply);
 Result<AcquireReply> decode_acquire_reply(std::string_view frame);
 Result<std::string> encode_acquire_reply_via_json(const AcquireReply& reply);
 Result<AcquireReply> decode_acquire_reply_via_json(std::string_view frame);
+// The reply as the general path builds it, before encoding: for a server
+// that answers through nlohmann-json (encode_message) where the fast
+// encoder refuses.
+nlohmann::json acquire_reply_message(const AcquireReply& reply);
 
 }  // namespace bpfbroker::varlink

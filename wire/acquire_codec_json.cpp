@@ -151,7 +151,7 @@ Result<AcquireCall> decode_acquire_call_via_json(std::string_view frame)
     return out;
 }
 
-Result<std::string> encode_acquire_reply_via_json(const AcquireReply& reply)
+json acquire_reply_message(const AcquireReply& reply)
 {
     const ProgramInfo& i = reply.info;
     json info = {{"name", i.name}, {"id", i.id}, {"tag", i.tag}, {"type", i.type},
@@ -165,7 +165,12 @@ Result<std::string> encode_acquire_reply_via_json(const AcquireReply& reply)
         parameters["program"] = *reply.program;
     if (reply.links)
         parameters["links"] = *reply.links;
-    return dump_strict(make_reply(std::move(parameters)), kMaxReplySize);
+    return make_reply(std::move(parameters));
+}
+
+Result<std::string> encode_acquire_reply_via_json(const AcquireReply& reply)
+{
+    return dump_strict(acquire_reply_message(reply), kMaxReplySize);
 }
 
 Result<AcquireReply> decode_acquire_reply_via_json(std::string_view frame)

@@ -26,25 +26,6 @@ namespace {
 const std::string kPermissionDenied = "org.bpfbroker.Broker1.Error.PermissionDenied";
 const std::string kProgramNotFound = "org.bpfbroker.Broker1.Error.ProgramNotFound";
 
-using AcquireReply = std::tuple<sdbus::UnixFd, std::map<std::string, sdbus::UnixFd>, std::map<std::string, sdbus::Variant>>;
-
-// AcquireProgram through a raw proxy: the error name is the one the bus carried.
-std::string raw_acquire(const std::string& program, std::string* message = nullptr, AcquireReply* reply = nullptr)
-{
-    auto conn = sdbus::createSystemBusConnection();
-    auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
-    proxy->finishRegistration();
-    return dbus_error_of(
-        [&] {
-            AcquireReply r;
-            proxy->callMethod("AcquireProgram").onInterface(kInterface).withArguments(program)
-                .storeResultsTo(std::get<0>(r), std::get<1>(r), std::get<2>(r));
-            if (reply)
-                *reply = std::move(r);
-        },
-        message);
-}
-
 bool cloexec(int fd)
 {
     int flags = ::fcntl(fd, F_GETFD);

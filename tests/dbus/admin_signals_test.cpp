@@ -175,19 +175,8 @@ TEST_F(DbusAdmin, polkit_grant_without_polkit_on_the_bus_is_refused)
     who.polkit = true;
     ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
     auto result = run_as(kNobodyUid, kNobodyGid, [] {
-        auto conn = sdbus::createSystemBusConnection();
-        auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
-        proxy->finishRegistration();
         std::string message;
-        std::string error = dbus_error_of(
-            [&] {
-                sdbus::UnixFd fd;
-                std::map<std::string, sdbus::UnixFd> maps;
-                std::map<std::string, sdbus::Variant> info;
-                proxy->callMethod("AcquireProgram").onInterface(kInterface).withArguments(std::string("udp_stats"))
-                    .storeResultsTo(fd, maps, info);
-            },
-            &message);
+        std::string error = raw_acquire("udp_stats", &message);
         check(error == kPermissionDenied, "got \"" + error + "\": " + message);
         check(message.find("polkit") != std::string::npos, "the refusal does not name polkit: " + message);
         return std::string("ok");

@@ -18,19 +18,8 @@ TEST_F(DbusBrokerAttached, uring_stats_is_refused_by_AcquireProgram_and_its_tgid
     ASSERT_EQ(approve_as_root("uring_stats", who).size(), 64u);
 
     auto result = run_as(kNobodyUid, kNobodyGid, [] {
-        auto conn = sdbus::createSystemBusConnection();
-        auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
-        proxy->finishRegistration();
         std::string message;
-        std::string error = dbus_error_of(
-            [&] {
-                sdbus::UnixFd program;
-                std::map<std::string, sdbus::UnixFd> maps;
-                std::map<std::string, sdbus::Variant> info;
-                proxy->callMethod("AcquireProgram").onInterface(kInterface).withArguments(std::string("uring_stats"))
-                    .storeResultsTo(program, maps, info);
-            },
-            &message);
+        std::string error = raw_acquire("uring_stats", &message);
         check(error == kInvalidParameter, "AcquireProgram(uring_stats): got \"" + error + "\": " + message);
         check(message.find("AcquireProgramWithOptions") != std::string::npos,
               "the refusal does not name AcquireProgramWithOptions: " + message);

@@ -454,6 +454,43 @@ void BusFixture::TearDown()
 std::string BusFixture::daemon_log() const { return daemon_.log(); }
 std::string BusFixture::polkitd_log() const { return read_text_file(scratch_.path("polkitd.log")); }
 
+std::string raw_acquire(sdbus::IConnection& connection, const std::string& program, std::string* message,
+                        AcquireReply* reply)
+{
+    auto proxy = sdbus::createProxy(connection, kBusName, kObjectPath);
+    proxy->finishRegistration();
+    return dbus_error_of(
+        [&] {
+            AcquireReply r;
+            proxy->callMethod("AcquireProgram").onInterface(kInterface).withArguments(program)
+                .storeResultsTo(std::get<0>(r), std::get<1>(r), std::get<2>(r));
+            if (reply)
+                *reply = std::move(r);
+        },
+        message);
+}
+
+std::string raw_acquire(const std::string& program, std::string* message, AcquireReply* reply)
+{
+    auto conn = sdbus::createSystemBusConnection();
+    return raw_acquire(*conn, program, message, reply);
+}
+
+Child spawn_acquirer(uid_t uid, gid_t gid, const std::string& program)
+{
+    return spawn_as(uid, gid, [program](ChildChannel& parent) {
+        auto conn = sdbus::createSystemBusConnection();
+        parent.tell_parent(conn->getUniqueName());
+        std::string message;
+        AcquireReply reply;
+        std::string error = raw_acquire(*conn, program, &message, &reply);
+        if (!error.empty())
+            return "ERROR " + error + ": " + message;
+        check(std::get<0>(reply).get() >= 0, "no fd in a successful reply");
+        return std::string("ok");
+    });
+}
+
 std::string BusFixture::approve_as_root(const std::string& program, const ApproveOptions& options)
 {
     auto client = Client::connect_dbus(10s);
@@ -476,17 +513,7 @@ std::vector<std::string> BusFixture::audit_lines() const
 
 bool BusFixture::audited(const std::map<std::string, std::string>& fields) const
 {
-    for (const auto& raw : audit_lines()) {
-        std::string line = " " + raw + " ";
-        bool all = true;
-        for (const auto& [k, v] : fields)
-            if (line.find(" " + k + "=" + v + " ") == std::string::npos &&
-                line.find(" " + k + "=\"" + v + "\" ") == std::string::npos)
-                all = false;
-        if (all)
-            return true;
-    }
-    return false;
+    return test_support::has_audit_record(test_support::read_audit_records(scratch_.path("audit.log")), fields);
 }
 
 }  // namespace bpfbroker::dbus_test

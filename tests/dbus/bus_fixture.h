@@ -11,6 +11,7 @@
 // daemon and removes all of them (and every process it started) afterwards.
 #pragma once
 
+#include "support/audit_records.h"
 #include "support/build_paths.h"
 #include "support/command.h"
 #include "support/daemon_process.h"
@@ -33,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <string>
 #include <utility>
 #include <vector>
@@ -106,6 +108,16 @@ std::string polkit_user_name(uid_t uid);
 // The error name a call failed with, or "" when it succeeded.
 std::string dbus_error_of(const std::function<void()>& call, std::string* message = nullptr);
 
+// AcquireProgram's (h program, a{sh} maps, a{sv} info).
+using AcquireReply = std::tuple<sdbus::UnixFd, std::map<std::string, sdbus::UnixFd>, std::map<std::string, sdbus::Variant>>;
+
+// AcquireProgram through a raw proxy on `connection` (or a new connection to
+// the system bus): the error name the bus carried ("" on success), its
+// message, the reply.
+std::string raw_acquire(sdbus::IConnection& connection, const std::string& program, std::string* message = nullptr,
+                        AcquireReply* reply = nullptr);
+std::string raw_acquire(const std::string& program, std::string* message = nullptr, AcquireReply* reply = nullptr);
+
 // A proxy of org.bpfbroker.Broker1 on its own connection to the system bus
 // (DBUS_SYSTEM_BUS_ADDRESS), with no event-loop thread: signals are collected
 // while wait_for() pumps the connection. Records every signal of the
@@ -141,6 +153,11 @@ private:
     std::unique_ptr<sdbus::IProxy> proxy_;
     std::vector<Signal> signals_;
 };
+
+// A child as uid/gid that tells the parent its unique bus name, then
+// acquires `program` with raw_acquire: reports "ok" (a program fd came) or
+// "ERROR <name>: <message>".
+Child spawn_acquirer(uid_t uid, gid_t gid, const std::string& program);
 
 // ---- the bus and the daemon ------------------------------------------------------
 
@@ -186,7 +203,7 @@ protected:
 
     // Lines of the audit log (--audit-log).
     [[nodiscard]] std::vector<std::string> audit_lines() const;
-    // Whether one audit line has all these fields (key=value, quoted or not).
+    // Whether one audit record has all these fields with these values.
     [[nodiscard]] bool audited(const std::map<std::string, std::string>& fields) const;
 
 private:

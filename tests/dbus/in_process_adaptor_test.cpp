@@ -16,8 +16,6 @@
 namespace bpfbroker::dbus_test {
 namespace {
 
-using AcquireReply = std::tuple<sdbus::UnixFd, std::map<std::string, sdbus::UnixFd>, std::map<std::string, sdbus::Variant>>;
-
 class InProcessAdaptor : public BusFixture {
 protected:
     bool runs_daemon_process() const override { return false; }

@@ -173,30 +173,6 @@ protected:
     Child stand_in_;
 };
 
-// A child that tells the parent its unique bus name, then acquires `program`:
-// reports "ok" or "ERROR <name>: <message>".
-Child spawn_acquirer(uid_t uid, gid_t gid, const std::string& program)
-{
-    return spawn_as(uid, gid, [program](ChildChannel& parent) {
-        auto conn = sdbus::createSystemBusConnection();
-        auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
-        proxy->finishRegistration();
-        parent.tell_parent(conn->getUniqueName());
-        std::string message;
-        std::string error = dbus_error_of(
-            [&] {
-                sdbus::UnixFd fd;
-                std::map<std::string, sdbus::UnixFd> maps;
-                std::map<std::string, sdbus::Variant> info;
-                proxy->callMethod("AcquireProgram").onInterface(kInterface).withArguments(program)
-                    .storeResultsTo(fd, maps, info);
-                check(fd.get() >= 0, "no fd in a successful reply");
-            },
-            &message);
-        return error.empty() ? std::string("ok") : "ERROR " + error + ": " + message;
-    });
-}
-
 Child spawn_approver(uid_t uid, gid_t gid, const std::string& program)
 {
     return spawn_as(uid, gid, [program](ChildChannel& parent) {

@@ -54,31 +54,6 @@ protected:
     }
 };
 
-// A child that reports its pid, then acquires `program` over D-Bus: "ok" or
-// "ERROR <name>: <message>".
-Child spawn_acquirer(uid_t uid, gid_t gid, const std::string& program)
-{
-    return spawn_as(uid, gid, [program](ChildChannel&) {
-        auto conn = sdbus::createSystemBusConnection();
-        auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
-        proxy->finishRegistration();
-        std::string message;
-        sdbus::UnixFd fd;
-        std::string error = dbus_error_of(
-            [&] {
-                std::map<std::string, sdbus::UnixFd> maps;
-                std::map<std::string, sdbus::Variant> info;
-                proxy->callMethod("AcquireProgram").onInterface(kInterface).withArguments(program)
-                    .storeResultsTo(fd, maps, info);
-            },
-            &message);
-        if (!error.empty())
-            return "ERROR " + error + ": " + message;
-        check(fd.get() >= 0, "no fd in a successful reply");
-        return std::string("ok");
-    });
-}
-
 // A child calling Approve(program, users=[nobody]): "ok <sha>" or "ERROR <name>: <message>".
 ChildResult approve_as(uid_t uid, gid_t gid, const std::string& program)
 {

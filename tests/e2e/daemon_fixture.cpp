@@ -206,52 +206,6 @@ std::string error_reason(const RawConnection::Message& m)
     return r != p->end() && r->is_string() ? r->get<std::string>() : std::string();
 }
 
-// ---- audit log ---------------------------------------------------------------------
-
-std::optional<AuditFields> parse_audit_line(std::string_view line)
-{
-    constexpr std::string_view kPrefix = "audit: ";
-    if (line.substr(0, kPrefix.size()) != kPrefix)
-        return std::nullopt;
-    line.remove_prefix(kPrefix.size());
-    AuditFields fields;
-    std::size_t i = 0;
-    while (i < line.size()) {
-        auto eq = line.find('=', i);
-        if (eq == std::string_view::npos)
-            return std::nullopt;
-        std::string key(line.substr(i, eq - i));
-        i = eq + 1;
-        std::string value;
-        if (i < line.size() && line[i] == '"') {
-            ++i;
-            bool closed = false;
-            while (i < line.size()) {
-                char c = line[i++];
-                if (c == '\\' && i < line.size()) {
-                    value += line[i++];
-                } else if (c == '"') {
-                    closed = true;
-                    break;
-                } else {
-                    value += c;
-                }
-            }
-            if (!closed)
-                return std::nullopt;
-        } else {
-            auto sp = line.find(' ', i);
-            value = std::string(line.substr(i, sp == std::string_view::npos ? std::string_view::npos : sp - i));
-            i = sp == std::string_view::npos ? line.size() : sp;
-        }
-        if (!fields.emplace(key, value).second)
-            return std::nullopt;  // a repeated key would mean a forged field
-        while (i < line.size() && line[i] == ' ')
-            ++i;
-    }
-    return fields;
-}
-
 // ---- the daemon ------------------------------------------------------------------
 
 ApproveOptions for_users(std::vector<std::string> users)
@@ -288,6 +242,7 @@ void DaemonFixture::SetUp()
     o.log_file = scratch_.path("bpfbrokerd.log");
     o.extra_args = {"--no-dbus"};
     o.nofile_limit = daemon_nofile_limit();
+    o.env = daemon_env();
     daemon_.start(std::move(o));
     // Ready when the socket accepts a connection.
     auto why = daemon_.wait_ready([this] { return RawConnection::connect(socket_path_).valid(); }, 15s);
@@ -361,16 +316,7 @@ std::size_t DaemonFixture::wait_daemon_fd_count_at_most(std::size_t limit, Milli
 
 std::vector<AuditFields> DaemonFixture::audit_records() const
 {
-    std::vector<AuditFields> out;
-    std::istringstream in(test_support::read_text_file(audit_log_));
-    for (std::string line; std::getline(in, line);) {
-        auto fields = parse_audit_line(line);
-        if (fields)
-            out.push_back(std::move(*fields));
-        else
-            ADD_FAILURE() << "unparseable audit line: " << line;
-    }
-    return out;
+    return test_support::read_audit_records(audit_log_);
 }
 
 }  // namespace bpfbroker::e2e

@@ -9,6 +9,7 @@
 // are independent and may run in parallel.
 #pragma once
 
+#include "support/audit_records.h"
 #include "support/build_paths.h"
 #include "support/command.h"
 #include "support/daemon_process.h"
@@ -120,8 +121,9 @@ std::string error_reason(const RawConnection::Message& m);
 // ---- audit log ---------------------------------------------------------------------
 
 // One audit line "audit: action=... program=... decision=... reason=\"...\"" as fields.
-using AuditFields = std::map<std::string, std::string>;
-std::optional<AuditFields> parse_audit_line(std::string_view line);
+// (tests/support/audit_records.h)
+using test_support::AuditFields;
+using test_support::parse_audit_line;
 
 // ---- the daemon ------------------------------------------------------------------
 
@@ -140,6 +142,8 @@ protected:
     [[nodiscard]] virtual std::optional<std::string> settings_json() const { return std::nullopt; }
     // RLIMIT_NOFILE (soft and hard) for the daemon; nullopt: inherit the test's.
     [[nodiscard]] virtual std::optional<unsigned long> daemon_nofile_limit() const { return std::nullopt; }
+    // Environment for the daemon on top of the test's (e.g. LD_PRELOAD).
+    [[nodiscard]] virtual std::map<std::string, std::string> daemon_env() const { return {}; }
 
     [[nodiscard]] const std::string& root() const { return scratch_.root(); }
     [[nodiscard]] const std::string& socket_path() const { return socket_path_; }
