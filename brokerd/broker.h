@@ -17,6 +17,7 @@
 #include "brokerd/broker_events.h"
 #include "brokerd/feature_probe.h"
 #include "brokerd/handout.h"
+#include "brokerd/held_grant.h"
 #include "brokerd/instance_tracker.h"
 #include "brokerd/live_instances.h"
 #include "brokerd/metrics.h"
@@ -44,6 +45,10 @@ namespace bpfbroker::brokerd {
 // Distinct parameter value sets a shared manifest may have instances for:
 // the values come from callers, and each set is a kernel load kept until reload.
 inline constexpr std::size_t kMaxSharedInstancesPerManifest = 64;
+// Distinct uids recorded per shared instance, to judge their grants again
+// after a policy change. Past it, the holders beyond are unknown, so every
+// policy change cuts that instance (and the next acquire loads a fresh one).
+inline constexpr std::size_t kMaxSharedHoldersPerInstance = 1024;
 
 struct BrokerConfig {
     std::string root = "/";
@@ -82,8 +87,8 @@ public:
     std::vector<ProgramListing> list(const RequestContext& ctx);
     Outcome<policy::Grant> approve(const RequestContext& ctx, const ApproveRequest& request,
                                    const PolkitVerdict* verdict = nullptr);
-    Outcome<std::size_t> revoke(const RequestContext& ctx, const RevokeRequest& request,
-                                const PolkitVerdict* verdict = nullptr);
+    Outcome<RevokeSummary> revoke(const RequestContext& ctx, const RevokeRequest& request,
+                                  const PolkitVerdict* verdict = nullptr);
     Outcome<ReloadSummary> reload(const RequestContext& ctx, const PolkitVerdict* verdict = nullptr);
 
     // Receives approve/revoke/reload notifications (may be null).
@@ -120,6 +125,12 @@ private:
     Outcome<Handout> decide_acquire(const RequestContext& ctx, const PolicySnapshot& snap,
                                     const AcquireRequest& request, const PolkitVerdict* verdict);
     Result<std::shared_ptr<PolicySnapshot>> load_snapshot() const;
+    // reload(), then cuts every live instance whose grant the new policy
+    // no longer holds (audited per instance, counted in the metrics), and
+    // drops shared instances the catalog no longer offers.
+    Result<CutCounts> reload_and_cut(const RequestContext& cause);
+    CutCounts cut_ungranted(const RequestContext& cause);
+    void audit_cut(const RequestContext& cause, const LiveInstances::Judged& judged);
     Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry, const ParameterValues& values,
                                             const Metrics::Slots* slots);
     Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
@@ -149,6 +160,11 @@ private:
     // per distinct set, at most kMaxSharedInstancesPerManifest each).
     std::map<std::string, LoadedInstance> shared_instances_;
     std::map<std::string, ProgramMetrics*> shared_metrics_;  // the slot of each, by the same key
+    struct SharedHolders {
+        std::map<uid_t, HeldGrant> by_uid;  // at most kMaxSharedHoldersPerInstance
+        bool overflowed = false;            // some holder was not recorded
+    };
+    std::map<std::string, SharedHolders> shared_holders_;  // by the same key
     LiveInstances live_{kMaxTrackedInstances};
 
     std::mutex admin_mutex_;  // one approve/revoke/reload at a time
