@@ -2,6 +2,7 @@
 #include "brokerd/broker.h"
 
 #include "brokerd/caller_cgroup.h"
+#include "brokerd/log.h"
 
 #include "policy/approvals_store.h"
 #include "policy/paths.h"
@@ -577,6 +578,11 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     live.held = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
     live.prog_id = prog.id;
     live.guard = std::move(inst->guard);
+    live.tag = prog.tag;
+    for (const auto& m : inst->maps)
+        if (m.access != policy::ClientAccess::None)
+            live.map_ids.push_back(m.id);
+    live.broker_attached = broker_attached;
     UniqueFd pidfd;
     if (broker_attached) {
         if (!live.guard)
@@ -589,16 +595,19 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
             pidfd = UniqueFd(::fcntl(ctx.caller_pidfd, F_DUPFD_CLOEXEC, 0));
             if (!pidfd)
                 return fail(make_system_error("F_DUPFD_CLOEXEC of the caller's pidfd", errno));
+            // For a restart: the pid (backed by the pidfd, not readable
+            // yet) and its start time tell the caller from a reused pid.
+            live.caller_pid = ctx.peer.pid;
+            live.caller_start_time = process_start_time(ctx.peer.pid);
         }
     }
     // On failure the links close with `h`, which detaches them; an instance
     // that could not be registered is not handed out: revocation could not reach it.
+    std::vector<std::uint32_t> handed_map_ids = live.map_ids;
     if (auto ok = live_.add(std::move(live), std::move(pidfd)); !ok)
         return fail(std::move(ok).error());
-    std::vector<std::uint32_t> handed_map_ids;
-    for (const auto& m : inst->maps)
-        if (m.access != policy::ClientAccess::None)
-            handed_map_ids.push_back(m.id);
+    if (auto rewritten = live_.rewrite_journal(false); !rewritten)
+        log_warning("state journal: " + rewritten.error().describe());
     slot.commit(h.prog_id, std::move(handed_map_ids),
                 &metrics_.program(snap.metric_slots.get(), entry.name).live_instances);
     if (!broker_attached)

@@ -24,6 +24,7 @@
 #include "brokerd/outcome.h"
 #include "brokerd/polkit_verdict.h"
 #include "brokerd/program_source.h"
+#include "brokerd/state_journal.h"
 #include "brokerd/request_context.h"
 #include "policy/catalog.h"
 #include "policy/decide.h"
@@ -54,6 +55,15 @@ struct BrokerConfig {
     std::string root = "/";
     policy::FileTrust trust;  // owner of policy files: root unless testing
     std::string settings_file;  // empty: etc/bpfbroker/bpfbroker.json under root
+};
+
+// What restore_state() found in the state journal.
+struct RestoreSummary {
+    std::size_t restored = 0;   // re-registered, with their uid's accounting
+    std::size_t gone = 0;       // released while the daemon was down, or an id now naming another program
+    std::size_t cut = 0;        // cut at once: the caller exited meanwhile, or the policy changed
+    std::size_t skipped_lines = 0;
+    std::string distrusted;     // why the journal file found was not trusted (it was replaced)
 };
 
 struct PolicySnapshot {
@@ -90,6 +100,12 @@ public:
     Outcome<RevokeSummary> revoke(const RequestContext& ctx, const RevokeRequest& request,
                                   const PolkitVerdict* verdict = nullptr);
     Outcome<ReloadSummary> reload(const RequestContext& ctx, const PolkitVerdict* verdict = nullptr);
+
+    // After a restart or a crash (no fd store): re-registers the live
+    // per-client instances the state journal in `runtime_dir` names and the
+    // kernel still has (tag checked), then keeps that journal. Call once,
+    // after reload(), before serving.
+    Result<RestoreSummary> restore_state(const std::string& runtime_dir);
 
     // Receives approve/revoke/reload notifications (may be null).
     void set_events(BrokerEvents* events) { events_ = events; }
@@ -165,6 +181,7 @@ private:
         bool overflowed = false;            // some holder was not recorded
     };
     std::map<std::string, SharedHolders> shared_holders_;  // by the same key
+    std::optional<StateJournal> journal_;  // before live_, which writes to it
     LiveInstances live_{kMaxTrackedInstances};
 
     std::mutex admin_mutex_;  // one approve/revoke/reload at a time

@@ -20,6 +20,21 @@ bool program_exists(std::uint32_t id)
     return probe || errno != ENOENT;
 }
 
+SavedInstance saved(const LiveInstances::Entry& e)
+{
+    SavedInstance s;
+    s.held = e.held;
+    s.prog_id = e.prog_id;
+    s.tag = e.tag;
+    s.map_ids = e.map_ids;
+    if (e.guard)
+        s.guard = SavedGuard{e.guard->name(), e.guard->map_id(), e.guard->offset()};
+    s.broker_attached = e.broker_attached;
+    s.caller_pid = e.caller_pid;
+    s.caller_start_time = e.caller_start_time;
+    return s;
+}
+
 }  // namespace
 
 std::string cut_instance(const std::optional<RevocationGuard>& guard, const UniqueFd& link)
@@ -65,8 +80,28 @@ Result<void> LiveInstances::add(Entry entry, UniqueFd caller_pidfd)
             return fail(std::move(id).error());
         entry.watch = *id;
     }
-    entries_.emplace(key, std::move(entry));
+    auto [it, _] = entries_.emplace(key, std::move(entry));
+    if (journal_)
+        journal_->record_added(saved(it->second));
     return {};
+}
+
+void LiveInstances::set_journal(StateJournal* journal)
+{
+    std::lock_guard lock(mutex_);
+    journal_ = journal;
+}
+
+Result<void> LiveInstances::rewrite_journal(bool force)
+{
+    std::lock_guard lock(mutex_);
+    if (!journal_ || (!force && !journal_->wants_rewrite(entries_.size())))
+        return {};
+    std::vector<SavedInstance> live;
+    live.reserve(entries_.size());
+    for (const auto& [key, e] : entries_)
+        live.push_back(saved(e));
+    return journal_->rewrite(live);
 }
 
 void LiveInstances::forget(uid_t uid, std::uint32_t prog_id)
@@ -144,6 +179,8 @@ LiveInstances::erase(std::map<Key, Entry>::iterator it)
 {
     if (it->second.watch && watch_)
         watch_->unwatch(*it->second.watch);
+    if (journal_)
+        journal_->record_forgotten(it->second.uid(), it->second.prog_id);
     return entries_.erase(it);
 }
 

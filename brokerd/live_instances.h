@@ -21,6 +21,7 @@
 #include "brokerd/caller_watch.h"
 #include "brokerd/held_grant.h"
 #include "brokerd/revocation_guard.h"
+#include "brokerd/state_journal.h"
 
 #include <bpfbroker/result.h>
 #include <bpfbroker/unique_fd.h>
@@ -53,6 +54,14 @@ public:
         // instead of (before) setting the guard. Empty for every other kind.
         UniqueFd link_to_detach;
         std::optional<CallerWatch::WatchId> watch;  // broker-attached with a caller pidfd only
+        // For the state journal: the program's tag (a restore checks it),
+        // the map ids handed out (the tracker counts them), and the caller
+        // of a broker-attached instance (pid and /proc start time).
+        std::string tag;
+        std::vector<std::uint32_t> map_ids;
+        bool broker_attached = false;
+        pid_t caller_pid = 0;
+        std::uint64_t caller_start_time = 0;
 
         [[nodiscard]] const std::string& program() const noexcept { return held.program; }
         [[nodiscard]] uid_t uid() const noexcept { return held.peer.uid; }
@@ -96,6 +105,12 @@ public:
 
     [[nodiscard]] std::size_t size() const;
 
+    // Every change from now on is appended to `journal` (it must outlive the registry).
+    void set_journal(StateJournal* journal);
+    // Rewrites the journal from the live set, when it has grown past its
+    // bound or `force`. O(entries): rare, amortized over the adds.
+    Result<void> rewrite_journal(bool force);
+
 private:
     // A per-client program id is its instance's alone.
     using Key = std::pair<std::uint32_t, uid_t>;  // prog_id, uid
@@ -110,6 +125,7 @@ private:
     Error watch_error_;  // why watch_ is empty
     mutable std::mutex mutex_;
     std::map<Key, Entry> entries_;
+    StateJournal* journal_ = nullptr;
 };
 
 // Cuts one instance: BPF_LINK_DETACH on `link` when it is valid, else sets

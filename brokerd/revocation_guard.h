@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace bpfbroker::brokerd {
 
@@ -28,6 +29,14 @@ public:
     // Unsupported when the kernel did not make the map mmapable.
     static Result<RevocationGuard> locate(bpf_object* loaded, std::string_view name);
 
+    // The guard of an instance loaded before a restart: map `map_id`, which
+    // must be one of `program_map_ids` (the program's own maps, whose tag
+    // the caller checked), re-opened by id (root), `name` at `offset`.
+    // ProgramNotFound when the map is not the program's or is gone;
+    // Unsupported when it is not mmapable; Internal when the offset lies outside.
+    static Result<RevocationGuard> reopen(std::string name, std::uint32_t map_id, std::uint32_t offset,
+                                          const std::vector<std::uint32_t>& program_map_ids);
+
     // Sets the guard to 1 (revoked) or back to 0. SystemError on failure.
     [[nodiscard]] Result<void> set(bool revoked) const;
     // Reads the guard as the program sees it.
@@ -38,6 +47,8 @@ public:
     [[nodiscard]] std::uint32_t map_id() const noexcept { return map_id_; }
 
 private:
+    // Checks the map behind `fd` (mmapable, the guard inside its value).
+    static Result<RevocationGuard> adopt(std::string name, UniqueFd fd, const std::string& what, std::uint32_t offset);
     RevocationGuard(std::string name, UniqueFd map_fd, std::uint32_t map_id, std::uint32_t value_size,
                     std::uint32_t offset);
     // Maps the section, calls f(pointer to the guard), unmaps.

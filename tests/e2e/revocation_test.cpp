@@ -58,6 +58,25 @@ Program acquire_or_fail(const std::string& socket, const std::string& name)
     return std::move(*p);
 }
 
+// Runs `n` NOPs on `ring`, one at a time; returns the NOP submissions
+// uring_stats counted for this caller so far.
+std::uint64_t nops_counted_after(Ring& ring, const Program& p, unsigned n)
+{
+    for (unsigned i = 0; i < n; ++i) {
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring.get());
+        require(sqe != nullptr, "no sqe");
+        io_uring_prep_nop(sqe);
+        require(io_uring_submit_and_wait(&ring.get(), 1) == 1, "submit");
+        io_uring_cqe* cqe = nullptr;
+        require(io_uring_wait_cqe(&ring.get(), &cqe) == 0, "wait cqe");
+        io_uring_cqe_seen(&ring.get(), cqe);
+    }
+    __u32 key = IORING_OP_NOP;
+    uring_op_counts c{};
+    require(p.map("ops") != nullptr && bpf_map_lookup_elem(p.map("ops")->get(), &key, &c) == 0, "lookup ops");
+    return c.submitted;
+}
+
 // A holder of udp_stats: counts datagrams on an attached socket, tells the
 // test, then after "go" sends again on it and on a new socket it attaches
 // the kept program fd to. Reports "before=N after_old=N after_new=N delivered=N".
@@ -218,29 +237,10 @@ TEST_F(RevocationTest, ABrokerAttachedInstanceStopsCountingAfterRevoke)
     auto holder = spawn_as(kNobodyUid, kNobodyGid, [socket](ChildChannel& channel) {
         auto p = acquire_or_fail(socket, "uring_stats");
         Ring ring(8);
-        auto nops = [&](unsigned n) {
-            for (unsigned i = 0; i < n; ++i) {
-                io_uring_sqe* sqe = io_uring_get_sqe(&ring.get());
-                require(sqe != nullptr, "no sqe");
-                io_uring_prep_nop(sqe);
-                require(io_uring_submit_and_wait(&ring.get(), 1) == 1, "submit");
-                io_uring_cqe* cqe = nullptr;
-                require(io_uring_wait_cqe(&ring.get(), &cqe) == 0, "wait cqe");
-                io_uring_cqe_seen(&ring.get(), cqe);
-            }
-        };
-        auto counted = [&] {
-            __u32 key = IORING_OP_NOP;
-            uring_op_counts c{};
-            require(bpf_map_lookup_elem(p.map("ops")->get(), &key, &c) == 0, "lookup ops");
-            return c.submitted;
-        };
-        nops(10);
-        const auto before = counted();
+        const auto before = nops_counted_after(ring, p, 10);
         channel.tell_parent("counting");
         channel.wait_parent();
-        nops(10);
-        return "before=" + std::to_string(before) + " after=" + std::to_string(counted());
+        return "before=" + std::to_string(before) + " after=" + std::to_string(nops_counted_after(ring, p, 10));
     });
     RevokeResult revoked;
     EXPECT_EQ(revoke_between(holder, "uring_stats", revoked), "before=10 after=10")
@@ -324,6 +324,105 @@ TEST_F(RevocationTest, AProgramWithoutAGuardIsReportedAndAuditedAsNotCut)
     ASSERT_TRUE(ctl.ok()) << ctl.describe();
     EXPECT_NE(ctl.out.find("bpfbroker_uncut_instances_total 1\n"), std::string::npos) << ctl.out;
     EXPECT_NE(ctl.out.find("bpfbroker_revoked_instances_total 0\n"), std::string::npos) << ctl.out;
+}
+
+}  // namespace
+}  // namespace bpfbroker::e2e
+
+namespace bpfbroker::e2e {
+namespace {
+
+// The same with the daemon killed (SIGKILL) and started again between the
+// acquire and the revocation: its state journal brings the instances back.
+class RevocationAcrossRestartTest : public RevocationTest {
+protected:
+    std::optional<std::string> settings_json() const override
+    {
+        return R"({"limits":{"max_instances_per_uid":2,"max_requests_per_second":1000}})";
+    }
+};
+
+TEST_F(RevocationAcrossRestartTest, ASocketFilterIsCutByARevokeAfterKillNineAndRestart)
+{
+    ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));
+    auto holder = spawn_udp_stats_holder(kNobodyUid, socket_path());
+    ASSERT_EQ(holder.wait_message(), std::optional<std::string>("counting 3")) << holder.wait().describe();
+    ASSERT_EQ(kill_and_restart_daemon(), "");
+
+    auto revoked = revoke_as_root("udp_stats");
+    EXPECT_EQ(revoked.cut_instances, std::optional<unsigned>(1)) << "the restarted daemon lost the instance";
+    holder.tell_child("go");
+    expect_cut_holder(holder);
+}
+
+TEST_F(RevocationAcrossRestartTest, ABrokerAttachedInstanceIsCutByARevokeAfterKillNineAndRestart)
+{
+    ASSERT_TRUE(approve("uring_stats", for_users({"nobody"})));
+    const std::string socket = socket_path();
+    auto holder = spawn_as(kNobodyUid, kNobodyGid, [socket](ChildChannel& channel) {
+        auto p = acquire_or_fail(socket, "uring_stats");
+        Ring ring(8);
+        const auto before = nops_counted_after(ring, p, 10);
+        channel.tell_parent("counting");
+        channel.wait_parent();  // restarted: still counting, the caller lives
+        const auto restarted = nops_counted_after(ring, p, 10);
+        channel.tell_parent("still counting");
+        channel.wait_parent();  // revoked
+        return "before=" + std::to_string(before) + " restarted=" + std::to_string(restarted) +
+               " after=" + std::to_string(nops_counted_after(ring, p, 10));
+    });
+    ASSERT_TRUE(holder.wait_message()) << holder.wait().describe();
+    ASSERT_EQ(kill_and_restart_daemon(), "");
+    holder.tell_child("restarted");
+    ASSERT_TRUE(holder.wait_message()) << holder.wait().describe();
+    auto revoked = revoke_as_root("uring_stats");
+    EXPECT_EQ(revoked.cut_instances, std::optional<unsigned>(1));
+    holder.tell_child("revoked");
+    auto r = holder.wait();
+    ASSERT_TRUE(r.ok()) << r.describe();
+    EXPECT_EQ(r.report, "before=10 restarted=20 after=20");
+}
+
+TEST_F(RevocationAcrossRestartTest, AUidAtItsInstanceLimitStaysAtItAcrossARestart)
+{
+    ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));
+    const std::string socket = socket_path();
+    auto holder = spawn_as(kNobodyUid, kNobodyGid, [socket](ChildChannel& channel) {
+        auto first = acquire_or_fail(socket, "udp_stats");
+        auto second = acquire_or_fail(socket, "udp_stats");
+        channel.tell_parent("holding 2");
+        channel.wait_parent();
+        auto client = Client::connect_socket(socket, 10s);
+        require(bool(client), "connect");
+        auto third = client->acquire("udp_stats");
+        require(!third, "a third instance was handed out past the limit of 2 after the restart");
+        require(third.error().code == ErrorCode::LimitExceeded, "expected LimitExceeded: " + third.error().describe());
+        return std::string("limited");
+    });
+    ASSERT_EQ(holder.wait_message(), std::optional<std::string>("holding 2")) << holder.wait().describe();
+    ASSERT_EQ(kill_and_restart_daemon(), "");
+    holder.tell_child("restarted");
+    auto r = holder.wait();
+    ASSERT_TRUE(r.ok()) << r.describe();
+    EXPECT_EQ(r.report, "limited");
+}
+
+TEST_F(RevocationAcrossRestartTest, AJournalNotOwnedByRootOrNot0600IsReplacedNotRead)
+{
+    ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));
+    auto holder = spawn_udp_stats_holder(kNobodyUid, socket_path());
+    ASSERT_EQ(holder.wait_message(), std::optional<std::string>("counting 3")) << holder.wait().describe();
+    const std::string journal = root() + "/run/bpfbroker/state.journal";
+    ASSERT_EQ(::chmod(journal.c_str(), 0644), 0) << errno_text(errno);
+    ASSERT_EQ(kill_and_restart_daemon(), "");
+    EXPECT_NE(daemon_stderr().find("was not trusted"), std::string::npos) << daemon_stderr();
+    struct stat st {};
+    ASSERT_EQ(::stat(journal.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << "the replacement journal is not 0600";
+    auto revoked = revoke_as_root("udp_stats");
+    EXPECT_EQ(revoked.cut_instances, std::optional<unsigned>(0)) << "an untrusted journal was read";
+    holder.tell_child("go");
+    EXPECT_TRUE(holder.wait().ok());
 }
 
 }  // namespace
