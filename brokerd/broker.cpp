@@ -577,7 +577,8 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     LiveInstances::Entry live;
     live.held = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
     live.prog_id = prog.id;
-    live.guard = std::move(inst->guard);
+    if (inst->guard)  // by id: the loaded instance's fd of it closes with `inst`
+        live.guard = SavedGuard{inst->guard->name(), inst->guard->map_id(), inst->guard->offset()};
     live.tag = prog.tag;
     for (const auto& m : inst->maps)
         if (m.access != policy::ClientAccess::None)

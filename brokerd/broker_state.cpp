@@ -5,7 +5,6 @@
 #include "brokerd/broker.h"
 
 #include "brokerd/log.h"
-#include "base/hex.h"
 
 #include <bpf/bpf.h>
 #include <sys/syscall.h>
@@ -18,27 +17,6 @@
 namespace bpfbroker::brokerd {
 
 namespace {
-
-// The map ids of program `id`, when the kernel still has it and its tag is
-// `tag`; nullopt otherwise (released while the daemon was down, or the id
-// now names another program). The probe fd is closed at once: the daemon
-// must not keep a per-client program alive.
-std::optional<std::vector<std::uint32_t>> program_maps_if_tagged(std::uint32_t id, const std::string& tag)
-{
-    UniqueFd fd(bpf_prog_get_fd_by_id(id));
-    if (!fd)
-        return std::nullopt;
-    std::uint32_t map_ids[64] = {};
-    bpf_prog_info info{};
-    info.nr_map_ids = 64;
-    info.map_ids = reinterpret_cast<std::uintptr_t>(map_ids);
-    __u32 len = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
-        return std::nullopt;
-    if (hex_encode(info.tag, sizeof info.tag) != tag)
-        return std::nullopt;
-    return std::vector<std::uint32_t>(map_ids, map_ids + std::min<std::uint32_t>(info.nr_map_ids, 64));
-}
 
 // A pidfd of the broker-attached caller, when `pid` is still the process
 // that acquired (same start time); empty when it exited meanwhile or the
@@ -68,8 +46,7 @@ Result<RestoreSummary> Broker::restore_state(const std::string& runtime_dir)
     RequestContext restart{TransportKind::Signal, {}, {}, false};
     restart.peer.uid = 0;
     for (auto& s : saved) {
-        auto maps = program_maps_if_tagged(s.prog_id, s.tag);
-        if (!maps) {
+        if (!program_map_ids_if_tagged(s.prog_id, s.tag)) {
             ++summary.gone;
             continue;
         }
@@ -81,22 +58,14 @@ Result<RestoreSummary> Broker::restore_state(const std::string& runtime_dir)
         e.broker_attached = s.broker_attached;
         e.caller_pid = s.caller_pid;
         e.caller_start_time = s.caller_start_time;
-        if (s.guard) {
-            auto guard = RevocationGuard::reopen(s.guard->name, s.guard->map_id, s.guard->offset, *maps);
-            if (!guard) {
-                log_warning("restoring \"" + s.held.program + "\" (program id " + std::to_string(s.prog_id) +
-                            "): its guard: " + guard.error().describe() + "; it can no longer be cut live");
-            } else {
-                e.guard = std::move(*guard);
-            }
-        }
+        e.guard = s.guard;  // re-opened by id, tag checked, when it is cut
         UniqueFd pidfd;
         if (s.broker_attached) {
             pidfd = caller_pidfd_if_same(s.caller_pid, s.caller_start_time);
             if (!pidfd) {
                 // Its caller is gone (or cannot be told from a reused pid):
                 // what the caller would have had cut on exit is cut now.
-                const std::string why_not = cut_instance(e.guard, e.link_to_detach);
+                const std::string why_not = cut_registered(e);
                 audit_cut(restart, LiveInstances::Judged{s.held.program, s.held.peer.uid, s.prog_id, why_not.empty(),
                                                          "its caller exited while the daemon was down", why_not});
                 ++summary.cut;

@@ -27,8 +27,7 @@ SavedInstance saved(const LiveInstances::Entry& e)
     s.prog_id = e.prog_id;
     s.tag = e.tag;
     s.map_ids = e.map_ids;
-    if (e.guard)
-        s.guard = SavedGuard{e.guard->name(), e.guard->map_id(), e.guard->offset()};
+    s.guard = e.guard;
     s.broker_attached = e.broker_attached;
     s.caller_pid = e.caller_pid;
     s.caller_start_time = e.caller_start_time;
@@ -50,6 +49,22 @@ std::string cut_instance(const std::optional<RevocationGuard>& guard, const Uniq
     if (auto set = guard->set(true); !set)
         return set.error().describe();
     return {};
+}
+
+std::string cut_registered(const LiveInstances::Entry& e)
+{
+    std::string why_not;
+    if (e.link_to_detach.valid()) {
+        why_not = cut_instance(std::nullopt, e.link_to_detach);
+        if (why_not.empty())
+            return {};
+    }
+    if (!e.guard)
+        return why_not.empty() ? "the manifest declares no revocation guard" : why_not;
+    auto guard = RevocationGuard::reopen_of_program(e.prog_id, e.tag, e.guard->name, e.guard->map_id, e.guard->offset);
+    if (!guard)
+        return guard.error().code == ErrorCode::ProgramNotFound ? std::string() : guard.error().describe();
+    return cut_instance(std::move(*guard), UniqueFd());
 }
 
 LiveInstances::LiveInstances(std::size_t max_entries) : max_entries_(max_entries)
@@ -123,7 +138,7 @@ LiveInstances::cut_where(const std::function<std::optional<std::string>(const En
             continue;
         }
         const Entry& e = it->second;
-        std::string why_not = cut_instance(e.guard, e.link_to_detach);
+        std::string why_not = cut_registered(e);
         out.push_back(Judged{e.program(), e.uid(), e.prog_id, why_not.empty(), std::move(*why), std::move(why_not)});
         // Cut or not, it is reported once: a later change of policy does
         // not count it again.
@@ -168,7 +183,7 @@ void LiveInstances::on_caller_exit(Key key)
         return;
     it->second.watch.reset();  // it ran: nothing to unwatch
     // The caller is gone: whoever holds its links now must count nothing.
-    if (auto why_not = cut_instance(it->second.guard, it->second.link_to_detach); !why_not.empty())
+    if (auto why_not = cut_registered(it->second); !why_not.empty())
         log_error("could not cut \"" + it->second.program() + "\" (program id " + std::to_string(it->second.prog_id) +
                   ") after its caller exited: " + why_not);
     erase(it);

@@ -47,8 +47,10 @@ public:
         HeldGrant held;  // program, caller, version and signer at the acquire
         std::uint32_t prog_id = 0;
         // None: the manifest declares no guard, and a revocation cannot cut
-        // the instance live (it is reported "not cut").
-        std::optional<RevocationGuard> guard;
+        // the instance live (it is reported "not cut"). Kept by id, not by
+        // fd: the daemon must not hold an fd per instance (its fd limit is
+        // the registry's size), so cutting re-opens it by id, tag checked.
+        std::optional<SavedGuard> guard;
         // Broker-attached links that BPF_LINK_DETACH can cut (struct_ops,
         // issue 11): the broker's dup of the link, detached on revocation
         // instead of (before) setting the guard. Empty for every other kind.
@@ -131,5 +133,8 @@ private:
 // Cuts one instance: BPF_LINK_DETACH on `link` when it is valid, else sets
 // `guard`. "" when cut, else why not (no guard, or what the kernel said).
 std::string cut_instance(const std::optional<RevocationGuard>& guard, const UniqueFd& link);
+// The same for a registered instance, its guard re-opened by id with the
+// tag checked; a program the kernel already freed runs nothing: "" too.
+std::string cut_registered(const LiveInstances::Entry& e);
 
 }  // namespace bpfbroker::brokerd

@@ -2,6 +2,7 @@
 #include "brokerd/revocation_guard.h"
 
 #include "brokerd/datasec_variable.h"
+#include "base/hex.h"
 
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
@@ -75,6 +76,30 @@ Result<RevocationGuard> RevocationGuard::reopen(std::string name, std::uint32_t 
     if (!fd)
         return fail(ErrorCode::ProgramNotFound, "map " + std::to_string(map_id) + " is gone");
     return adopt(std::move(name), std::move(fd), "guard's", offset);
+}
+
+Result<RevocationGuard> RevocationGuard::reopen_of_program(std::uint32_t prog_id, const std::string& tag,
+                                                           std::string name, std::uint32_t map_id, std::uint32_t offset)
+{
+    auto maps = program_map_ids_if_tagged(prog_id, tag);
+    if (!maps)
+        return fail(ErrorCode::ProgramNotFound, "program " + std::to_string(prog_id) + " is gone");
+    return reopen(std::move(name), map_id, offset, *maps);
+}
+
+std::optional<std::vector<std::uint32_t>> program_map_ids_if_tagged(std::uint32_t id, const std::string& tag)
+{
+    UniqueFd fd(bpf_prog_get_fd_by_id(id));
+    if (!fd)
+        return std::nullopt;
+    std::uint32_t map_ids[64] = {};
+    bpf_prog_info info{};
+    info.nr_map_ids = 64;
+    info.map_ids = reinterpret_cast<std::uintptr_t>(map_ids);
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || hex_encode(info.tag, sizeof info.tag) != tag)
+        return std::nullopt;
+    return std::vector<std::uint32_t>(map_ids, map_ids + std::min<std::uint32_t>(info.nr_map_ids, 64));
 }
 
 template <typename F>

@@ -15,11 +15,17 @@
 #include <bpf/libbpf.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace bpfbroker::brokerd {
+
+// The map ids of program `id` while the kernel has it with tag `tag` (hex);
+// nullopt when it is gone or the id names another program. The probe fd is
+// closed at once, so asking never keeps a program alive.
+std::optional<std::vector<std::uint32_t>> program_map_ids_if_tagged(std::uint32_t id, const std::string& tag);
 
 class RevocationGuard {
 public:
@@ -36,6 +42,14 @@ public:
     // Unsupported when it is not mmapable; Internal when the offset lies outside.
     static Result<RevocationGuard> reopen(std::string name, std::uint32_t map_id, std::uint32_t offset,
                                           const std::vector<std::uint32_t>& program_map_ids);
+
+    // The guard `name` at `offset` in map `map_id` of live program
+    // `prog_id`, re-opened by id (root) only while that program exists with
+    // tag `tag` and the map is one of its own: a reused id is never taken
+    // for the instance. ProgramNotFound when the program is gone (or the id
+    // names another program now); otherwise as reopen().
+    static Result<RevocationGuard> reopen_of_program(std::uint32_t prog_id, const std::string& tag, std::string name,
+                                                     std::uint32_t map_id, std::uint32_t offset);
 
     // Sets the guard to 1 (revoked) or back to 0. SystemError on failure.
     [[nodiscard]] Result<void> set(bool revoked) const;
