@@ -2,6 +2,7 @@
 #include "brokerd/broker.h"
 
 #include "brokerd/caller_cgroup.h"
+#include "brokerd/log.h"
 
 #include "policy/approvals_store.h"
 #include "policy/paths.h"
@@ -175,6 +176,10 @@ Broker::Broker(BrokerConfig config, FeatureReport features, AuditLog& audit, std
     : config_(std::move(config)), features_(std::move(features)), available_features_(features_.available()),
       audit_(audit), programs_(std::move(programs)), snapshot_(std::make_shared<PolicySnapshot>())
 {
+    // The tracker learns when the kernel freed an instance (it probes at a
+    // uid's limit and for metrics); the registry forgets it then, so
+    // registering costs the hot path no probe.
+    instances_.set_on_forget([this](uid_t uid, std::uint32_t prog_id) { live_.forget(uid, prog_id); });
 }
 
 Result<std::shared_ptr<PolicySnapshot>> Broker::load_snapshot() const
@@ -213,8 +218,16 @@ Result<void> Broker::reload()
     // glibc keeps what the old catalog freed in the arena of each thread
     // that built or dropped it; without this RSS doubled over 20 reloads.
     ::malloc_trim(0);
+    return {};
+}
+
+Result<CutCounts> Broker::reload_and_cut(const RequestContext& cause)
+{
+    if (auto r = reload(); !r)
+        return fail(std::move(r).error());
+    CutCounts counts = cut_ungranted(cause);
     // Shared instances of manifests no longer in the catalog are dropped;
-    // clients keep the fds they already hold.
+    // holders whose grant still covers them keep the fds they hold.
     auto current = snapshot();
     std::lock_guard lock(shared_mutex_);
     for (auto it = shared_instances_.begin(); it != shared_instances_.end();) {
@@ -230,9 +243,76 @@ Result<void> Broker::reload()
             m->second->live_instances.fetch_sub(1, std::memory_order_relaxed);
             shared_metrics_.erase(m);
         }
+        shared_holders_.erase(it->first);
         it = shared_instances_.erase(it);
     }
-    return {};
+    return counts;
+}
+
+CutCounts Broker::cut_ungranted(const RequestContext& cause)
+{
+    auto snap = snapshot();
+    auto gone = [&](const HeldGrant& held) {
+        return grant_gone(held, snap->catalog, snap->grants, available_features_);
+    };
+    CutCounts counts;
+    auto tally = [&](const LiveInstances::Judged& j) {
+        ++(j.cut ? counts.cut : counts.uncut);
+        audit_cut(cause, j);
+    };
+    for (const auto& judged : live_.cut_where([&](const LiveInstances::Entry& e) { return gone(e.held); }))
+        tally(judged);
+
+    // A shared instance is one program for all its holders: when one holder's
+    // grant is gone, that holder still has the fd, so the instance is cut for
+    // everyone, and those still granted get a fresh one at their next acquire.
+    std::lock_guard lock(shared_mutex_);
+    for (auto it = shared_instances_.begin(); it != shared_instances_.end();) {
+        auto& holders = shared_holders_[it->first];
+        std::vector<std::pair<uid_t, std::string>> lost;
+        for (const auto& [uid, held] : holders.by_uid)
+            if (auto why = gone(held))
+                lost.emplace_back(uid, std::move(*why));
+        if (lost.empty() && holders.overflowed)
+            lost.emplace_back(static_cast<uid_t>(-1), "more holders than the broker records (" +
+                                                          std::to_string(kMaxSharedHoldersPerInstance) +
+                                                          "): their grants cannot be judged");
+        if (lost.empty()) {
+            ++it;
+            continue;
+        }
+        const auto& prog = it->second.programs.front();
+        const std::string why_not = cut_instance(it->second.guard, UniqueFd());
+        const std::string name = holders.by_uid.empty() ? std::string() : holders.by_uid.begin()->second.program;
+        for (auto& [uid, why] : lost)
+            audit_cut(cause, LiveInstances::Judged{name, uid, prog.id, why_not.empty(), "shared instance: " + why, why_not});
+        ++(why_not.empty() ? counts.cut : counts.uncut);
+        if (auto m = shared_metrics_.find(it->first); m != shared_metrics_.end()) {
+            m->second->live_instances.fetch_sub(1, std::memory_order_relaxed);
+            shared_metrics_.erase(m);
+        }
+        shared_holders_.erase(it->first);
+        it = shared_instances_.erase(it);
+    }
+    metrics_.revoked_instances.fetch_add(counts.cut, std::memory_order_relaxed);
+    metrics_.uncut_instances.fetch_add(counts.uncut, std::memory_order_relaxed);
+    return counts;
+}
+
+void Broker::audit_cut(const RequestContext& cause, const LiveInstances::Judged& j)
+{
+    // One record per instance: whose it is, which program, cut or not and why.
+    AuditRecord r;
+    r.action = "cut";
+    r.transport = std::string(transport_name(cause.transport));
+    r.program = j.program;
+    r.uid = j.uid;
+    r.prog_id = j.prog_id;
+    r.allowed = j.cut;
+    if (!j.cut)
+        r.code = ErrorCode::Unsupported;
+    r.reason = j.cut ? "cut live: " + j.why_gone : "not cut (" + j.why_not_cut + "): " + j.why_gone;
+    audit_.record(r);
 }
 
 std::string Broker::metrics_text()
@@ -463,6 +543,12 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
         const auto& prog = (*inst)->programs.front();
         h.prog_id = prog.id;
         h.tag = prog.tag;
+        // Who holds it, to judge their grants again after a policy change.
+        auto& holders = shared_holders_[shared_key(entry.manifest_sha256, values)];
+        if (holders.by_uid.size() < kMaxSharedHoldersPerInstance || holders.by_uid.contains(ctx.peer.uid))
+            holders.by_uid[ctx.peer.uid] = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
+        else
+            holders.overflowed = true;
         if (broker_attached) {
             if (auto ok = add_links(**inst, h); !ok)
                 return fail(std::move(ok).error());
@@ -493,27 +579,43 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     h.tag = prog.tag;
     if (auto ok = add_client_maps(*inst, h); !ok)
         return fail(std::move(ok).error());
+    // Every per-client instance is registered with its guard (none when
+    // the manifest declares none), so a revocation reaches it.
+    LiveInstances::Entry live;
+    live.held = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
+    live.prog_id = prog.id;
+    if (inst->guard)  // by id: the loaded instance's fd of it closes with `inst`
+        live.guard = SavedGuard{inst->guard->name(), inst->guard->map_id(), inst->guard->offset()};
+    live.tag = prog.tag;
+    for (const auto& m : inst->maps)
+        if (m.access != policy::ClientAccess::None)
+            live.map_ids.push_back(m.id);
+    live.broker_attached = broker_attached;
+    UniqueFd pidfd;
     if (broker_attached) {
-        if (!inst->guard)
+        if (!live.guard)
             return fail(ErrorCode::Internal, "broker-attached \"" + entry.name + "\" loaded without its guard");
         if (auto ok = add_links(*inst, h); !ok)
             return fail(std::move(ok).error());
         // The guard is set when the caller exits; without the caller's pidfd
         // (D-Bus: uid-bound programs only) it waits for revocation.
-        UniqueFd pidfd;
         if (ctx.caller_pidfd >= 0) {
             pidfd = UniqueFd(::fcntl(ctx.caller_pidfd, F_DUPFD_CLOEXEC, 0));
             if (!pidfd)
                 return fail(make_system_error("F_DUPFD_CLOEXEC of the caller's pidfd", errno));
+            // For a restart: the pid (backed by the pidfd, not readable
+            // yet) and its start time tell the caller from a reused pid.
+            live.caller_pid = ctx.peer.pid;
+            live.caller_start_time = process_start_time(ctx.peer.pid);
         }
-        // On failure the links close with `h`, which detaches them.
-        if (auto ok = live_.add(entry.name, ctx.peer.uid, prog.id, std::move(*inst->guard), std::move(pidfd)); !ok)
-            return fail(std::move(ok).error());
     }
-    std::vector<std::uint32_t> handed_map_ids;
-    for (const auto& m : inst->maps)
-        if (m.access != policy::ClientAccess::None)
-            handed_map_ids.push_back(m.id);
+    // On failure the links close with `h`, which detaches them; an instance
+    // that could not be registered is not handed out: revocation could not reach it.
+    std::vector<std::uint32_t> handed_map_ids = live.map_ids;
+    if (auto ok = live_.add(std::move(live), std::move(pidfd)); !ok)
+        return fail(std::move(ok).error());
+    if (auto rewritten = live_.rewrite_journal(false); !rewritten)
+        log_warning("state journal: " + rewritten.error().describe());
     slot.commit(h.prog_id, std::move(handed_map_ids),
                 &metrics_.program(snap.metric_slots.get(), entry.name).live_instances);
     if (!broker_attached)
@@ -538,6 +640,7 @@ std::vector<ProgramListing> Broker::list(const RequestContext& ctx)
         }
         auto d = policy::decide(e, snap->grants, ctx.peer, available_features_, usage, snap->settings.limits);
         l.needs_polkit = d.needs_polkit;
+        l.cut_live = e.manifest && policy::can_be_cut_live(*e.manifest);
         l.allowed = d.allowed && !(d.needs_polkit && !ctx.polkit_reachable);
         if (d.allowed && !l.allowed) {
             l.code = ErrorCode::PermissionDenied;
@@ -579,7 +682,7 @@ Outcome<policy::Grant> Broker::approve(const RequestContext& ctx, const ApproveR
     std::lock_guard admin(admin_mutex_);
     auto refuse = [&](Error err) { return deny(kAction, ctx, request.program, std::move(err)); };
     // Approve what is on disk now, not what the last reload saw.
-    if (auto r = reload(); !r)
+    if (auto r = reload_and_cut(ctx); !r)
         return refuse(std::move(r).error());
     auto snap = snapshot();
     const auto* entry = snap->catalog.find(request.program);
@@ -624,7 +727,7 @@ Outcome<policy::Grant> Broker::approve(const RequestContext& ctx, const ApproveR
     });
     if (!stored)
         return refuse(std::move(stored).error());
-    if (auto r = reload(); !r)
+    if (auto r = reload_and_cut(ctx); !r)
         return refuse(std::move(r).error());
     audit(kAction, ctx, request.program, nullptr,
           std::string(g.match == policy::MatchKind::Signer ? "approved signer " : "approved manifest ") + g.match_value);
@@ -633,12 +736,13 @@ Outcome<policy::Grant> Broker::approve(const RequestContext& ctx, const ApproveR
     return g;
 }
 
-Outcome<std::size_t> Broker::revoke(const RequestContext& ctx, const RevokeRequest& request, const PolkitVerdict* verdict)
+Outcome<RevokeSummary> Broker::revoke(const RequestContext& ctx, const RevokeRequest& request,
+                                      const PolkitVerdict* verdict)
 {
     constexpr std::string_view kAction = "revoke";
     const auto& program = request.program;
     if (auto gate = admit_admin(ctx, kAction, program, verdict); !gate.go_on())
-        return gate.stop<std::size_t>();
+        return gate.stop<RevokeSummary>();
     std::lock_guard admin(admin_mutex_);
     auto refuse = [&](Error err) { return deny(kAction, ctx, program, std::move(err)); };
     if (!policy::is_valid_program_name(program))
@@ -653,12 +757,17 @@ Outcome<std::size_t> Broker::revoke(const RequestContext& ctx, const RevokeReque
     });
     if (!stored)
         return refuse(std::move(stored).error());
-    if (auto r = reload(); !r)
-        return refuse(std::move(r).error());
-    audit(kAction, ctx, program, nullptr, "removed " + std::to_string(removed) + " approvals");
+    // Every live instance whose grant is gone is cut here: this program's,
+    // and any other a change on disk since the last reload ended.
+    auto cut = reload_and_cut(ctx);
+    if (!cut)
+        return refuse(std::move(cut).error());
+    audit(kAction, ctx, program, nullptr,
+          "removed " + std::to_string(removed) + " approvals; live instances cut " + std::to_string(cut->cut) +
+              ", not cut " + std::to_string(cut->uncut));
     if (auto* events = events_.load())
         events->program_revoked(program);
-    return removed;
+    return RevokeSummary{removed, *cut};
 }
 
 Outcome<ReloadSummary> Broker::reload(const RequestContext& ctx, const PolkitVerdict* verdict)
@@ -667,13 +776,15 @@ Outcome<ReloadSummary> Broker::reload(const RequestContext& ctx, const PolkitVer
     if (auto gate = admit_admin(ctx, kAction, {}, verdict); !gate.go_on())
         return gate.stop<ReloadSummary>();
     std::lock_guard admin(admin_mutex_);
-    if (auto r = reload(); !r)
-        return deny(kAction, ctx, {}, std::move(r).error());
-    audit(kAction, ctx, {}, nullptr, "catalog reloaded");
+    auto cut = reload_and_cut(ctx);
+    if (!cut)
+        return deny(kAction, ctx, {}, std::move(cut).error());
+    audit(kAction, ctx, {}, nullptr,
+          "catalog reloaded; live instances cut " + std::to_string(cut->cut) + ", not cut " + std::to_string(cut->uncut));
     auto snap = snapshot();
     if (auto* events = events_.load())
         events->catalog_reloaded(snap->catalog.entries.size());
-    return ReloadSummary{snap->catalog.entries.size(), snap->grants.grants.size()};
+    return ReloadSummary{snap->catalog.entries.size(), snap->grants.grants.size(), *cut};
 }
 
 }  // namespace bpfbroker::brokerd

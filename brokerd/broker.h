@@ -17,12 +17,14 @@
 #include "brokerd/broker_events.h"
 #include "brokerd/feature_probe.h"
 #include "brokerd/handout.h"
+#include "brokerd/held_grant.h"
 #include "brokerd/instance_tracker.h"
 #include "brokerd/live_instances.h"
 #include "brokerd/metrics.h"
 #include "brokerd/outcome.h"
 #include "brokerd/polkit_verdict.h"
 #include "brokerd/program_source.h"
+#include "brokerd/state_journal.h"
 #include "brokerd/request_context.h"
 #include "policy/catalog.h"
 #include "policy/decide.h"
@@ -44,11 +46,24 @@ namespace bpfbroker::brokerd {
 // Distinct parameter value sets a shared manifest may have instances for:
 // the values come from callers, and each set is a kernel load kept until reload.
 inline constexpr std::size_t kMaxSharedInstancesPerManifest = 64;
+// Distinct uids recorded per shared instance, to judge their grants again
+// after a policy change. Past it, the holders beyond are unknown, so every
+// policy change cuts that instance (and the next acquire loads a fresh one).
+inline constexpr std::size_t kMaxSharedHoldersPerInstance = 1024;
 
 struct BrokerConfig {
     std::string root = "/";
     policy::FileTrust trust;  // owner of policy files: root unless testing
     std::string settings_file;  // empty: etc/bpfbroker/bpfbroker.json under root
+};
+
+// What restore_state() found in the state journal.
+struct RestoreSummary {
+    std::size_t restored = 0;   // re-registered, with their uid's accounting
+    std::size_t gone = 0;       // released while the daemon was down, or an id now naming another program
+    std::size_t cut = 0;        // cut at once: the caller exited meanwhile, or the policy changed
+    std::size_t skipped_lines = 0;
+    std::string distrusted;     // why the journal file found was not trusted (it was replaced)
 };
 
 struct PolicySnapshot {
@@ -82,9 +97,15 @@ public:
     std::vector<ProgramListing> list(const RequestContext& ctx);
     Outcome<policy::Grant> approve(const RequestContext& ctx, const ApproveRequest& request,
                                    const PolkitVerdict* verdict = nullptr);
-    Outcome<std::size_t> revoke(const RequestContext& ctx, const RevokeRequest& request,
-                                const PolkitVerdict* verdict = nullptr);
+    Outcome<RevokeSummary> revoke(const RequestContext& ctx, const RevokeRequest& request,
+                                  const PolkitVerdict* verdict = nullptr);
     Outcome<ReloadSummary> reload(const RequestContext& ctx, const PolkitVerdict* verdict = nullptr);
+
+    // After a restart or a crash (no fd store): re-registers the live
+    // per-client instances the state journal in `runtime_dir` names and the
+    // kernel still has (tag checked), then keeps that journal. Call once,
+    // after reload(), before serving.
+    Result<RestoreSummary> restore_state(const std::string& runtime_dir);
 
     // Receives approve/revoke/reload notifications (may be null).
     void set_events(BrokerEvents* events) { events_ = events; }
@@ -120,6 +141,12 @@ private:
     Outcome<Handout> decide_acquire(const RequestContext& ctx, const PolicySnapshot& snap,
                                     const AcquireRequest& request, const PolkitVerdict* verdict);
     Result<std::shared_ptr<PolicySnapshot>> load_snapshot() const;
+    // reload(), then cuts every live instance whose grant the new policy
+    // no longer holds (audited per instance, counted in the metrics), and
+    // drops shared instances the catalog no longer offers.
+    Result<CutCounts> reload_and_cut(const RequestContext& cause);
+    CutCounts cut_ungranted(const RequestContext& cause);
+    void audit_cut(const RequestContext& cause, const LiveInstances::Judged& judged);
     Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry, const ParameterValues& values,
                                             const Metrics::Slots* slots);
     Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
@@ -149,6 +176,12 @@ private:
     // per distinct set, at most kMaxSharedInstancesPerManifest each).
     std::map<std::string, LoadedInstance> shared_instances_;
     std::map<std::string, ProgramMetrics*> shared_metrics_;  // the slot of each, by the same key
+    struct SharedHolders {
+        std::map<uid_t, HeldGrant> by_uid;  // at most kMaxSharedHoldersPerInstance
+        bool overflowed = false;            // some holder was not recorded
+    };
+    std::map<std::string, SharedHolders> shared_holders_;  // by the same key
+    std::optional<StateJournal> journal_;  // before live_, which writes to it
     LiveInstances live_{kMaxTrackedInstances};
 
     std::mutex admin_mutex_;  // one approve/revoke/reload at a time

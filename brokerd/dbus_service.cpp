@@ -69,6 +69,7 @@ ProgramRow to_wire(const ProgramListing& l)
         {"instance", sdbus::Variant(l.instance ? std::string(policy::instance_mode_name(*l.instance)) : std::string())},
         {"allowed", sdbus::Variant(l.allowed)},
         {"needs_polkit", sdbus::Variant(l.needs_polkit)},
+        {"cut_live", sdbus::Variant(l.cut_live)},
         {"error", sdbus::Variant(l.code ? std::string(error_code_name(*l.code)) : std::string())},
         {"reason", sdbus::Variant(l.reason)}};
     return ProgramRow(l.name, std::move(fields));
@@ -260,10 +261,10 @@ private:
         auto ctx = context();
         auto shared = std::make_shared<sdbus::Result<uint32_t>>(std::move(result));
         RevokeRequest req{std::move(program)};
-        decide<std::size_t>(
+        decide<RevokeSummary>(
             shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.revoke(ctx, req, v); },
-            [](const sdbus::Result<uint32_t>& r, std::size_t& removed) {
-                r.returnResults(static_cast<uint32_t>(removed));
+            [](const sdbus::Result<uint32_t>& r, RevokeSummary& s) {
+                r.returnResults(static_cast<uint32_t>(s.removed_approvals));
             });
     }
 

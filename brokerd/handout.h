@@ -41,9 +41,28 @@ struct RevokeRequest {
     std::string program;
 };
 
+// Live instances a policy change reached: cut (guard set or link
+// detached), or not cut (no guard, or the kernel refused).
+struct CutCounts {
+    std::size_t cut = 0;
+    std::size_t uncut = 0;
+    CutCounts& operator+=(const CutCounts& o)
+    {
+        cut += o.cut;
+        uncut += o.uncut;
+        return *this;
+    }
+};
+
+struct RevokeSummary {
+    std::size_t removed_approvals = 0;
+    CutCounts instances;
+};
+
 struct ReloadSummary {
     std::size_t programs = 0;
     std::size_t grants = 0;
+    CutCounts instances;  // live instances whose grant the reloaded policy no longer holds
 };
 
 struct HandedMap {
@@ -83,6 +102,7 @@ struct ProgramListing {
     std::optional<policy::InstanceMode> instance;  // none without a manifest
     bool allowed = false;  // whether this caller may acquire it now, here
     bool needs_polkit = false;
+    bool cut_live = false;  // the manifest declares a revocation guard: revoke reaches live instances
     std::optional<ErrorCode> code;  // why not
     std::string reason;
 };

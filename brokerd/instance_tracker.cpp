@@ -97,9 +97,13 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
         const auto v = verdict_of(i.prog_id);
         if (v == Verdict::Held)
             i.held = true;
-        if (v == Verdict::Gone && i.live)
+        if (v != Verdict::Gone)
+            return false;
+        if (i.live)
             i.live->fetch_sub(1, std::memory_order_relaxed);
-        return v == Verdict::Gone;
+        if (on_forget_)
+            on_forget_(uid, i.prog_id);
+        return true;
     });
     total_ -= before - instances.size();
     drop_if_empty_locked(uid);

@@ -124,6 +124,12 @@ public:
     // reserve() would refuse.
     unsigned count(uid_t uid, unsigned limit);
 
+    // Called (under the tracker's lock: it must not call back) for every
+    // instance forgotten because the kernel released it, so registries
+    // keyed by the same instances forget it too. Set before any use.
+    using ForgetListener = std::function<void(uid_t uid, std::uint32_t prog_id)>;
+    void set_on_forget(ForgetListener listener) { on_forget_ = std::move(listener); }
+
     // Instances tracked across all uids, reserved slots included (no probing).
     [[nodiscard]] std::size_t size() const;
 
@@ -166,6 +172,7 @@ private:
     const ProgramLiveness alive_;
     const MapLiveness map_alive_;
     const SettlePolicy settle_;
+    ForgetListener on_forget_;
 };
 
 }  // namespace bpfbroker::brokerd

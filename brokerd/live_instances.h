@@ -1,17 +1,27 @@
-// The broker's registry of live per-client broker-attached instances: for
-// each, the daemon's handle on its revocation guard, and a watch on the
-// caller's pidfd that sets the guard once the caller exits, so a link fd it
-// passed to a process that lives on counts nothing more. The caller holds
-// the only fd of each link; the registry holds no program or link, so
-// closing the links frees the program as before.
+// The broker's registry of live per-client instances, of both attach
+// models, so that a revocation reaches what was already handed out:
+//   - client-attached (socket_filter, sk_reuseport): the caller holds the
+//     program fd and attaches it where it likes; the registry keeps the
+//     daemon's handle on the instance's revocation guard;
+//   - broker-attached (tracepoints): the caller holds the only fd of each
+//     link; the registry keeps the guard, and a watch on the caller's pidfd
+//     that sets it once the caller exits, so a link fd it passed to a
+//     process that lives on counts nothing more.
+// Each entry also keeps what the grant was judged on (HeldGrant), so that
+// cut_where() can judge it again after the policy changed. The registry
+// holds no program or link fd (but see link_to_detach), so closing what the
+// caller holds frees the program as before; the InstanceTracker, which
+// learns when the kernel freed a program, calls forget() then.
 //
-// Bounded: at most `max_entries` entries; when full, entries whose program
-// the kernel already freed (every link closed) are forgotten first.
-// Revocation (issue 10) walks it by program and uid with for_each().
+// Bounded: at most `max_entries` entries (the tracker's own capacity);
+// when full, entries whose program the kernel already freed are forgotten
+// first.
 #pragma once
 
 #include "brokerd/caller_watch.h"
+#include "brokerd/held_grant.h"
 #include "brokerd/revocation_guard.h"
+#include "brokerd/state_journal.h"
 
 #include <bpfbroker/result.h>
 #include <bpfbroker/unique_fd.h>
@@ -26,17 +36,48 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace bpfbroker::brokerd {
 
 class LiveInstances {
 public:
     struct Entry {
-        std::string program;  // catalog name
-        uid_t uid = 0;        // the caller's
+        HeldGrant held;  // program, caller, version and signer at the acquire
         std::uint32_t prog_id = 0;
-        RevocationGuard guard;
-        std::optional<CallerWatch::WatchId> watch;  // none without a caller pidfd (D-Bus)
+        // None: the manifest declares no guard, and a revocation cannot cut
+        // the instance live (it is reported "not cut"). Kept by id, not by
+        // fd: the daemon must not hold an fd per instance (its fd limit is
+        // the registry's size), so cutting re-opens it by id, tag checked.
+        std::optional<SavedGuard> guard;
+        // Broker-attached links that BPF_LINK_DETACH can cut (struct_ops,
+        // issue 11): the broker's dup of the link, detached on revocation
+        // instead of (before) setting the guard. Empty for every other kind.
+        UniqueFd link_to_detach;
+        std::optional<CallerWatch::WatchId> watch;  // broker-attached with a caller pidfd only
+        // For the state journal: the program's tag (a restore checks it),
+        // the map ids handed out (the tracker counts them), and the caller
+        // of a broker-attached instance (pid and /proc start time).
+        std::string tag;
+        std::vector<std::uint32_t> map_ids;
+        bool broker_attached = false;
+        pid_t caller_pid = 0;
+        std::uint64_t caller_start_time = 0;
+
+        [[nodiscard]] const std::string& program() const noexcept { return held.program; }
+        [[nodiscard]] uid_t uid() const noexcept { return held.peer.uid; }
+        [[nodiscard]] bool can_be_cut() const noexcept { return guard.has_value() || link_to_detach.valid(); }
+    };
+
+    // One instance a revocation judged: cut, or why not.
+    struct Judged {
+        std::string program;
+        uid_t uid = 0;
+        std::uint32_t prog_id = 0;
+        bool cut = false;
+        std::string why_gone;  // why the grant is gone
+        std::string why_not_cut;  // empty when cut
     };
 
     explicit LiveInstances(std::size_t max_entries);
@@ -44,9 +85,17 @@ public:
     // Registers an instance. With a `caller_pidfd` (taken over) the guard is
     // set when that process exits, also when it exited already. LimitExceeded
     // when the registry is full of live instances; the error of
-    // CallerWatch::create() when the daemon could not make its watch.
-    Result<void> add(std::string program, uid_t uid, std::uint32_t prog_id, RevocationGuard guard,
-                     UniqueFd caller_pidfd);
+    // CallerWatch::create() when a pidfd is given and the daemon could not
+    // make its watch.
+    Result<void> add(Entry entry, UniqueFd caller_pidfd = {});
+
+    // Forgets the instance of `uid` with program `prog_id` (the kernel freed it).
+    void forget(uid_t uid, std::uint32_t prog_id);
+
+    // Asks `gone` about every entry; each one it gives a reason for is cut
+    // (its link detached, or its guard set) and forgotten, and reported with
+    // whether it was cut. An entry without a guard is reported not cut.
+    std::vector<Judged> cut_where(const std::function<std::optional<std::string>(const Entry&)>& gone);
 
     // Calls f for every entry of `program` (and of `uid`, when given), under the lock.
     void for_each(std::string_view program, std::optional<uid_t> uid, const std::function<void(const Entry&)>& f) const;
@@ -58,18 +107,34 @@ public:
 
     [[nodiscard]] std::size_t size() const;
 
+    // Every change from now on is appended to `journal` (it must outlive the registry).
+    void set_journal(StateJournal* journal);
+    // Rewrites the journal from the live set, when it has grown past its
+    // bound or `force`. O(entries): rare, amortized over the adds.
+    Result<void> rewrite_journal(bool force);
+
 private:
-    using Key = std::uint64_t;
+    // A per-client program id is its instance's alone.
+    using Key = std::pair<std::uint32_t, uid_t>;  // prog_id, uid
     void on_caller_exit(Key key);
     // Forgets entries whose program the kernel freed; returns how many.
     std::size_t forget_freed(std::unique_lock<std::mutex>& lock);
+    // Drops `it`, and its caller watch.
+    std::map<Key, Entry>::iterator erase(std::map<Key, Entry>::iterator it);
 
     std::size_t max_entries_;
     std::optional<CallerWatch> watch_;
     Error watch_error_;  // why watch_ is empty
     mutable std::mutex mutex_;
     std::map<Key, Entry> entries_;
-    Key next_key_ = 1;
+    StateJournal* journal_ = nullptr;
 };
+
+// Cuts one instance: BPF_LINK_DETACH on `link` when it is valid, else sets
+// `guard`. "" when cut, else why not (no guard, or what the kernel said).
+std::string cut_instance(const std::optional<RevocationGuard>& guard, const UniqueFd& link);
+// The same for a registered instance, its guard re-opened by id with the
+// tag checked; a program the kernel already freed runs nothing: "" too.
+std::string cut_registered(const LiveInstances::Entry& e);
 
 }  // namespace bpfbroker::brokerd

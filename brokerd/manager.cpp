@@ -139,6 +139,20 @@ Result<std::unique_ptr<Manager>> Manager::start(const DaemonOptions& o)
     if (auto r = m->broker_->reload(); !r)
         return fail(r.error().code, "Failed to load policy from " + o.root + ": " + r.error().describe());
     log_policy_state(*m->broker_);
+    // Before serving: what a previous run handed out is registered again.
+    const std::string runtime_dir = join_root(o.root, std::string(policy::paths::kRuntimeDir));
+    if (auto restored = m->broker_->restore_state(runtime_dir); !restored) {
+        log_warning("state of a previous run not restored: " + restored.error().describe() +
+                    "; live instances it handed out cannot be revoked, ignoring");
+    } else {
+        if (!restored->distrusted.empty())
+            log_warning("the state journal in " + runtime_dir + " was not trusted (" + restored->distrusted +
+                        ") and was replaced");
+        if (restored->restored + restored->gone + restored->cut + restored->skipped_lines > 0)
+            log_info("restored " + std::to_string(restored->restored) + " live instances of a previous run (" +
+                     std::to_string(restored->gone) + " gone since, " + std::to_string(restored->cut) + " cut, " +
+                     std::to_string(restored->skipped_lines) + " unreadable journal lines)");
+    }
 
     m->socket_path_ = o.socket_path.empty() ? join_root(o.root, std::string(policy::paths::kRuntimeDir) + "/" +
                                                                     std::string(policy::paths::kSocketName))

@@ -2,12 +2,14 @@
 #include "brokerd/revocation_guard.h"
 
 #include "brokerd/datasec_variable.h"
+#include "base/hex.h"
 
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -46,17 +48,58 @@ Result<RevocationGuard> RevocationGuard::locate(bpf_object* loaded, std::string_
     if (!fd)
         return fail(make_system_error("duplicating the fd of the guard's map failed", errno));
 
+    return adopt(std::string(name), std::move(fd), variable->section, variable->offset);
+}
+
+Result<RevocationGuard> RevocationGuard::adopt(std::string name, UniqueFd fd, const std::string& what,
+                                               std::uint32_t offset)
+{
     bpf_map_info info;
     std::memset(&info, 0, sizeof(info));
     __u32 info_len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd.get(), &info, &info_len) != 0)
         return fail(make_system_error("reading the kernel's info about the guard's map failed", errno));
     if ((info.map_flags & BPF_F_MMAPABLE) == 0)
-        return fail(ErrorCode::Unsupported, "the kernel did not make the " + variable->section +
-                                                " map mmapable; its guard cannot be written alone");
-    if (variable->offset + kGuardSize > info.value_size)
+        return fail(ErrorCode::Unsupported,
+                    "the kernel did not make the " + what + " map mmapable; its guard cannot be written alone");
+    if (offset + kGuardSize > info.value_size)
         return fail(ErrorCode::Internal, "the guard lies outside its map's value");
-    return RevocationGuard(std::string(name), std::move(fd), info.id, info.value_size, variable->offset);
+    return RevocationGuard(std::move(name), std::move(fd), info.id, info.value_size, offset);
+}
+
+Result<RevocationGuard> RevocationGuard::reopen(std::string name, std::uint32_t map_id, std::uint32_t offset,
+                                                const std::vector<std::uint32_t>& program_map_ids)
+{
+    if (std::find(program_map_ids.begin(), program_map_ids.end(), map_id) == program_map_ids.end())
+        return fail(ErrorCode::ProgramNotFound, "map " + std::to_string(map_id) + " is not one of the program's");
+    UniqueFd fd(bpf_map_get_fd_by_id(map_id));
+    if (!fd)
+        return fail(ErrorCode::ProgramNotFound, "map " + std::to_string(map_id) + " is gone");
+    return adopt(std::move(name), std::move(fd), "guard's", offset);
+}
+
+Result<RevocationGuard> RevocationGuard::reopen_of_program(std::uint32_t prog_id, const std::string& tag,
+                                                           std::string name, std::uint32_t map_id, std::uint32_t offset)
+{
+    auto maps = program_map_ids_if_tagged(prog_id, tag);
+    if (!maps)
+        return fail(ErrorCode::ProgramNotFound, "program " + std::to_string(prog_id) + " is gone");
+    return reopen(std::move(name), map_id, offset, *maps);
+}
+
+std::optional<std::vector<std::uint32_t>> program_map_ids_if_tagged(std::uint32_t id, const std::string& tag)
+{
+    UniqueFd fd(bpf_prog_get_fd_by_id(id));
+    if (!fd)
+        return std::nullopt;
+    std::uint32_t map_ids[64] = {};
+    bpf_prog_info info{};
+    info.nr_map_ids = 64;
+    info.map_ids = reinterpret_cast<std::uintptr_t>(map_ids);
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || hex_encode(info.tag, sizeof info.tag) != tag)
+        return std::nullopt;
+    return std::vector<std::uint32_t>(map_ids, map_ids + std::min<std::uint32_t>(info.nr_map_ids, 64));
 }
 
 template <typename F>

@@ -15,10 +15,17 @@
 #include <bpf/libbpf.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace bpfbroker::brokerd {
+
+// The map ids of program `id` while the kernel has it with tag `tag` (hex);
+// nullopt when it is gone or the id names another program. The probe fd is
+// closed at once, so asking never keeps a program alive.
+std::optional<std::vector<std::uint32_t>> program_map_ids_if_tagged(std::uint32_t id, const std::string& tag);
 
 class RevocationGuard {
 public:
@@ -27,6 +34,22 @@ public:
     // when the object has no such variable there, or it is not 4 bytes;
     // Unsupported when the kernel did not make the map mmapable.
     static Result<RevocationGuard> locate(bpf_object* loaded, std::string_view name);
+
+    // The guard of an instance loaded before a restart: map `map_id`, which
+    // must be one of `program_map_ids` (the program's own maps, whose tag
+    // the caller checked), re-opened by id (root), `name` at `offset`.
+    // ProgramNotFound when the map is not the program's or is gone;
+    // Unsupported when it is not mmapable; Internal when the offset lies outside.
+    static Result<RevocationGuard> reopen(std::string name, std::uint32_t map_id, std::uint32_t offset,
+                                          const std::vector<std::uint32_t>& program_map_ids);
+
+    // The guard `name` at `offset` in map `map_id` of live program
+    // `prog_id`, re-opened by id (root) only while that program exists with
+    // tag `tag` and the map is one of its own: a reused id is never taken
+    // for the instance. ProgramNotFound when the program is gone (or the id
+    // names another program now); otherwise as reopen().
+    static Result<RevocationGuard> reopen_of_program(std::uint32_t prog_id, const std::string& tag, std::string name,
+                                                     std::uint32_t map_id, std::uint32_t offset);
 
     // Sets the guard to 1 (revoked) or back to 0. SystemError on failure.
     [[nodiscard]] Result<void> set(bool revoked) const;
@@ -38,6 +61,8 @@ public:
     [[nodiscard]] std::uint32_t map_id() const noexcept { return map_id_; }
 
 private:
+    // Checks the map behind `fd` (mmapable, the guard inside its value).
+    static Result<RevocationGuard> adopt(std::string name, UniqueFd fd, const std::string& what, std::uint32_t offset);
     RevocationGuard(std::string name, UniqueFd map_fd, std::uint32_t map_id, std::uint32_t value_size,
                     std::uint32_t offset);
     // Maps the section, calls f(pointer to the guard), unmaps.

@@ -91,7 +91,10 @@ VarlinkResponse revoke(Broker& broker, const RequestContext& ctx, const CheckedP
     auto o = broker.revoke(ctx, RevokeRequest{program});
     if (auto stop = unless_done(o))
         return std::move(*stop);
-    return reply({{"program", program}, {"removed_approvals", o.value()}});
+    return reply({{"program", program},
+                  {"removed_approvals", o.value().removed_approvals},
+                  {"cut_instances", o.value().instances.cut},
+                  {"uncut_instances", o.value().instances.uncut}});
 }
 
 VarlinkResponse reload(Broker& broker, const RequestContext& ctx)
@@ -99,7 +102,10 @@ VarlinkResponse reload(Broker& broker, const RequestContext& ctx)
     auto o = broker.reload(ctx);
     if (auto stop = unless_done(o))
         return std::move(*stop);
-    return reply({{"programs", o.value().programs}, {"grants", o.value().grants}});
+    return reply({{"programs", o.value().programs},
+                  {"grants", o.value().grants},
+                  {"cut_instances", o.value().instances.cut},
+                  {"uncut_instances", o.value().instances.uncut}});
 }
 
 VarlinkResponse get_info()
@@ -180,7 +186,8 @@ nlohmann::json to_wire(const ProgramListing& l)
                         {"state", std::string(policy::entry_state_name(l.state))},
                         {"instance", l.instance ? std::string(policy::instance_mode_name(*l.instance)) : ""},
                         {"allowed", l.allowed},
-                        {"needs_polkit", l.needs_polkit}};
+                        {"needs_polkit", l.needs_polkit},
+                        {"cut_live", l.cut_live}};
     if (l.code)
         j["error"] = std::string(error_code_name(*l.code)), j["reason"] = l.reason;
     return j;

@@ -28,6 +28,7 @@ nlohmann::json entry_to_json(const policy::CatalogEntry& e)
         j["version"] = e.manifest->version;
         j["instance"] = policy::instance_mode_name(e.manifest->instance);
         j["description"] = e.manifest->description;
+        j["cut_live"] = policy::can_be_cut_live(*e.manifest);
     }
     if (!e.valid())
         j["reason"] = error_to_json(e.error);
@@ -75,7 +76,8 @@ int run_catalog(const GlobalOptions& o)
         std::cout << "  " << std::left << std::setw(20) << e.name << ' ' << std::setw(22)
                   << policy::entry_state_name(e.state) << ' ' << policy::origin_name(e.origin);
         if (e.manifest)
-            std::cout << ' ' << e.manifest->version;
+            std::cout << ' ' << e.manifest->version
+                      << (policy::can_be_cut_live(*e.manifest) ? " cut-live" : " not-cut-live (no revocation guard)");
         std::cout << '\n';
         if (!e.valid())
             std::cout << "      " << e.error.describe() << '\n';

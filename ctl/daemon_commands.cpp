@@ -42,7 +42,8 @@ int run_list(const GlobalOptions& o)
         nlohmann::json out = nlohmann::json::array();
         for (const auto& e : *list)
             out.push_back({{"name", e.name}, {"version", e.version}, {"state", e.state}, {"instance", e.instance},
-                           {"allowed", e.allowed}, {"needs_polkit", e.needs_polkit}, {"error", e.error},
+                           {"allowed", e.allowed}, {"needs_polkit", e.needs_polkit}, {"cut_live", e.cut_live},
+                           {"error", e.error},
                            {"reason", e.reason}, {"description", e.description}});
         print_json(out);
         return kExitOk;
@@ -155,13 +156,24 @@ int run_approve(const std::string& name, const ApproveOptions& a, const GlobalOp
 
 int run_revoke(const std::string& name, const GlobalOptions& o)
 {
-    auto removed = ask(o, [&](Client& c) { return c.revoke(name); });
-    if (!removed)
-        return report_error(removed.error());
-    if (o.json)
-        print_json({{"program", name}, {"removed_approvals", *removed}});
+    auto revoked = ask(o, [&](Client& c) { return c.revoke(name); });
+    if (!revoked)
+        return report_error(revoked.error());
+    const bool counted = revoked->cut_instances && revoked->uncut_instances;
+    if (o.json) {
+        nlohmann::json out = {{"program", name}, {"removed_approvals", revoked->removed_approvals}};
+        if (counted)
+            out["cut_instances"] = *revoked->cut_instances, out["uncut_instances"] = *revoked->uncut_instances;
+        print_json(out);
+        return kExitOk;
+    }
+    std::cout << "Revoked " << name << " (" << revoked->removed_approvals
+              << " approvals removed; allow-list grants masked)\n";
+    if (counted)
+        std::cout << "Live instances cut: " << *revoked->cut_instances
+                  << ", not cut (no revocation guard): " << *revoked->uncut_instances << '\n';
     else
-        std::cout << "Revoked " << name << " (" << *removed << " approvals removed; allow-list grants masked)\n";
+        std::cout << "Live instances: not reported on this transport (the socket reports them)\n";
     return kExitOk;
 }
 
@@ -239,7 +251,7 @@ void add_daemon_commands(CLI::App& app, GlobalOptions& options, int& exit_code)
     });
 
     auto revoke_name = std::make_shared<std::string>();
-    auto* rv = app.add_subcommand("revoke", "Remove approvals of a program and mask its allow-list grants (root)");
+    auto* rv = app.add_subcommand("revoke", "Remove approvals of a program, mask its allow-list grants and cut its live instances (root)");
     rv->add_option("name", *revoke_name, "Program name")->required();
     rv->callback([revoke_name, &options, &exit_code] { exit_code = run_revoke(*revoke_name, options); });
 }

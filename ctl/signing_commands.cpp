@@ -178,7 +178,7 @@ int run_verify(const VerifyArgs& a, const GlobalOptions& o)
             j["signer"] = {{"key_id", entry.signer_key_id}, {"file", signer ? signer->file_name : ""}};
         if (entry.manifest)
             j["object"] = {{"file", entry.manifest->object}, {"sha256", entry.manifest->object_sha256}},
-            j["version"] = entry.manifest->version;
+            j["version"] = entry.manifest->version, j["cut_live"] = policy::can_be_cut_live(*entry.manifest);
         if (!entry.valid()) {
             j["reason"] = error_to_json(entry.error);
             nlohmann::json all = nlohmann::json::array();
@@ -191,7 +191,12 @@ int run_verify(const VerifyArgs& a, const GlobalOptions& o)
         std::cout << entry.name << ' ' << entry.manifest->version << ": ok\n"
                   << "  signer:   " << entry.signer_key_id << " (" << (signer ? signer->file_name : "?") << ")\n"
                   << "  object:   " << entry.manifest->object << " sha256 " << entry.manifest->object_sha256 << '\n'
-                  << "  manifest: sha256 " << entry.manifest_sha256 << '\n';
+                  << "  manifest: sha256 " << entry.manifest_sha256 << '\n'
+                  << "  revocation: "
+                  << (policy::can_be_cut_live(*entry.manifest)
+                          ? "cuts live instances (guard " + entry.manifest->revocation_guard + ")"
+                          : std::string("refuses new acquires only: no revocation guard, live instances run on"))
+                  << '\n';
     } else {
         std::cout << entry.name << ": refused (" << policy::entry_state_name(entry.state) << ")\n";
         for (const auto& r : reasons)

@@ -378,6 +378,11 @@ std::optional<ProgramType> program_type_from_name(std::string_view name) noexcep
     return std::nullopt;
 }
 
+bool can_be_cut_live(const Manifest& m) noexcept
+{
+    return !m.revocation_guard.empty();
+}
+
 bool is_broker_attached(ProgramType t) noexcept
 {
     return t == ProgramType::Tracepoint || t == ProgramType::RawTracepoint;

@@ -112,6 +112,11 @@ struct Manifest {
     std::string revocation_guard;
 };
 
+// Whether a revocation reaches live instances of this program: it declares
+// a guard (which broker-attached programs must). `catalog`, `verify` and
+// ListPrograms show it.
+bool can_be_cut_live(const Manifest& m) noexcept;
+
 // A name usable as a catalog entry, file name and D-Bus argument:
 // [a-z0-9_-], 1..64 chars, starting with a letter or digit.
 bool is_valid_program_name(std::string_view name) noexcept;

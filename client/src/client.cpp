@@ -66,7 +66,7 @@ Result<std::string> Client::approve(std::string_view program, const ApproveOptio
     return transport_->approve(program, options);
 }
 
-Result<unsigned> Client::revoke(std::string_view program)
+Result<RevokeResult> Client::revoke(std::string_view program)
 {
     return transport_->revoke(program);
 }

@@ -200,6 +200,7 @@ Result<std::vector<ProgramEntry>> DbusTransport::list_programs()
         e.instance = variant_or(f, "instance", std::string());
         e.allowed = variant_or(f, "allowed", false);
         e.needs_polkit = variant_or(f, "needs_polkit", false);
+        e.cut_live = variant_or(f, "cut_live", false);
         e.error = variant_or(f, "error", std::string());
         e.reason = variant_or(f, "reason", std::string());
         out.push_back(std::move(e));
@@ -239,12 +240,12 @@ Result<std::string> DbusTransport::approve(std::string_view program, const Appro
     return match;
 }
 
-Result<unsigned> DbusTransport::revoke(std::string_view program)
+Result<RevokeResult> DbusTransport::revoke(std::string_view program)
 {
     std::uint32_t removed = 0;
     if (auto called = invoke(*proxy_, timeout_, "Revoke", std::tuple(std::string(program)), removed); !called)
         return fail(std::move(called).error());
-    return removed;
+    return RevokeResult{removed, std::nullopt, std::nullopt};
 }
 
 Result<void> DbusTransport::reload()

@@ -26,7 +26,7 @@ public:
     Result<std::vector<Feature>> features() override;
     Result<std::string> metrics() override;
     Result<std::string> approve(std::string_view program, const ApproveOptions& options) override;
-    Result<unsigned> revoke(std::string_view program) override;
+    Result<RevokeResult> revoke(std::string_view program) override;
     Result<void> reload() override;
 
 private:

@@ -206,6 +206,7 @@ Result<std::vector<ProgramEntry>> SocketTransport::list_programs()
         e.instance = string_field(p, "instance");
         e.allowed = p.value("allowed", false);
         e.needs_polkit = p.value("needs_polkit", false);
+        e.cut_live = p.value("cut_live", false);
         e.error = string_field(p, "error");
         e.reason = string_field(p, "reason");
         out.push_back(std::move(e));
@@ -254,17 +255,29 @@ Result<std::string> SocketTransport::approve(std::string_view program, const App
     return string_field(*j, o.signer.empty() ? "manifest_sha256" : "signer");
 }
 
-Result<unsigned> SocketTransport::revoke(std::string_view program)
+Result<RevokeResult> SocketTransport::revoke(std::string_view program)
 {
     auto j = call_json("Revoke", {{"program", program}});
     if (!j)
         return fail(std::move(j).error());
-    auto removed = j->find("removed_approvals");
-    if (removed == j->end())
-        return 0u;
-    if (!removed->is_number_unsigned() || removed->get<std::uint64_t>() > UINT32_MAX)
-        return bad_reply("removed_approvals is not an unsigned integer");
-    return removed->get<unsigned>();
+    // A count absent (an older daemon) stays absent; a present one must be a u32.
+    auto count = [&](const char* key, std::optional<unsigned>& out) -> Result<void> {
+        auto it = j->find(key);
+        if (it == j->end())
+            return {};
+        if (!it->is_number_unsigned() || it->get<std::uint64_t>() > UINT32_MAX)
+            return bad_reply(std::string(key) + " is not an unsigned integer");
+        out = it->get<unsigned>();
+        return {};
+    };
+    std::optional<unsigned> removed;
+    RevokeResult result;
+    for (auto [key, out] : {std::pair{"removed_approvals", &removed}, std::pair{"cut_instances", &result.cut_instances},
+                            std::pair{"uncut_instances", &result.uncut_instances}})
+        if (auto ok = count(key, *out); !ok)
+            return fail(std::move(ok).error());
+    result.removed_approvals = removed.value_or(0);
+    return result;
 }
 
 Result<void> SocketTransport::reload()

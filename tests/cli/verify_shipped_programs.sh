@@ -13,9 +13,11 @@ for dir in "$PROGRAMS_DIR"/*/; do
   expect_contains "$out" "$name" "verify $name"
   expect_contains "$out" ": ok" "verify $name"
   expect_contains "$out" "signer:   $key_id" "verify $name"
+  expect_contains "$out" "revocation: cuts live instances" "verify $name (every shipped program declares a guard)"
   json=$("${CTL[@]}" --json verify --key "$pub" "$dir")
   [[ $(json_get "$json" 'd["ok"]') == True ]] || fail "$name: --json ok is not true: $json"
   [[ $(json_get "$json" 'd["signer"]["key_id"]') == "$key_id" ]] || fail "$name: wrong signer in $json"
+  [[ $(json_get "$json" 'd["cut_live"]') == True ]] || fail "$name: --json cut_live is not true: $json"
   count=$((count + 1))
 done
 [[ $count -ge 4 ]] || fail "expected at least 4 shipped programs, found $count"

@@ -346,7 +346,7 @@ TEST_F(DbusPolkitStandIn, revoke_during_pending_polkit_check_wins)
     ASSERT_TRUE(client.has_value()) << client.error().describe();
     auto removed = client->revoke("udp_stats");
     ASSERT_TRUE(removed.has_value()) << removed.error().describe();
-    ASSERT_EQ(*removed, 1u);
+    ASSERT_EQ(removed->removed_approvals, 1u);
 
     stand_in_.tell_child("release yes");
     auto released = stand_in_.wait_message();

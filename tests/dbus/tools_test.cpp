@@ -65,7 +65,7 @@ TEST_F(DbusTools, busctl_list_programs_and_features)
     // busctl prints the reply signature, the element count, then the values.
     // (name, fields): a dictionary, so fields can be added without breaking callers.
     EXPECT_TRUE(std::regex_search(list.out, std::regex(R"(^a\(sa\{sv\}\) [1-9][0-9]* )"))) << list.out;
-    EXPECT_TRUE(std::regex_search(list.out, std::regex(R"("udp_stats" 8 "allowed" b false "description" s ")"))) << list.out;
+    EXPECT_TRUE(std::regex_search(list.out, std::regex(R"("udp_stats" 9 "allowed" b false "cut_live" b true "description" s ")"))) << list.out;
     EXPECT_NE(list.out.find("\"state\" s \"valid\" \"version\" s \"1.0.0\""), std::string::npos) << list.out;
     EXPECT_NE(list.out.find("\"drop_small\""), std::string::npos) << list.out;
 

@@ -4,6 +4,7 @@
 // was given, while it still cannot load BPF itself.
 #include "client_ring.h"
 #include "daemon_fixture.h"
+#include "support/loopback_socket.h"
 
 #include "src_allow/src_allow.h"
 #include "udp_stats/udp_stats.h"
@@ -141,34 +142,7 @@ TEST_F(ApprovedAcquire, NobodyAttachesViaRingAndReadsCountersReadOnly)
     EXPECT_EQ(allows, 1u);
 }
 
-// A UDP socket on 127.0.0.1:0 with a receive timeout.
-struct LoopbackSocket {
-    UniqueFd fd;
-    sockaddr_in addr{};
-
-    LoopbackSocket()
-    {
-        fd = UniqueFd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-        require(fd.valid(), "socket: " + errno_text(errno));
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        require(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, "bind: " + errno_text(errno));
-        socklen_t len = sizeof addr;
-        require(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0, "getsockname");
-        timeval tv{0, 300000};
-        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    }
-    // Sends a datagram to itself; true when it came through the filter.
-    bool round_trip()
-    {
-        const char msg[] = "hello, filter";
-        require(::sendto(fd.get(), msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr) ==
-                    static_cast<ssize_t>(sizeof msg),
-                "sendto: " + errno_text(errno));
-        char buf[64];
-        return ::recv(fd.get(), buf, sizeof buf, 0) == static_cast<ssize_t>(sizeof msg);
-    }
-};
+using test_support::LoopbackSocket;
 
 std::uint32_t map_id(int fd)
 {

@@ -2,6 +2,7 @@
 #include "daemon_fixture.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -236,17 +237,30 @@ void DaemonFixture::SetUp()
         ASSERT_EQ(scratch_.write_settings(*settings), "");
     }
 
-    test_support::DaemonOptions o;
-    o.root = root();
-    o.audit_log = audit_log_;
-    o.log_file = scratch_.path("bpfbrokerd.log");
-    o.extra_args = {"--no-dbus"};
-    o.nofile_limit = daemon_nofile_limit();
-    o.env = daemon_env();
-    daemon_.start(std::move(o));
+    daemon_options_.root = root();
+    daemon_options_.audit_log = audit_log_;
+    daemon_options_.log_file = scratch_.path("bpfbrokerd.log");
+    daemon_options_.extra_args = {"--no-dbus"};
+    daemon_options_.nofile_limit = daemon_nofile_limit();
+    daemon_options_.env = daemon_env();
+    ASSERT_EQ(start_daemon(), "") << "bpfbrokerd did not accept connections";
+}
+
+std::string DaemonFixture::start_daemon()
+{
+    daemon_.start(daemon_options_);
     // Ready when the socket accepts a connection.
-    auto why = daemon_.wait_ready([this] { return RawConnection::connect(socket_path_).valid(); }, 15s);
-    ASSERT_EQ(why, "") << "bpfbrokerd did not accept connections";
+    return daemon_.wait_ready([this] { return RawConnection::connect(socket_path_).valid(); }, 15s);
+}
+
+std::string DaemonFixture::kill_and_restart_daemon()
+{
+    daemon_.signal(SIGKILL);
+    for (int i = 0; i < 500 && daemon_.running(); ++i)
+        std::this_thread::sleep_for(10ms);
+    if (daemon_.running())
+        return "bpfbrokerd outlived SIGKILL for 5 s";
+    return start_daemon();
 }
 
 void DaemonFixture::TearDown()

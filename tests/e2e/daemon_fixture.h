@@ -154,6 +154,9 @@ protected:
     // Whether the daemon process is still alive (reaps it if it died).
     bool daemon_alive() { return daemon_.running(); }
     void signal_daemon(int signo) { daemon_.signal(signo); }
+    // Kills the daemon with SIGKILL (it cleans nothing up) and starts it
+    // again on the same root, logs and options; "" or what failed.
+    std::string kill_and_restart_daemon();
     [[nodiscard]] std::string daemon_stderr() const { return daemon_.log(); }
 
     // A client connected as root (the test process); fails the test when it cannot.
@@ -173,7 +176,10 @@ protected:
 private:
     test_support::ScratchRoot scratch_;  // root, audit log, daemon log
     test_support::DaemonProcess daemon_;
+    test_support::DaemonOptions daemon_options_;
     std::string socket_path_;
+    // Starts daemon_ with daemon_options_ and waits until it accepts; "" or why not.
+    std::string start_daemon();
     std::string audit_log_;
     std::size_t own_fds_at_start_ = 0;
 };

@@ -124,7 +124,7 @@ TEST_F(PolicyTest, RevokedWhileRunningDeniesTheNextAcquire)
         ASSERT_TRUE(admin) << admin.error().describe();
         auto removed = admin->revoke("udp_stats");
         ASSERT_TRUE(removed) << removed.error().describe();
-        EXPECT_EQ(*removed, 1u);
+        EXPECT_EQ(removed->removed_approvals, 1u);
     }
     child.tell_child("revoked");
     auto result = child.wait();

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,8 +72,17 @@ struct ProgramEntry {
     std::string instance;
     bool allowed = false;    // whether this caller may acquire it now
     bool needs_polkit = false;
+    bool cut_live = false;   // a revocation reaches live instances (a guard, or broker-attached)
     std::string error;       // ErrorCode name when not allowed
     std::string reason;
+};
+
+// What Revoke did. The instance counts are absent where the daemon or the
+// transport does not report them (D-Bus Revoke returns the approvals only).
+struct RevokeResult {
+    unsigned removed_approvals = 0;
+    std::optional<unsigned> cut_instances;    // live instances reached (guard set or link detached)
+    std::optional<unsigned> uncut_instances;  // live instances that could not be (no guard)
 };
 
 struct Feature {
@@ -102,7 +112,7 @@ public:
     virtual Result<std::vector<Feature>> features() = 0;
     virtual Result<std::string> metrics() = 0;
     virtual Result<std::string> approve(std::string_view program, const ApproveOptions& options) = 0;
-    virtual Result<unsigned> revoke(std::string_view program) = 0;
+    virtual Result<RevokeResult> revoke(std::string_view program) = 0;
     virtual Result<void> reload() = 0;
 };
 
@@ -128,7 +138,7 @@ public:
     Result<std::string> metrics();
     // Admin calls: root on the socket; root or polkit org.bpfbroker.manage on D-Bus.
     Result<std::string> approve(std::string_view program, const ApproveOptions& options);  // -> manifest sha256 (or signer)
-    Result<unsigned> revoke(std::string_view program);                                      // -> approvals removed
+    Result<RevokeResult> revoke(std::string_view program);
     Result<void> reload();
 
 private:

@@ -1,0 +1,314 @@
+// The daemon's journal of live instances; see state_journal.h.
+#include "brokerd/state_journal.h"
+
+#include "base/strict_json.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <utility>
+
+namespace bpfbroker::brokerd {
+
+namespace {
+
+constexpr const char* kJournalName = "state.journal";
+constexpr const char* kJournalTemporary = "state.journal.new";
+
+nlohmann::json peer_to_json(const policy::Peer& p)
+{
+    return {{"uid", p.uid}, {"gid", p.gid}, {"gids", p.gids}, {"user", p.user_name}, {"groups", p.group_names}};
+}
+
+nlohmann::json to_json(const SavedInstance& s)
+{
+    nlohmann::json j = {{"program", s.held.program},
+                        {"peer", peer_to_json(s.held.peer)},
+                        {"manifest_sha256", s.held.manifest_sha256},
+                        {"signer", s.held.signer_key_id},
+                        {"prog_id", s.prog_id},
+                        {"tag", s.tag},
+                        {"map_ids", s.map_ids},
+                        {"broker_attached", s.broker_attached},
+                        {"caller_pid", s.caller_pid},
+                        {"caller_start_time", s.caller_start_time}};
+    if (s.guard)
+        j["guard"] = {{"name", s.guard->name}, {"map_id", s.guard->map_id}, {"offset", s.guard->offset}};
+    return j;
+}
+
+// Reads `key` of `j` as T, or fails: the file is ours, but is read as input.
+template <typename T>
+bool read_field(const nlohmann::json& j, const char* key, T& out)
+{
+    auto it = j.find(key);
+    if (it == j.end())
+        return false;
+    if constexpr (std::is_same_v<T, std::string>) {
+        if (!it->is_string())
+            return false;
+    } else if constexpr (std::is_same_v<T, bool>) {
+        if (!it->is_boolean())
+            return false;
+    } else {
+        if (!it->is_number_integer() || it->template get<std::int64_t>() < 0 ||
+            it->template get<std::uint64_t>() > std::numeric_limits<T>::max())
+            return false;
+    }
+    out = it->template get<T>();
+    return true;
+}
+
+template <typename T>
+bool read_list(const nlohmann::json& j, const char* key, std::vector<T>& out)
+{
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_array() || it->size() > 1024)
+        return false;
+    for (const auto& item : *it) {
+        nlohmann::json wrapped = {{"v", item}};
+        T value{};
+        if (!read_field(wrapped, "v", value))
+            return false;
+        out.push_back(std::move(value));
+    }
+    return true;
+}
+
+std::optional<SavedInstance> from_json(const nlohmann::json& j)
+{
+    SavedInstance s;
+    auto peer = j.find("peer");
+    if (!j.is_object() || peer == j.end() || !peer->is_object())
+        return std::nullopt;
+    auto& p = s.held.peer;
+    bool ok = read_field(j, "program", s.held.program) && read_field(*peer, "uid", p.uid) &&
+              read_field(*peer, "gid", p.gid) && read_list(*peer, "gids", p.gids) &&
+              read_field(*peer, "user", p.user_name) && read_list(*peer, "groups", p.group_names) &&
+              read_field(j, "manifest_sha256", s.held.manifest_sha256) && read_field(j, "signer", s.held.signer_key_id) &&
+              read_field(j, "prog_id", s.prog_id) && read_field(j, "tag", s.tag) && read_list(j, "map_ids", s.map_ids) &&
+              read_field(j, "broker_attached", s.broker_attached) && read_field(j, "caller_pid", s.caller_pid) &&
+              read_field(j, "caller_start_time", s.caller_start_time);
+    if (!ok)
+        return std::nullopt;
+    if (auto g = j.find("guard"); g != j.end()) {
+        SavedGuard guard;
+        if (!g->is_object() || !read_field(*g, "name", guard.name) || !read_field(*g, "map_id", guard.map_id) ||
+            !read_field(*g, "offset", guard.offset))
+            return std::nullopt;
+        s.guard = std::move(guard);
+    }
+    return s;
+}
+
+// Why the file behind `fd` is not the daemon's own, or "".
+std::string why_distrusted(int fd, uid_t owner)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        return "fstat failed";
+    if (!S_ISREG(st.st_mode))
+        return "it is not a regular file";
+    if (st.st_uid != owner)
+        return "it is owned by uid " + std::to_string(st.st_uid) + ", not " + std::to_string(owner);
+    if ((st.st_mode & 077) != 0)
+        return "its mode lets group or others read or write it (it must be 0600)";
+    if (static_cast<std::size_t>(st.st_size) > kMaxJournalBytes)
+        return "it is larger than " + std::to_string(kMaxJournalBytes) + " bytes";
+    return {};
+}
+
+// Every line of the file behind `fd`, from the start.
+std::vector<std::string> read_lines(int fd)
+{
+    std::vector<std::string> lines;
+    std::string pending;
+    char buf[65536];
+    off_t offset = 0;
+    for (;;) {
+        ssize_t n = ::pread(fd, buf, sizeof buf, offset);
+        if (n <= 0)
+            break;
+        offset += n;
+        for (ssize_t i = 0; i < n; ++i) {
+            if (buf[i] != '\n') {
+                if (pending.size() <= kMaxJournalLineBytes)
+                    pending += buf[i];
+                continue;
+            }
+            lines.push_back(std::move(pending));
+            pending.clear();
+        }
+    }
+    // A last line without its newline was being written when the daemon died.
+    return lines;
+}
+
+// Opens the journal file in `dir`, created 0600 when absent.
+UniqueFd open_journal_file(int dir, const char* name, int extra_flags)
+{
+    return UniqueFd(::openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | extra_flags, 0600));
+}
+
+}  // namespace
+
+std::uint64_t process_start_time(pid_t pid)
+{
+    const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd)
+        return 0;
+    char buf[1024];
+    ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+    if (n <= 0)
+        return 0;
+    const std::string stat(buf, static_cast<std::size_t>(n));
+    // The command may hold spaces and parentheses: fields count from the last ')'.
+    auto close = stat.rfind(')');
+    if (close == std::string::npos)
+        return 0;
+    std::istringstream fields(stat.substr(close + 1));
+    std::string field;
+    for (int i = 3; i <= 22 && fields >> field; ++i)
+        if (i == 22)
+            return std::strtoull(field.c_str(), nullptr, 10);
+    return 0;
+}
+
+StateJournal::StateJournal(UniqueFd dir, UniqueFd file, std::size_t lines, std::string distrusted)
+    : dir_(std::move(dir)), file_(std::move(file)), lines_(lines), distrusted_(std::move(distrusted))
+{
+}
+
+StateJournal::StateJournal(StateJournal&& other) noexcept
+    : dir_(std::move(other.dir_)), file_(std::move(other.file_)), lines_(other.lines_),
+      distrusted_(std::move(other.distrusted_))
+{
+}
+
+Result<StateJournal> StateJournal::open(const std::string& runtime_dir, uid_t owner)
+{
+    UniqueFd dir(::open(runtime_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir)
+        return fail(make_system_error("cannot open the runtime directory " + runtime_dir, errno));
+    UniqueFd file = open_journal_file(dir.get(), kJournalName, O_APPEND);
+    std::string distrusted;
+    if (file)
+        distrusted = why_distrusted(file.get(), owner);
+    if (!file || !distrusted.empty()) {
+        // Not ours (or not openable as ours): never read it; a fresh one replaces it.
+        if (!file)
+            distrusted = std::string("it cannot be opened: ") + std::strerror(errno);
+        file.reset();
+        ::unlinkat(dir.get(), kJournalTemporary, 0);
+        UniqueFd fresh = open_journal_file(dir.get(), kJournalTemporary, O_EXCL | O_APPEND);
+        if (!fresh || ::fchown(fresh.get(), owner, static_cast<gid_t>(-1)) != 0 ||
+            ::renameat(dir.get(), kJournalTemporary, dir.get(), kJournalName) != 0)
+            return fail(make_system_error("cannot replace " + runtime_dir + "/" + kJournalName, errno));
+        file = std::move(fresh);
+    }
+    const std::size_t lines = read_lines(file.get()).size();
+    return StateJournal(std::move(dir), std::move(file), lines, std::move(distrusted));
+}
+
+std::vector<SavedInstance> StateJournal::replay(std::size_t& skipped) const
+{
+    std::lock_guard lock(mutex_);
+    skipped = 0;
+    // By (prog_id, uid), as the registry keys them; in order of registration.
+    std::map<std::pair<std::uint32_t, uid_t>, SavedInstance> live;
+    for (const auto& line : read_lines(file_.get())) {
+        if (line.size() > kMaxJournalLineBytes) {
+            ++skipped;
+            continue;
+        }
+        auto j = parse_strict_json(line, ErrorCode::Internal);
+        if (!j || !j->is_object() || j->size() != 1) {
+            ++skipped;
+            continue;
+        }
+        if (auto add = j->find("add"); add != j->end()) {
+            auto saved = from_json(*add);
+            if (!saved) {
+                ++skipped;
+                continue;
+            }
+            auto key = std::pair{saved->prog_id, saved->held.peer.uid};
+            live.insert_or_assign(key, std::move(*saved));
+            continue;
+        }
+        auto forget = j->find("forget");
+        std::uint32_t prog_id = 0;
+        uid_t uid = 0;
+        if (forget == j->end() || !forget->is_object() || !read_field(*forget, "prog_id", prog_id) ||
+            !read_field(*forget, "uid", uid)) {
+            ++skipped;
+            continue;
+        }
+        live.erase(std::pair{prog_id, uid});
+    }
+    std::vector<SavedInstance> out;
+    out.reserve(live.size());
+    for (auto& [key, saved] : live)
+        out.push_back(std::move(saved));
+    return out;
+}
+
+void StateJournal::append(const std::string& line)
+{
+    // One write of the whole line: O_APPEND keeps concurrent lines whole.
+    std::lock_guard lock(mutex_);
+    const std::string text = line + "\n";
+    if (::write(file_.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()))
+        ++lines_;
+}
+
+void StateJournal::record_added(const SavedInstance& instance)
+{
+    append(nlohmann::json{{"add", to_json(instance)}}.dump());
+}
+
+void StateJournal::record_forgotten(uid_t uid, std::uint32_t prog_id)
+{
+    append(nlohmann::json{{"forget", {{"prog_id", prog_id}, {"uid", uid}}}}.dump());
+}
+
+bool StateJournal::wants_rewrite(std::size_t live) const
+{
+    std::lock_guard lock(mutex_);
+    return lines_ > 2 * live + kJournalSlackLines;
+}
+
+Result<void> StateJournal::rewrite(const std::vector<SavedInstance>& live)
+{
+    std::lock_guard lock(mutex_);
+    ::unlinkat(dir_.get(), kJournalTemporary, 0);
+    UniqueFd fresh = open_journal_file(dir_.get(), kJournalTemporary, O_EXCL | O_APPEND);
+    if (!fresh)
+        return fail(make_system_error("cannot create the new state journal", errno));
+    std::string text;
+    for (const auto& s : live)
+        text += nlohmann::json{{"add", to_json(s)}}.dump() + "\n";
+    for (std::size_t done = 0; done < text.size();) {
+        ssize_t n = ::write(fresh.get(), text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return fail(make_system_error("cannot write the new state journal", errno));
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fresh.get()) != 0 || ::renameat(dir_.get(), kJournalTemporary, dir_.get(), kJournalName) != 0)
+        return fail(make_system_error("cannot replace the state journal", errno));
+    file_ = std::move(fresh);
+    lines_ = live.size();
+    return {};
+}
+
+}  // namespace bpfbroker::brokerd

@@ -1,0 +1,89 @@
+// The core's revocation of live instances, without BPF: the fake source
+// loads no guard, so every instance is judged and reported "not cut", once,
+// per uid whose grant is gone, with an audit record each and the metric.
+// The cutting itself runs on the kernel in tests/e2e/revocation_test.cpp.
+#include "support/core_fixture.h"
+
+#include <algorithm>
+
+namespace bpfbroker::brokerd {
+namespace {
+
+using RevokeCore = test_support::CoreFixture;
+
+std::size_t count_lines(const std::vector<std::string>& lines, const std::vector<std::string>& parts)
+{
+    return static_cast<std::size_t>(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
+        return std::all_of(parts.begin(), parts.end(), [&](const std::string& p) { return l.find(p) != std::string::npos; });
+    }));
+}
+
+TEST_F(RevokeCore, revoke_reports_each_unguarded_instance_once_and_audits_it)
+{
+    approve("udp_stats", false);
+    for (uid_t uid : {65534u, 1000u}) {
+        auto o = broker_->acquire(socket_as(uid), AcquireRequest{"udp_stats", {}});
+        ASSERT_TRUE(o.ok()) << (o.denied() ? o.error().describe() : "asked polkit");
+    }
+    EXPECT_EQ(broker_->live_instances().size(), 2u) << "client-attached per-client instances are registered";
+
+    auto revoked = broker_->revoke(socket_as(0), RevokeRequest{"udp_stats"});
+    ASSERT_TRUE(revoked.ok()) << (revoked.denied() ? revoked.error().describe() : "asked polkit");
+    EXPECT_EQ(revoked.value().instances.cut, 0u);
+    EXPECT_EQ(revoked.value().instances.uncut, 2u);
+    EXPECT_EQ(broker_->live_instances().size(), 0u);
+    EXPECT_EQ(broker_->metrics().uncut_instances.load(), 2u);
+
+    const auto lines = audit_lines();
+    for (const char* uid : {"uid=65534", "uid=1000"})
+        EXPECT_EQ(count_lines(lines, {"action=cut", "program=udp_stats", uid, "decision=deny", "code=Unsupported",
+                                      "not cut (the manifest declares no revocation guard)", "revoked"}),
+                  1u)
+            << uid;
+    EXPECT_EQ(count_lines(lines, {"action=revoke", "live instances cut 0, not cut 2"}), 1u);
+
+    auto again = broker_->revoke(socket_as(0), RevokeRequest{"udp_stats"});
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again.value().instances.uncut, 0u) << "an instance is reported once";
+}
+
+TEST_F(RevokeCore, a_policy_change_that_keeps_a_grant_keeps_the_instance)
+{
+    approve("udp_stats", false);
+    auto o = broker_->acquire(socket_as(65534), AcquireRequest{"udp_stats", {}});
+    ASSERT_TRUE(o.ok());
+    auto other = broker_->revoke(socket_as(0), RevokeRequest{"src_allow"});
+    ASSERT_TRUE(other.ok());
+    EXPECT_EQ(other.value().instances.uncut + other.value().instances.cut, 0u);
+    auto reloaded = broker_->reload(socket_as(0));
+    ASSERT_TRUE(reloaded.ok());
+    EXPECT_EQ(reloaded.value().instances.uncut, 0u);
+    EXPECT_EQ(broker_->live_instances().size(), 1u);
+}
+
+TEST_F(RevokeCore, a_shared_instance_is_dropped_on_revoke_and_loaded_fresh_after_approval)
+{
+    approve("drop_small", false);
+    ASSERT_TRUE(broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}}).ok());
+    EXPECT_EQ(source_->loads(), 1u);
+    auto revoked = broker_->revoke(socket_as(0), RevokeRequest{"drop_small"});
+    ASSERT_TRUE(revoked.ok());
+    EXPECT_EQ(revoked.value().instances.uncut, 1u) << "one shared instance, no guard in the fake";
+    EXPECT_EQ(count_lines(audit_lines(), {"action=cut", "program=drop_small", "uid=65534", "shared instance"}), 1u);
+
+    approve("drop_small", false);
+    ASSERT_TRUE(broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}}).ok());
+    EXPECT_EQ(source_->loads(), 2u) << "the cut instance was handed out again";
+}
+
+TEST_F(RevokeCore, listing_says_whether_a_program_can_be_cut_live)
+{
+    for (const auto& l : broker_->list(socket_as(65534))) {
+        if (l.state == policy::EntryState::Valid) {
+            EXPECT_TRUE(l.cut_live) << l.name << ": every shipped program declares a guard";
+        }
+    }
+}
+
+}  // namespace
+}  // namespace bpfbroker::brokerd

@@ -1,0 +1,130 @@
+// The state journal on a scratch directory: what is replayed (adds minus
+// forgets, a torn last line dropped, garbage skipped and counted), the
+// rewrite, and the refusal of a file that is not the daemon's own 0600 one.
+#include "brokerd/state_journal.h"
+
+#include "support/scratch_root.h"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace bpfbroker::brokerd {
+namespace {
+
+SavedInstance instance(std::uint32_t prog_id, uid_t uid)
+{
+    SavedInstance s;
+    s.held.program = "udp_stats";
+    s.held.peer.uid = uid;
+    s.held.peer.gid = uid;
+    s.held.peer.gids = {uid, 110};
+    s.held.peer.user_name = "u" + std::to_string(uid);
+    s.held.manifest_sha256 = std::string(64, 'a');
+    s.held.signer_key_id = std::string(64, 'b');
+    s.prog_id = prog_id;
+    s.tag = "0011223344556677";
+    s.map_ids = {prog_id + 1};
+    s.guard = SavedGuard{"bpfbroker_revoked", prog_id + 2, 8};
+    return s;
+}
+
+class StateJournalTest : public ::testing::Test {
+protected:
+    void SetUp() override { ASSERT_EQ(scratch_.create("state-journal"), ""); }
+    std::string path() const { return scratch_.base() + "/state.journal"; }
+    StateJournal open_journal()
+    {
+        auto j = StateJournal::open(scratch_.base(), ::geteuid());
+        EXPECT_TRUE(j) << (j ? "" : j.error().describe());
+        return std::move(*j);
+    }
+    test_support::ScratchRoot scratch_;
+};
+
+TEST_F(StateJournalTest, replays_adds_minus_forgets_with_every_field)
+{
+    {
+        auto j = open_journal();
+        j.record_added(instance(10, 65534));
+        j.record_added(instance(11, 65534));
+        j.record_added(instance(12, 1000));
+        j.record_forgotten(65534, 10);
+    }
+    struct stat st {};
+    ASSERT_EQ(::stat(path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    auto j = open_journal();
+    EXPECT_TRUE(j.distrusted().empty());
+    std::size_t skipped = 1;
+    auto live = j.replay(skipped);
+    EXPECT_EQ(skipped, 0u);
+    ASSERT_EQ(live.size(), 2u);
+    EXPECT_EQ(live[0].prog_id, 11u);
+    EXPECT_EQ(live[0].held.peer.gids, (std::vector<gid_t>{65534, 110}));
+    EXPECT_EQ(live[0].held.peer.user_name, "u65534");
+    ASSERT_TRUE(live[0].guard);
+    EXPECT_EQ(live[0].guard->map_id, 13u);
+    EXPECT_EQ(live[0].guard->offset, 8u);
+    EXPECT_EQ(live[1].held.peer.uid, 1000u);
+}
+
+TEST_F(StateJournalTest, garbage_is_skipped_and_a_torn_last_line_dropped)
+{
+    {
+        auto j = open_journal();
+        j.record_added(instance(10, 1));
+    }
+    {
+        std::ofstream out(path(), std::ios::app);
+        out << "not json\n" << R"({"add": {"prog_id": "x"}})" << "\n" << R"({"forget": {"prog_id": 10)";
+    }
+    auto j = open_journal();
+    std::size_t skipped = 0;
+    auto live = j.replay(skipped);
+    EXPECT_EQ(skipped, 2u);
+    ASSERT_EQ(live.size(), 1u) << "the torn forget was applied";
+}
+
+TEST_F(StateJournalTest, rewrite_keeps_exactly_the_live_set_and_is_wanted_past_its_bound)
+{
+    auto j = open_journal();
+    for (std::uint32_t i = 0; i < 2 * 1 + kJournalSlackLines + 1; ++i)
+        j.record_added(instance(100 + i, 7));
+    EXPECT_TRUE(j.wants_rewrite(1));
+    EXPECT_FALSE(j.wants_rewrite(2000));
+    ASSERT_TRUE(j.rewrite({instance(5, 7)}));
+    EXPECT_FALSE(j.wants_rewrite(1));
+    std::size_t skipped = 0;
+    auto live = j.replay(skipped);
+    ASSERT_EQ(live.size(), 1u);
+    EXPECT_EQ(live[0].prog_id, 5u);
+}
+
+TEST_F(StateJournalTest, a_file_others_may_read_is_not_read_but_replaced)
+{
+    {
+        auto j = open_journal();
+        j.record_added(instance(10, 1));
+    }
+    ASSERT_EQ(::chmod(path().c_str(), 0644), 0);
+    auto j = open_journal();
+    EXPECT_NE(j.distrusted().find("0600"), std::string::npos) << j.distrusted();
+    std::size_t skipped = 0;
+    EXPECT_TRUE(j.replay(skipped).empty());
+    struct stat st {};
+    ASSERT_EQ(::stat(path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(StateJournalTest, process_start_time_tells_this_process_from_none)
+{
+    EXPECT_NE(process_start_time(::getpid()), 0u);
+    EXPECT_EQ(process_start_time(-1), 0u);
+}
+
+}  // namespace
+}  // namespace bpfbroker::brokerd
