@@ -2,6 +2,7 @@
 #include "brokerd/live_instances.h"
 
 #include "brokerd/log.h"
+#include "brokerd/ring_attach.h"
 
 #include <bpf/bpf.h>
 
@@ -31,8 +32,15 @@ LiveInstances::LiveInstances(std::size_t max_entries) : max_entries_(max_entries
         watch_error_ = std::move(watch).error();
 }
 
+Result<void> LiveInstances::Entry::detach() const
+{
+    if (!link)
+        return fail(ErrorCode::Unsupported, "\"" + program + "\" holds no detachable link");
+    return detach_link(link.get());
+}
+
 Result<void> LiveInstances::add(std::string program, uid_t uid, std::uint32_t prog_id, RevocationGuard guard,
-                                UniqueFd caller_pidfd)
+                                UniqueFd caller_pidfd, UniqueFd link)
 {
     if (!watch_)
         return fail(watch_error_);
@@ -41,7 +49,7 @@ Result<void> LiveInstances::add(std::string program, uid_t uid, std::uint32_t pr
         return fail(ErrorCode::LimitExceeded, "the broker already tracks " + std::to_string(max_entries_) +
                                                   " live broker-attached instances");
     const Key key = next_key_++;
-    Entry entry{std::move(program), uid, prog_id, std::move(guard), std::nullopt};
+    Entry entry{std::move(program), uid, prog_id, std::move(guard), std::nullopt, std::move(link)};
     if (caller_pidfd) {
         auto id = watch_->watch(std::move(caller_pidfd), [this, key] { on_caller_exit(key); });
         if (!id)
@@ -87,6 +95,8 @@ void LiveInstances::on_caller_exit(Key key)
     if (it == entries_.end())
         return;
     // The caller is gone: whoever holds its links now must count nothing.
+    // Erasing the entry closes a ring link's duplicate; the ring's own exit
+    // ejects the program from it.
     if (auto set = it->second.guard.set(true); !set)
         log_error("could not set the revocation guard of \"" + it->second.program + "\" (program id " +
                   std::to_string(it->second.prog_id) + ") after its caller exited: " + set.error().describe());

@@ -37,6 +37,15 @@ public:
         std::uint32_t prog_id = 0;
         RevocationGuard guard;
         std::optional<CallerWatch::WatchId> watch;  // none without a caller pidfd (D-Bus)
+        // io_uring_ops: the daemon's duplicate of the struct_ops link it
+        // registered on the caller's ring (struct_ops links, unlike
+        // tracepoint ones, support BPF_LINK_DETACH); closed when the caller
+        // exits. Invalid for other programs.
+        UniqueFd link;
+
+        // BPF_LINK_DETACH of `link`: the program leaves the ring at once,
+        // whoever holds other fds of the link. Unsupported without a link.
+        [[nodiscard]] Result<void> detach() const;
     };
 
     explicit LiveInstances(std::size_t max_entries);
@@ -45,8 +54,9 @@ public:
     // set when that process exits, also when it exited already. LimitExceeded
     // when the registry is full of live instances; the error of
     // CallerWatch::create() when the daemon could not make its watch.
+    // `link`: the duplicate of an io_uring_ops link (Entry::link), or none.
     Result<void> add(std::string program, uid_t uid, std::uint32_t prog_id, RevocationGuard guard,
-                     UniqueFd caller_pidfd);
+                     UniqueFd caller_pidfd, UniqueFd link = {});
 
     // Calls f for every entry of `program` (and of `uid`, when given), under the lock.
     void for_each(std::string_view program, std::optional<uid_t> uid, const std::function<void(const Entry&)>& f) const;
