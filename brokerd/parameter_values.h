@@ -26,7 +26,7 @@ struct CallerIdentity {
     uid_t uid = static_cast<uid_t>(-1);
     std::uint64_t cgroup_id = 0;
     // io_uring_ops: the caller's ring, as checked against the kernel (ring_attach.h).
-    std::optional<RingLayout> ring;
+    std::optional<RingLayout> ring{};
 };
 
 // Parameter name -> value (bools are 0/1).

@@ -183,9 +183,9 @@ ParameterSpec parse_parameter(const nlohmann::json& v, const std::string& path)
         auto bind = r.required_string("bind", 32);
         spec.bind = parameter_binding_from_name(bind);
         if (!spec.bind)
-            r.violation("bind", "must be caller.tgid, caller.uid, caller.cgroup_id or (io_uring_ops) ring.cq_head_off, "
-                                "ring.cq_tail_off, ring.cqes_off, ring.cq_entries, ring.sq_entries, ring.flags, "
-                                "not \"" + bind + "\"");
+            r.violation("bind", "must be caller.tgid, caller.uid or caller.cgroup_id (or, for io_uring_ops, "
+                                "ring.cq_head_off, ring.cq_tail_off, ring.cqes_off, ring.cq_entries, "
+                                "ring.sq_entries, ring.flags), not \"" + bind + "\"");
     } else {
         spec.choice = parse_choice(r.required("choice"), r.path_of("choice"));
     }

@@ -12,7 +12,11 @@
 # devtmpfs, cgroup2, bpffs and tracefs mounted (scripts/vm-init.sh). The
 # VM runs under TCG (-accel tcg -cpu max): nested KVM hangs in the kernel's
 # decompressor on these machines. Run as root (qemu passes file ownership
-# through only then, and the daemon under test checks it).
+# through only then, and the daemon under test checks it). The host's root
+# is exported with multidevs=remap: without it proc and sysfs, whose root
+# inodes have the same number on different devices, collide in the guest.
+# Output: the guest's output; exit status: COMMAND's, 1 when it did not
+# finish (the console's tail is printed), 2 for a usage error.
 set -euo pipefail
 
 usage() { sed -n '7,8p' "$0" | sed 's/^# \{0,3\}//' >&2; exit 2; }
@@ -33,10 +37,8 @@ done
 [[ -n "$kernel" && $# -gt 0 ]] || usage
 [[ -f "$kernel" ]] || die "no kernel image at $kernel"
 [[ $(id -u) -eq 0 ]] || die "run as root"
-if ! command -v qemu-system-x86_64 >/dev/null; then
-    echo "vm-test: installing qemu-system-x86" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
-fi
+command -v qemu-system-x86_64 >/dev/null ||
+    die "qemu-system-x86_64 is not installed (BPFBROKER_TEST_KERNEL=$kernel scripts/install-deps.sh installs it)"
 
 here=$(cd "$(dirname "$0")" && pwd)
 share=$(mktemp -d /tmp/vm-test.XXXXXX)

@@ -3,29 +3,17 @@
  * counting completions and loop steps (ring_nops.h). For tests, and to
  * measure what one loop step costs.
  *
- * The ring must be IORING_SETUP_DEFER_TASKRUN | SINGLE_ISSUER | NO_SQARRAY |
- * SQ_REWIND without SQE128 or CQE32: with SQ_REWIND every submit takes SQEs
- * from index 0 of the SQ region, so the program writes there and needs no SQ
- * tail. Any other ring stops at the first step. The CQ layout comes from
- * the broker's ring.* binds, which it checked against the ring; the region
- * sizes below are constants of the frozen .rodata, as the kfunc requires. */
+ * The ring: see rewind_ring.h (any other ring stops at the first step). */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #include "bpfbroker_guard.h"
-#include "io_uring_ops.h"
+#include "rewind_ring.h"
 #include "ring_nops.h"
 
 #define RING_NOPS_MAX_BATCH 64   /* NOPs written per step at most */
 #define RING_NOPS_MAX_REAP 1024  /* CQEs reaped per step at most */
 
-/* ring.* binds: the caller's ring, as the broker checked it. */
-const volatile __u32 ring_flags = 0;
-const volatile __u32 sq_entries = 0;
-const volatile __u32 cq_entries = 0;
-const volatile __u32 cq_head_off = 0;
-const volatile __u32 cq_tail_off = 0;
-const volatile __u32 cqes_off = 0;
 /* Choices of the caller. */
 const volatile __u32 in_flight = 4;
 const volatile __u32 total = 100;
@@ -36,14 +24,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ring_nops_stats);
 } stats SEC(".maps");
-
-static __always_inline int ring_supported(void)
-{
-	const __u32 needed = BPFBROKER_IORING_SETUP_NO_SQARRAY | BPFBROKER_IORING_SETUP_SQ_REWIND;
-	const __u32 refused = BPFBROKER_IORING_SETUP_SQE128 | BPFBROKER_IORING_SETUP_CQE32;
-	return (ring_flags & needed) == needed && !(ring_flags & refused) && sq_entries > 0 && cq_entries > 0 &&
-	       (cq_entries & (cq_entries - 1)) == 0;
-}
 
 /* args: loop_step's (struct io_ring_ctx *, struct iou_loop_params *), as
  * struct_ops programs receive them. */
@@ -58,15 +38,10 @@ int loop_step(unsigned long long *args)
 		return IOU_LOOP_STOP;
 	s->steps++;
 	BPFBROKER_PASS_IF_REVOKED(IOU_LOOP_STOP);
-	if (!ring_supported())
+	struct rewind_ring r;
+	if (!rewind_ring_open(ring, &r))
 		return IOU_LOOP_STOP;
-
-	__u8 *cq = bpf_io_uring_get_region(ring, IOU_REGION_CQ, cqes_off + cq_entries * BPFBROKER_CQE_BYTES);
-	__u8 *sq = bpf_io_uring_get_region(ring, IOU_REGION_SQ, sq_entries * BPFBROKER_SQE_BYTES);
-	if (!cq || !sq)
-		return IOU_LOOP_STOP;
-	if (cq_head_off + 4 > cqes_off || cq_tail_off + 4 > cqes_off)
-		return IOU_LOOP_STOP;
+	__u8 *cq = r.cq, *sq = r.sq;
 
 	/* Reap what completed: every CQE here is one of our NOPs. */
 	__u32 head = *(volatile __u32 *)(cq + cq_head_off);

@@ -1,9 +1,11 @@
 // A ring an io_uring_ops program can run in (Linux 7.1), set up by the
 // unprivileged client with raw io_uring_setup (liburing 2.3 does not know
-// NO_SQARRAY or SQ_REWIND), plus what the tests need to see of it: whether
-// the kernel has io_uring_bpf_ops at all, and one io_uring_enter.
+// NO_SQARRAY or SQ_REWIND), plus what the tests need around it: whether
+// the kernel has io_uring_bpf_ops at all, one io_uring_enter, and the
+// fixture of a daemon with one such program approved for nobody.
 #pragma once
 
+#include "daemon_fixture.h"
 #include "support/unprivileged_child.h"
 
 #include <bpfbroker/kernel_uapi.h>
@@ -63,6 +65,22 @@ public:
 private:
     io_uring_params params_{};
     UniqueFd fd_;
+};
+
+// A daemon with program() approved for nobody; skipped, with the reason,
+// where the kernel has no io_uring_bpf_ops (before any daemon starts).
+class RingProgramFixture : public DaemonFixture {
+protected:
+    [[nodiscard]] virtual const char* program() const = 0;
+    void SetUp() override
+    {
+        if (auto missing = io_uring_bpf_ops_missing(); !missing.empty())
+            GTEST_SKIP() << missing;
+        DaemonFixture::SetUp();
+        if (IsSkipped())
+            return;
+        ASSERT_TRUE(approve(program(), for_users({"nobody"})));
+    }
 };
 
 }  // namespace bpfbroker::e2e

@@ -27,20 +27,12 @@ namespace {
 
 constexpr const char* kProgram = "ring_nops";
 
-class RingAttachTest : public DaemonFixture {
+class RingAttachTest : public RingProgramFixture {
 protected:
+    const char* program() const override { return kProgram; }
     std::optional<std::string> settings_json() const override
     {
         return R"({"limits":{"max_instances_per_uid":2,"max_requests_per_second":1000}})";
-    }
-    void SetUp() override
-    {
-        if (auto missing = io_uring_bpf_ops_missing(); !missing.empty())
-            GTEST_SKIP() << missing;
-        DaemonFixture::SetUp();
-        if (IsSkipped())
-            return;
-        ASSERT_TRUE(approve(kProgram, for_users({"nobody"})));
     }
 };
 
