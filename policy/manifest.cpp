@@ -222,6 +222,12 @@ void check_ring_rules(const Manifest& m)
         throw SchemaViolation{"$.instance", "an io_uring_ops program is loaded per ring: it must be per-client"};
     if (m.scope == Scope::System)
         throw SchemaViolation{"$.scope", "an io_uring_ops program runs in its caller's own ring only"};
+    // The loop runs in the ring's submitter task, which the broker cannot
+    // check is the caller: the program must know the caller to stop elsewhere.
+    if (std::none_of(m.parameters.begin(), m.parameters.end(),
+                     [](const ParameterSpec& p) { return p.bind == ParameterBinding::CallerTgid; }))
+        throw SchemaViolation{"$.parameters", "an io_uring_ops program must bind caller.tgid and run only in "
+                                              "that process (the broker cannot see whose ring it is)"};
     if (std::find(m.requires_features.begin(), m.requires_features.end(), "io_uring_bpf_ops") ==
         m.requires_features.end())
         throw SchemaViolation{"$.requires", "an io_uring_ops program must require \"io_uring_bpf_ops\""};
@@ -244,8 +250,7 @@ void check_broker_attach_rules(const Manifest& m)
         throw SchemaViolation{"$.revocation", "a broker-attached program must declare revocation.guard"};
     const bool caller_bound = std::any_of(m.parameters.begin(), m.parameters.end(),
                                           [](const ParameterSpec& p) { return p.bind.has_value(); });
-    // A ring program is scoped by the ring it is registered on: the caller's.
-    if (m.scope == Scope::Caller && !caller_bound && !is_ring_attached(m.programs.front().type))
+    if (m.scope == Scope::Caller && !caller_bound)
         throw SchemaViolation{"$.parameters", "a broker-attached program must bind a parameter to the caller "
                                               "(caller.tgid, caller.uid or caller.cgroup_id) or say "
                                               "\"scope\": \"system\" (granted to root only)"};

@@ -1,7 +1,7 @@
 // The core's io_uring_ops decisions (no BPF, no ring needed): an io_uring_ops
 // program is only ever attached to a ring the request names, AttachRing
-// only takes io_uring_ops programs, and a ring request over D-Bus is
-// refused naming the socket; each before anything is loaded.
+// only takes io_uring_ops programs, and a ring request without the caller's
+// pidfd (D-Bus) is refused; each before anything is loaded.
 #include "support/core_fixture.h"
 
 #include <gtest/gtest.h>
@@ -53,13 +53,13 @@ TEST_F(BrokerRingCore, attach_ring_takes_io_uring_ops_programs_only)
     EXPECT_EQ(source_->loads(), 0u);
 }
 
-TEST_F(BrokerRingCore, a_ring_over_dbus_is_refused_naming_the_socket)
+TEST_F(BrokerRingCore, a_ring_without_the_callers_pidfd_is_refused)
 {
     AcquireRequest request{"ring_nops", {}};
     request.ring = some_ring();
-    expect_refused(broker_->acquire(dbus_as(1000), request), ErrorCode::Unsupported, "SO_PEERPIDFD");
+    expect_refused(broker_->acquire(dbus_as(1000), request), ErrorCode::Unsupported, "pidfd");
     // The socket without the connection's pidfd: the same refusal.
-    expect_refused(broker_->acquire(socket_as(1000), request), ErrorCode::Unsupported, "SO_PEERPIDFD");
+    expect_refused(broker_->acquire(socket_as(1000), request), ErrorCode::Unsupported, "pidfd");
     EXPECT_EQ(source_->loads(), 0u);
 }
 

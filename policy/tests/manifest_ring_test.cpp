@@ -25,6 +25,7 @@ nlohmann::json good_ring_program()
       "instance": "per-client",
       "requires": [ "io_uring_bpf_ops" ],
       "parameters": [
+        { "name": "caller_tgid", "bind": "caller.tgid" },
         { "name": "ring_flags", "bind": "ring.flags" },
         { "name": "sq_entries", "bind": "ring.sq_entries" },
         { "name": "cq_entries", "bind": "ring.cq_entries" },
@@ -59,12 +60,11 @@ TEST(manifest_ring, parses_an_io_uring_ops_program_with_ring_binds)
                                          ParameterBinding::RingCqEntries, ParameterBinding::RingCqHeadOff,
                                          ParameterBinding::RingCqTailOff, ParameterBinding::RingCqesOff};
     for (std::size_t i = 0; i < std::size(expected); ++i) {
-        EXPECT_EQ(m->parameters.at(i).bind, expected[i]) << i;
+        EXPECT_EQ(m->parameters.at(i + 1).bind, expected[i]) << i;
         EXPECT_TRUE(is_ring_binding(expected[i]));
         EXPECT_TRUE(parameter_binding_name(expected[i]).starts_with("ring.")) << parameter_binding_name(expected[i]);
     }
     EXPECT_FALSE(is_ring_binding(ParameterBinding::CallerTgid));
-    // A ring program needs no caller.* bind: the ring it runs in is the caller's.
     EXPECT_EQ(m->scope, Scope::Caller);
 }
 
@@ -88,8 +88,10 @@ TEST(manifest_ring, refuses_what_would_break_one_value_per_caller_ring)
          "$.requires: an io_uring_ops program must require \"io_uring_bpf_ops\""},
         {"no guard", [](auto& d) { d.erase("revocation"); },
          "$.revocation: a broker-attached program must declare revocation.guard"},
-        {"an unknown ring bind", [](auto& d) { d["parameters"][0]["bind"] = "ring.sq_head_off"; },
-         "$.parameters[0].bind: must be caller.tgid, caller.uid or caller.cgroup_id (or, for io_uring_ops, ring."},
+        {"no caller.tgid", [](auto& d) { d["parameters"].erase(0); },
+         "$.parameters: an io_uring_ops program must bind caller.tgid"},
+        {"an unknown ring bind", [](auto& d) { d["parameters"][1]["bind"] = "ring.sq_head_off"; },
+         "$.parameters[1].bind: must be caller.tgid, caller.uid or caller.cgroup_id (or, for io_uring_ops, ring."},
     };
     for (const auto& c : cases) {
         auto doc = good_ring_program();

@@ -4,7 +4,8 @@
 // N NOPs then complete inside ONE io_uring_enter of the caller, who could not
 // load the program itself; every unusable ring is a named error and leaves
 // nothing registered; BPF_LINK_DETACH and the caller's exit release the
-// program; the per-uid limit counts it. On a kernel without io_uring_bpf_ops
+// program; the per-uid limit counts it; the program runs only in the
+// caller's own process. On a kernel without io_uring_bpf_ops
 // every test says it is skipped and why.
 #include "client_ring.h"
 #include "daemon_fixture.h"
@@ -16,7 +17,9 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <fstream>
 #include <sstream>
@@ -167,6 +170,50 @@ TEST_F(RingAttachTest, EveryUnusableRingIsANamedErrorAndNothingIsRegistered)
     });
     ASSERT_TRUE(r.ok()) << r.describe();
     EXPECT_EQ(r.report, "refused");
+}
+
+TEST_F(RingAttachTest, TheProgramRunsOnlyInTheCallersOwnProcess)
+{
+    const std::string socket = socket_path();
+    auto r = run_as_nobody([&] {
+        // The ring is this process's (its submitter); a child that inherited
+        // the fd attaches ring_nops to it, bound to the child's tgid.
+        LoopRing ring(16);
+        int attached[2], entered[2];
+        require(::pipe2(attached, O_CLOEXEC) == 0 && ::pipe2(entered, O_CLOEXEC) == 0, "pipe2");
+        const pid_t child = ::fork();
+        require(child >= 0, "fork");
+        if (child == 0) {
+            int verdict = 1;
+            try {
+                auto client = connect_as_child(socket);
+                auto p = attach(client, ring, 100, 4);
+                char c = 'a';
+                (void)!::write(attached[1], &c, 1);
+                (void)!::read(entered[0], &c, 1);
+                const auto s = stats_of(p);
+                verdict = s.steps == 1 && s.completions == 0 && s.submitted == 0 ? 0 : 2;
+            } catch (...) {
+            }
+            ::_exit(verdict);
+        }
+        char c = 0;
+        require(::read(attached[0], &c, 1) == 1, "the child did not attach");
+        // The loop runs in this process's io_uring_enter: the program sees
+        // another tgid than the one it was bound to and stops at once.
+        const int rc = ring.enter();
+        (void)!::write(entered[1], &c, 1);
+        int status = 0;
+        require(::waitpid(child, &status, 0) == child, "waitpid");
+        for (int fd : {attached[0], attached[1], entered[0], entered[1]})
+            ::close(fd);
+        require(rc == 0, "io_uring_enter returned " + std::to_string(rc));
+        require(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "the program ran in a process other than its caller (child status " + std::to_string(status) + ")");
+        return std::string("stopped");
+    });
+    ASSERT_TRUE(r.ok()) << r.describe();
+    EXPECT_EQ(r.report, "stopped");
 }
 
 TEST_F(RingAttachTest, BpfLinkDetachStopsTheProgram)
