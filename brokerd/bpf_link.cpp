@@ -82,6 +82,8 @@ Result<UniqueFd> attach_one(const LoadedProgram& program, const AttachOptions& o
     }
     case ProgramType::Tracepoint:
         return attach_tracepoint(program, options);
+    case ProgramType::IoUringOps:
+        return fail(ErrorCode::Internal, "program " + program.name + " is registered on a ring (ring_attach.h)");
     case ProgramType::SocketFilter:
     case ProgramType::SkReuseport:
         break;

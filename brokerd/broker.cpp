@@ -436,6 +436,19 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
     auto decision = policy::decide(*entry, snap->grants, ctx.peer, available_features_, usage, snap->settings.limits);
     if (!decision.allowed)
         return deny(kAction, ctx, name, make_error(decision.code, decision.reason));
+    // io_uring_ops programs run in a ring the caller names (AttachRing), and
+    // only they take one.
+    const bool ring_program = policy::is_ring_attached(entry->manifest->programs.front().type);
+    if (ring_program && !request.ring)
+        return deny(kAction, ctx, name,
+                    make_error(ErrorCode::InvalidParameter,
+                               "\"" + name + "\" runs inside the caller's io_uring ring: attach it with AttachRing "
+                               "on the socket (org.bpfbroker.Broker), which names the ring; D-Bus cannot vouch "
+                               "for the caller's pidfd"));
+    if (!ring_program && request.ring)
+        return deny(kAction, ctx, name,
+                    make_error(ErrorCode::InvalidParameter,
+                               "\"" + name + "\" is not an io_uring_ops program: AttachRing is for those only"));
     if (!request.links_accepted && policy::is_broker_attached(entry->manifest->programs.front().type))
         return deny(kAction, ctx, name,
                     make_error(ErrorCode::InvalidParameter, "\"" + name + "\" is attached by the broker and answered "
@@ -446,6 +459,16 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
     auto caller = caller_identity(ctx, *entry->manifest);
     if (!caller)
         return deny(kAction, ctx, name, std::move(caller).error());
+    // The daemon's copy of the caller's ring, checked; closed when this
+    // request ends (the registered program does not need it).
+    std::optional<CallerRing> ring;
+    if (request.ring) {
+        auto taken = take_caller_ring(ctx, *request.ring);
+        if (!taken)
+            return deny(kAction, ctx, name, std::move(taken).error());
+        ring = std::move(*taken);
+        caller->ring = ring->layout;
+    }
     auto values = resolve_parameters(*entry->manifest, *caller,
                                      ParameterValues(request.parameters.begin(), request.parameters.end()));
     if (!values)
@@ -464,7 +487,7 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
                         make_error(ErrorCode::PermissionDenied,
                                    "the grant for \"" + name + "\" requires polkit authorization: " + verdict->why()));
     }
-    auto h = hand_out(ctx, *snap, *entry, *values);
+    auto h = hand_out(ctx, *snap, *entry, *values, ring ? &*ring : nullptr);
     if (!h)
         return deny(kAction, ctx, name, std::move(h).error());
     audit(kAction, ctx, name, nullptr, decision.reason + handout_summary(*entry->manifest, *h), &*h);
@@ -505,6 +528,19 @@ Result<void> Broker::add_links(const LoadedInstance& instance, Handout& h)
     return {};
 }
 
+Result<UniqueFd> Broker::add_ring_link(const LoadedInstance& instance, const CallerRing& ring, Handout& h)
+{
+    auto link = programs_->register_on_ring(instance, ring);
+    if (!link)
+        return fail(std::move(link).error());
+    UniqueFd dup = UniqueFd::dup_cloexec(link->get());
+    if (!dup)
+        return fail(make_system_error("duplicating the ring's link failed", errno));
+    h.links.push_back({instance.programs.front().name, std::move(*link)});
+    h.attach = "io_uring_fd:" + std::to_string(ring.caller_fd);  // the caller's number for its ring
+    return dup;
+}
+
 Result<void> Broker::add_client_maps(const LoadedInstance& instance, Handout& h)
 {
     for (const auto& m : instance.maps) {
@@ -519,7 +555,7 @@ Result<void> Broker::add_client_maps(const LoadedInstance& instance, Handout& h)
 }
 
 Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
-                                 const ParameterValues& values)
+                                 const ParameterValues& values, const CallerRing* ring)
 {
     const auto& manifest = *entry.manifest;
     Handout h;
@@ -595,8 +631,16 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     if (broker_attached) {
         if (!live.guard)
             return fail(ErrorCode::Internal, "broker-attached \"" + entry.name + "\" loaded without its guard");
-        if (auto ok = add_links(*inst, h); !ok)
+        UniqueFd ring_link;  // the daemon's duplicate, for BPF_LINK_DETACH
+        if (ring) {
+            auto link = add_ring_link(*inst, *ring, h);
+            if (!link)
+                return fail(std::move(link).error());
+            ring_link = std::move(*link);
+        } else if (auto ok = add_links(*inst, h); !ok) {
             return fail(std::move(ok).error());
+        }
+        live.link_to_detach = std::move(ring_link);  // revocation detaches it
         // The guard is set when the caller exits; without the caller's pidfd
         // (D-Bus: uid-bound programs only) it waits for revocation.
         if (ctx.caller_pidfd >= 0) {

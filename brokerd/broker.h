@@ -150,11 +150,14 @@ private:
     Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry, const ParameterValues& values,
                                             const Metrics::Slots* slots);
     Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
-                             const ParameterValues& values);
+                             const ParameterValues& values, const CallerRing* ring = nullptr);
     Result<void> add_client_maps(const LoadedInstance& instance, Handout& h);
     // Broker-attached: attaches the instance's programs for the caller and
     // puts the links (their only fds) in the hand-out.
     Result<void> add_links(const LoadedInstance& instance, Handout& h);
+    // io_uring_ops: registers the instance on the caller's ring, puts the
+    // link in the hand-out and returns the daemon's duplicate of it.
+    Result<UniqueFd> add_ring_link(const LoadedInstance& instance, const CallerRing& ring, Handout& h);
 
     BrokerConfig config_;
     FeatureReport features_;

@@ -4,6 +4,7 @@
 // names for the enums come from policy/manifest.h and policy/catalog.h.
 #pragma once
 
+#include "brokerd/ring_layout.h"
 #include "policy/catalog.h"
 #include "policy/manifest.h"
 
@@ -26,6 +27,8 @@ struct AcquireRequest {
     // False where the method's reply has no place for links (D-Bus
     // AcquireProgram): broker-attached programs are refused before loading.
     bool links_accepted = true;
+    // AttachRing (io_uring_ops programs only): the caller's ring to run in.
+    std::optional<RingRequest> ring{};
 };
 
 struct ApproveRequest {

@@ -12,10 +12,17 @@ using policy::ParameterSpec;
 
 std::uint64_t bound_value(ParameterBinding binding, const CallerIdentity& caller)
 {
+    const RingLayout ring = caller.ring.value_or(RingLayout{});
     switch (binding) {
     case ParameterBinding::CallerTgid: return static_cast<std::uint64_t>(caller.tgid);
     case ParameterBinding::CallerUid: return caller.uid;
     case ParameterBinding::CallerCgroupId: return caller.cgroup_id;
+    case ParameterBinding::RingCqHeadOff: return ring.cq_head_off;
+    case ParameterBinding::RingCqTailOff: return ring.cq_tail_off;
+    case ParameterBinding::RingCqesOff: return ring.cqes_off;
+    case ParameterBinding::RingCqEntries: return ring.cq_entries;
+    case ParameterBinding::RingSqEntries: return ring.sq_entries;
+    case ParameterBinding::RingFlags: return ring.flags;
     }
     return 0;
 }
@@ -52,6 +59,13 @@ Result<ParameterValues> resolve_parameters(const policy::Manifest& manifest, con
     }
     ParameterValues values;
     for (const auto& spec : manifest.parameters) {
+        if (spec.bind && policy::is_ring_binding(*spec.bind)) {
+            if (!caller.ring)
+                return fail(ErrorCode::Internal, "parameter " + spec.name + " binds the caller's ring, and the "
+                                                                           "request named none");
+            values[spec.name] = bound_value(*spec.bind, caller);
+            continue;
+        }
         if (spec.bind) {
             // 0 is no process, uid and cgroup: fail closed rather than scope
             // a program to "whatever runs with id 0" (interrupt context).

@@ -4,6 +4,7 @@
 // loader writes them into the object's .rodata before load.
 #pragma once
 
+#include "brokerd/ring_layout.h"
 #include "policy/manifest.h"
 
 #include <bpfbroker/result.h>
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 namespace bpfbroker::brokerd {
@@ -23,6 +25,8 @@ struct CallerIdentity {
     pid_t tgid = 0;
     uid_t uid = static_cast<uid_t>(-1);
     std::uint64_t cgroup_id = 0;
+    // io_uring_ops: the caller's ring, as checked against the kernel (ring_attach.h).
+    std::optional<RingLayout> ring{};
 };
 
 // Parameter name -> value (bools are 0/1).

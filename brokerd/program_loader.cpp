@@ -7,6 +7,8 @@
 
 #include "base/hex.h"
 
+#include <bpfbroker/kernel_uapi.h>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
@@ -36,6 +38,8 @@ bpf_prog_type kernel_type_of(ProgramType type) noexcept
         return BPF_PROG_TYPE_TRACEPOINT;
     case ProgramType::RawTracepoint:
         return BPF_PROG_TYPE_RAW_TRACEPOINT;
+    case ProgramType::IoUringOps:
+        return BPF_PROG_TYPE_STRUCT_OPS;
     }
     return BPF_PROG_TYPE_UNSPEC;
 }
@@ -81,6 +85,7 @@ struct ObjectContents {
     std::vector<bpf_program*> programs;
     std::vector<bpf_map*> user_maps;
     std::vector<bpf_map*> internal_maps;
+    std::vector<bpf_map*> struct_ops_maps;  // values of .struct_ops sections
 };
 
 ObjectContents list_contents(bpf_object* object)
@@ -94,6 +99,8 @@ ObjectContents list_contents(bpf_object* object)
     bpf_object__for_each_map(map, object) {
         if (bpf_map__is_internal(map))
             contents.internal_maps.push_back(map);
+        else if (bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS)
+            contents.struct_ops_maps.push_back(map);
         else
             contents.user_maps.push_back(map);
     }
@@ -168,6 +175,15 @@ Result<void> check_against_manifest(const CatalogEntry& entry, const ObjectConte
                                                 quoted(bpf_program__section_name(program)) + " names " +
                                                 quoted(in_section));
     }
+    // One io_uring_bpf_ops value per ring program, none anywhere else: a
+    // struct_ops value is registered only by ring_attach, per ring.
+    const bool ring_attached = policy::is_ring_attached(manifest.programs.front().type);
+    if (ring_attached && contents.struct_ops_maps.size() != 1)
+        return manifest_mismatch(entry, "an io_uring_ops object defines exactly one struct io_uring_bpf_ops value "
+                                        "in SEC(\".struct_ops\"), this one " +
+                                            std::to_string(contents.struct_ops_maps.size()));
+    if (!ring_attached && !contents.struct_ops_maps.empty())
+        return manifest_mismatch(entry, "the object defines a struct_ops value; only io_uring_ops programs may");
     for (const auto& spec : manifest.programs)
         if (find_program(contents, spec.name) == nullptr)
             return manifest_mismatch(entry, "the manifest lists program " + quoted(spec.name) +
@@ -329,6 +345,16 @@ Result<LoadedInstance> load_instance(const CatalogEntry& entry, const ParameterV
     }
     for (bpf_map* map : contents.user_maps)
         bpf_map__set_autocreate(map, true);
+    if (policy::is_ring_attached(entry.manifest->programs.front().type)) {
+        for (bpf_program* program : contents.programs)
+            if (const int err = bpf_program__set_flags(program, bpf_program__flags(program) | uapi::kBpfFSleepable);
+                err != 0)
+                return fail(make_system_error("marking the programs of " + quoted(entry.name) + " sleepable failed", -err));
+        bpf_map* ops = contents.struct_ops_maps.front();
+        if (const int err = bpf_map__set_map_flags(ops, bpf_map__map_flags(ops) | uapi::kBpfFLink); err != 0)
+            return fail(make_system_error("setting BPF_F_LINK on the struct_ops map of " + quoted(entry.name) + " failed",
+                                          -err));
+    }
     if (auto written = write_parameters(entry, object.get(), parameters); !written)
         return fail(std::move(written).error());
 
@@ -361,6 +387,13 @@ Result<LoadedInstance> load_instance(const CatalogEntry& entry, const ParameterV
         if (!map)
             return fail(std::move(map).error());
         instance.maps.push_back(std::move(*map));
+    }
+    if (!contents.struct_ops_maps.empty()) {
+        auto ops = take_map(contents.struct_ops_maps.front(),
+                            policy::MapSpec{bpf_map__name(contents.struct_ops_maps.front()), ClientAccess::None});
+        if (!ops)
+            return fail(std::move(ops).error());
+        instance.struct_ops = std::move(*ops);
     }
     if (!entry.manifest->revocation_guard.empty()) {
         auto guard = RevocationGuard::locate(object.get(), entry.manifest->revocation_guard);

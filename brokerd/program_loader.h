@@ -56,6 +56,10 @@ struct LoadedMap {
 struct LoadedInstance {
     std::vector<LoadedProgram> programs;
     std::vector<LoadedMap> maps;
+    // io_uring_ops only: the struct_ops map (BPF_F_LINK) holding the object's
+    // io_uring_bpf_ops value, still unregistered; never handed out (with it
+    // the holder could register the program on any ring). ring_attach.h.
+    std::optional<LoadedMap> struct_ops;
     std::optional<RevocationGuard> guard;
     ParameterValues parameters;
 };
@@ -68,7 +72,11 @@ struct LoadedInstance {
 //   differs from the one libbpf derives from the ELF section, a map that asks
 //   to be pinned, a parameter that is not a .rodata variable of its size
 //   ($.parameters[i].name), a guard that is not a __u32 in .bss or .data
-//   ($.revocation.guard)).
+//   ($.revocation.guard), an io_uring_ops object without exactly one
+//   struct_ops value or another object with one).
+// io_uring_ops programs load sleepable (their kfunc bpf_io_uring_submit_sqes
+// sleeps) and their struct_ops map with BPF_F_LINK: libbpf 1.1.2 knows
+// neither "struct_ops.s" nor ".struct_ops.link" sections.
 // Internal: `parameters` does not hold exactly the manifest's parameters.
 // LoadFailed: libbpf cannot parse the object, or the kernel refused it.
 //   sys_errno holds the kernel's errno; for a program the verifier rejected,

@@ -6,6 +6,7 @@
 
 #include "brokerd/bpf_link.h"
 #include "brokerd/program_loader.h"
+#include "brokerd/ring_attach.h"
 
 #include <memory>
 
@@ -18,6 +19,11 @@ public:
     virtual Result<LoadedInstance> load(const policy::CatalogEntry& entry, const ParameterValues& parameters) = 0;
     // See attach_for_caller().
     virtual Result<std::vector<AttachedLink>> attach(const LoadedInstance& instance) = 0;
+    // See register_on_ring(); the kernel's unless a test overrides it.
+    virtual Result<UniqueFd> register_on_ring(const LoadedInstance& instance, const CallerRing& ring)
+    {
+        return brokerd::register_on_ring(instance, ring);
+    }
     // See client_map_fd().
     virtual Result<UniqueFd> map_fd_for_client(const LoadedMap& map) = 0;
     // See duplicate_for_client().

@@ -25,6 +25,12 @@ constexpr std::array kApprove{FieldSpec{"program", FieldType::String, true, 64},
                               FieldSpec{"groups", FieldType::NameList, false, 64, kMaxNames},
                               FieldSpec{"anyone", FieldType::Bool}, FieldSpec{"polkit", FieldType::Bool},
                               FieldSpec{"signer", FieldType::String, false, 64}};
+// AttachRing: ring_fd is ONE fd number in the caller's table (a second one,
+// or an array, is refused here); ring holds the layout io_uring_setup gave.
+constexpr std::array kAttachRing{FieldSpec{"name", FieldType::String, true, 64},
+                                 FieldSpec{"ring_fd", FieldType::Unsigned, true, 0x7fffffff},
+                                 FieldSpec{"ring", FieldType::UnsignedMap, true, 16, 8},
+                                 FieldSpec{"parameters", FieldType::UnsignedMap, false, 64, kMaxParameters}};
 constexpr std::array kRevoke{FieldSpec{"program", FieldType::String, true, 64}};
 
 constexpr std::string_view kBroker = kVarlinkInterface;
@@ -33,7 +39,7 @@ constexpr std::string_view kService = kVarlinkServiceInterface;
 // Oneway is allowed only where a call has no effect worth a reply: an
 // acquire would load a program whose fds nobody receives, an admin call
 // would change policy with no one told whether it worked.
-constexpr std::array<MethodSpec, 9> kMethods{{
+constexpr std::array<MethodSpec, 10> kMethods{{
     {MethodId::GetInfo, kService, "GetInfo", {}, true, false},
     {MethodId::GetInterfaceDescription, kService, "GetInterfaceDescription", kGetInterfaceDescription, true, false},
     {MethodId::AcquireProgram, kBroker, "AcquireProgram", kAcquire, false, false},
@@ -43,6 +49,7 @@ constexpr std::array<MethodSpec, 9> kMethods{{
     {MethodId::Approve, kBroker, "Approve", kApprove, false, true},
     {MethodId::Revoke, kBroker, "Revoke", kRevoke, false, true},
     {MethodId::Reload, kBroker, "Reload", {}, false, true},
+    {MethodId::AttachRing, kBroker, "AttachRing", kAttachRing, false, false},
 }};
 
 DispatchError invalid(std::string_view field, std::string_view reason)
@@ -80,6 +87,10 @@ std::optional<DispatchError> check_field(const FieldSpec& f, const nlohmann::jso
             if (key.size() > f.max_len || !item.is_number_unsigned())
                 return invalid(f.name, "expected names of at most " + std::to_string(f.max_len) +
                                            " bytes mapped to unsigned integers");
+        return std::nullopt;
+    case FieldType::Unsigned:
+        if (!v.is_number_unsigned() || v.get<std::uint64_t>() > f.max_len)
+            return invalid(f.name, "expected one unsigned integer of at most " + std::to_string(f.max_len));
         return std::nullopt;
     }
     return invalid(f.name, "unknown field type");
@@ -187,6 +198,12 @@ std::map<std::string, std::uint64_t> CheckedParameters::unsigned_map(std::string
     for (const auto& [key, item] : it->items())
         out.emplace(key, item.get<std::uint64_t>());
     return out;
+}
+
+std::uint64_t CheckedParameters::unsigned_value(std::string_view name) const
+{
+    auto it = p_.find(std::string(name));
+    return it == p_.end() ? 0 : it->get<std::uint64_t>();
 }
 
 }  // namespace bpfbroker::brokerd

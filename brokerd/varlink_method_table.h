@@ -37,6 +37,7 @@ enum class MethodId {
     Approve,
     Revoke,
     Reload,
+    AttachRing,
 };
 
 enum class FieldType {
@@ -44,6 +45,7 @@ enum class FieldType {
     Bool,
     NameList,    // array (max_items) of strings (max_len) or unsigned ids
     UnsignedMap, // object (max_items) of name (max_len) -> unsigned integer
+    Unsigned,    // one unsigned integer of at most max_len
 };
 
 struct FieldSpec {
@@ -73,6 +75,7 @@ public:
     [[nodiscard]] bool boolean(std::string_view name) const;        // false when absent
     [[nodiscard]] std::vector<std::string> names(std::string_view name) const;
     [[nodiscard]] std::map<std::string, std::uint64_t> unsigned_map(std::string_view name) const;
+    [[nodiscard]] std::uint64_t unsigned_value(std::string_view name) const;  // 0 when absent
 
 private:
     const nlohmann::json& p_;

@@ -8,6 +8,8 @@
 
 #include "wire/varlink_framing.h"
 
+#include <variant>
+
 namespace bpfbroker::brokerd {
 
 namespace {
@@ -57,9 +59,36 @@ std::optional<VarlinkResponse> unless_done(const Outcome<T>& o)
     return std::nullopt;
 }
 
-VarlinkResponse acquire(Broker& broker, const RequestContext& ctx, const CheckedParameters& p)
+// AttachRing's `ring`: every layout field, once, nothing else.
+std::variant<RingLayout, VarlinkResponse> ring_layout(const CheckedParameters& p)
 {
-    auto o = broker.acquire(ctx, AcquireRequest{p.string("name"), p.unsigned_map("parameters")});
+    auto given = p.unsigned_map("ring");
+    RingLayout layout;
+    const std::pair<const char*, std::uint32_t*> fields[] = {
+        {"flags", &layout.flags},           {"sq_entries", &layout.sq_entries}, {"cq_entries", &layout.cq_entries},
+        {"cq_head_off", &layout.cq_head_off}, {"cq_tail_off", &layout.cq_tail_off}, {"cqes_off", &layout.cqes_off},
+    };
+    for (const auto& [name, field] : fields) {
+        auto it = given.find(name);
+        if (it == given.end() || it->second > UINT32_MAX)
+            return VarlinkResponse{varlink::make_invalid_parameter_reply(
+                                       "ring", std::string("needs ") + name + ", a 32-bit unsigned value"),
+                                   {}};
+        *field = static_cast<std::uint32_t>(it->second);
+        given.erase(it);
+    }
+    if (!given.empty())
+        return VarlinkResponse{varlink::make_invalid_parameter_reply("ring", "unknown field " + given.begin()->first),
+                               {}};
+    return layout;
+}
+
+VarlinkResponse acquire(Broker& broker, const RequestContext& ctx, const CheckedParameters& p,
+                        std::optional<RingRequest> ring = std::nullopt)
+{
+    AcquireRequest request{p.string("name"), p.unsigned_map("parameters")};
+    request.ring = ring;
+    auto o = broker.acquire(ctx, request);
     if (auto stop = unless_done(o))
         return std::move(*stop);
     auto answer = to_wire(o.value());
@@ -148,6 +177,13 @@ VarlinkResponse dispatch(const MethodSpec& m, Broker& broker, const RequestConte
         return revoke(broker, ctx, p);
     case MethodId::Reload:
         return reload(broker, ctx);
+    case MethodId::AttachRing: {
+        auto layout = ring_layout(p);
+        if (auto* bad = std::get_if<VarlinkResponse>(&layout))
+            return std::move(*bad);
+        return acquire(broker, ctx, p,
+                       RingRequest{static_cast<int>(p.unsigned_value("ring_fd")), std::get<RingLayout>(layout)});
+    }
     }
     return error_response(make_error(ErrorCode::Internal, "no handler"));
 }

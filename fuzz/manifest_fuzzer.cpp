@@ -77,8 +77,8 @@ void check_manifest(const Manifest& m)
         check(program_type_from_name(program_type_name(p.type)) == p.type);
         // Broker-attached: an allowed attach point, a guard, and caller scope
         // unless the manifest says system.
-        check(is_broker_attached(p.type) == !p.attach.empty());
-        if (is_broker_attached(p.type)) {
+        check((is_broker_attached(p.type) && !is_ring_attached(p.type)) == !p.attach.empty());
+        if (is_broker_attached(p.type) && !is_ring_attached(p.type)) {
             check(AllowedAttachPoints{}.allows(p.type, p.attach));
             check(!m.revocation_guard.empty());
             check(m.scope == Scope::System ||

@@ -88,9 +88,14 @@ ProgramSpec parse_program(const nlohmann::json& v, const std::string& path, cons
     auto parsed = program_type_from_name(type);
     if (!parsed)
         r.violation("type", "unknown program type \"" + type +
-                                "\" (known: socket_filter, sk_reuseport, tracepoint, raw_tracepoint)");
+                                "\" (known: socket_filter, sk_reuseport, tracepoint, raw_tracepoint, "
+                                "io_uring_ops)");
     spec.type = *parsed;
-    if (is_broker_attached(spec.type)) {
+    if (is_ring_attached(spec.type)) {
+        if (r.has("attach"))
+            r.violation("attach", "an io_uring_ops program attaches to the ring the caller names, not to an "
+                                  "attach point");
+    } else if (is_broker_attached(spec.type)) {
         spec.attach = r.required_string("attach", 2 * kMaxTracepointWordLen + 1);
         if (!is_attach_point_syntax(spec.type, spec.attach))
             r.violation("attach", spec.type == ProgramType::Tracepoint
@@ -157,7 +162,9 @@ ParameterChoice parse_choice(const nlohmann::json& v, const std::string& path)
 
 std::optional<ParameterBinding> parameter_binding_from_name(std::string_view name)
 {
-    for (auto b : {ParameterBinding::CallerTgid, ParameterBinding::CallerUid, ParameterBinding::CallerCgroupId})
+    for (auto b : {ParameterBinding::CallerTgid, ParameterBinding::CallerUid, ParameterBinding::CallerCgroupId,
+                   ParameterBinding::RingCqHeadOff, ParameterBinding::RingCqTailOff, ParameterBinding::RingCqesOff,
+                   ParameterBinding::RingCqEntries, ParameterBinding::RingSqEntries, ParameterBinding::RingFlags})
         if (parameter_binding_name(b) == name)
             return b;
     return std::nullopt;
@@ -176,7 +183,9 @@ ParameterSpec parse_parameter(const nlohmann::json& v, const std::string& path)
         auto bind = r.required_string("bind", 32);
         spec.bind = parameter_binding_from_name(bind);
         if (!spec.bind)
-            r.violation("bind", "must be caller.tgid, caller.uid or caller.cgroup_id, not \"" + bind + "\"");
+            r.violation("bind", "must be caller.tgid, caller.uid or caller.cgroup_id (or, for io_uring_ops, "
+                                "ring.cq_head_off, ring.cq_tail_off, ring.cqes_off, ring.cq_entries, "
+                                "ring.sq_entries, ring.flags), not \"" + bind + "\"");
     } else {
         spec.choice = parse_choice(r.required("choice"), r.path_of("choice"));
     }
@@ -194,9 +203,40 @@ std::string parse_revocation(const nlohmann::json& v, const std::string& path)
     return guard;
 }
 
+// io_uring_ops: one loop_step program, per ring (a registered value serves
+// one ring), on kernels that have the struct_ops type. ring.* binds belong
+// to these programs only: elsewhere there is no ring to check them against.
+void check_ring_rules(const Manifest& m)
+{
+    const bool ring_attached = is_ring_attached(m.programs.front().type);
+    for (std::size_t i = 0; i < m.parameters.size(); ++i)
+        if (m.parameters[i].bind && is_ring_binding(*m.parameters[i].bind) && !ring_attached)
+            throw SchemaViolation{"$.parameters[" + std::to_string(i) + "].bind",
+                                  "ring.* binds are for io_uring_ops programs only"};
+    if (!ring_attached)
+        return;
+    if (m.programs.size() != 1)
+        throw SchemaViolation{"$.programs", "an io_uring_ops object implements one callback, loop_step: list "
+                                            "exactly one program"};
+    if (m.instance != InstanceMode::PerClient)
+        throw SchemaViolation{"$.instance", "an io_uring_ops program is loaded per ring: it must be per-client"};
+    if (m.scope == Scope::System)
+        throw SchemaViolation{"$.scope", "an io_uring_ops program runs in its caller's own ring only"};
+    // The loop runs in the ring's submitter task, which the broker cannot
+    // check is the caller: the program must know the caller to stop elsewhere.
+    if (std::none_of(m.parameters.begin(), m.parameters.end(),
+                     [](const ParameterSpec& p) { return p.bind == ParameterBinding::CallerTgid; }))
+        throw SchemaViolation{"$.parameters", "an io_uring_ops program must bind caller.tgid and run only in "
+                                              "that process (the broker cannot see whose ring it is)"};
+    if (std::find(m.requires_features.begin(), m.requires_features.end(), "io_uring_bpf_ops") ==
+        m.requires_features.end())
+        throw SchemaViolation{"$.requires", "an io_uring_ops program must require \"io_uring_bpf_ops\""};
+}
+
 // The rules that tie fields together, checked once all of them are read.
 void check_broker_attach_rules(const Manifest& m)
 {
+    check_ring_rules(m);
     const bool broker_attached = is_broker_attached(m.programs.front().type);
     if (!broker_attached) {
         if (m.scope == Scope::System)
@@ -365,6 +405,7 @@ std::string_view program_type_name(ProgramType t) noexcept
     case ProgramType::SkReuseport: return "sk_reuseport";
     case ProgramType::Tracepoint: return "tracepoint";
     case ProgramType::RawTracepoint: return "raw_tracepoint";
+    case ProgramType::IoUringOps: return "io_uring_ops";
     }
     return "unknown";
 }
@@ -372,7 +413,7 @@ std::string_view program_type_name(ProgramType t) noexcept
 std::optional<ProgramType> program_type_from_name(std::string_view name) noexcept
 {
     for (auto t : {ProgramType::SocketFilter, ProgramType::SkReuseport, ProgramType::Tracepoint,
-                   ProgramType::RawTracepoint})
+                   ProgramType::RawTracepoint, ProgramType::IoUringOps})
         if (program_type_name(t) == name)
             return t;
     return std::nullopt;
@@ -385,7 +426,18 @@ bool can_be_cut_live(const Manifest& m) noexcept
 
 bool is_broker_attached(ProgramType t) noexcept
 {
-    return t == ProgramType::Tracepoint || t == ProgramType::RawTracepoint;
+    return t == ProgramType::Tracepoint || t == ProgramType::RawTracepoint || t == ProgramType::IoUringOps;
+}
+
+bool is_ring_attached(ProgramType t) noexcept
+{
+    return t == ProgramType::IoUringOps;
+}
+
+bool is_ring_binding(ParameterBinding b) noexcept
+{
+    return b != ParameterBinding::CallerTgid && b != ParameterBinding::CallerUid &&
+           b != ParameterBinding::CallerCgroupId;
 }
 
 std::string_view parameter_binding_name(ParameterBinding b) noexcept
@@ -394,6 +446,12 @@ std::string_view parameter_binding_name(ParameterBinding b) noexcept
     case ParameterBinding::CallerTgid: return "caller.tgid";
     case ParameterBinding::CallerUid: return "caller.uid";
     case ParameterBinding::CallerCgroupId: return "caller.cgroup_id";
+    case ParameterBinding::RingCqHeadOff: return "ring.cq_head_off";
+    case ParameterBinding::RingCqTailOff: return "ring.cq_tail_off";
+    case ParameterBinding::RingCqesOff: return "ring.cqes_off";
+    case ParameterBinding::RingCqEntries: return "ring.cq_entries";
+    case ParameterBinding::RingSqEntries: return "ring.sq_entries";
+    case ParameterBinding::RingFlags: return "ring.flags";
     }
     return "unknown";
 }
@@ -420,7 +478,7 @@ std::size_t choice_type_size(ChoiceType t) noexcept
 
 bool AllowedAttachPoints::allows(ProgramType type, std::string_view attach) const
 {
-    if (!is_broker_attached(type))
+    if (!is_broker_attached(type) || is_ring_attached(type))
         return false;
     const auto& list = type == ProgramType::Tracepoint ? tracepoint : raw_tracepoint;
     return std::any_of(list.begin(), list.end(), [&](const std::string& pattern) {

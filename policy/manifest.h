@@ -25,7 +25,9 @@ inline constexpr std::size_t kMaxParametersPerManifest = 16;
 // Client-attached types (the caller attaches the program fd to its own
 // sockets) and broker-attached ones (the broker attaches, scoped to the
 // caller, and hands back only the link).
-enum class ProgramType { SocketFilter, SkReuseport, Tracepoint, RawTracepoint };
+// IoUringOps (Linux 7.1): the object defines one io_uring_bpf_ops value the
+// broker registers on the caller's own ring (brokerd/ring_attach.h).
+enum class ProgramType { SocketFilter, SkReuseport, Tracepoint, RawTracepoint, IoUringOps };
 enum class ClientAccess { None, Read, Write };
 enum class InstanceMode { Shared, PerClient };
 
@@ -34,6 +36,8 @@ std::optional<ProgramType> program_type_from_name(std::string_view name) noexcep
 std::string_view client_access_name(ClientAccess a) noexcept;
 std::string_view instance_mode_name(InstanceMode m) noexcept;
 bool is_broker_attached(ProgramType t) noexcept;
+// Broker-attached to a ring the caller names (AttachRing), not to an attach point.
+bool is_ring_attached(ProgramType t) noexcept;
 
 // Kernel features a manifest may require; the daemon's probe reports the same names.
 inline constexpr std::string_view kKnownFeatures[] = {
@@ -46,14 +50,27 @@ inline constexpr std::string_view kKnownFeatures[] = {
 struct ProgramSpec {
     std::string name;  // the BPF function name in the object
     ProgramType type;
-    // Broker-attached types only: "CATEGORY/NAME" for a tracepoint, "NAME"
-    // for a raw tracepoint; empty for client-attached types.
+    // Tracepoint types only: "CATEGORY/NAME" for a tracepoint, "NAME" for a
+    // raw tracepoint; empty for the others.
     std::string attach{};
 };
 
 // Values the broker writes into the object's .rodata before load.
 // `bind`: from the kernel's word for the caller, never from the request.
-enum class ParameterBinding { CallerTgid, CallerUid, CallerCgroupId };
+// ring.* (io_uring_ops only): the layout of the caller's ring, which the
+// request states and the broker checks against the kernel's view of it.
+enum class ParameterBinding {
+    CallerTgid,
+    CallerUid,
+    CallerCgroupId,
+    RingCqHeadOff,
+    RingCqTailOff,
+    RingCqesOff,
+    RingCqEntries,
+    RingSqEntries,
+    RingFlags,
+};
+bool is_ring_binding(ParameterBinding b) noexcept;
 std::string_view parameter_binding_name(ParameterBinding b) noexcept;  // "caller.tgid", ...
 
 // `choice`: the caller picks a value in [min, max]; absent means `default_value`.

@@ -16,6 +16,11 @@ packages=(
   python3
   debhelper dpkg-dev lintian adduser
 )
+# BPFBROKER_TEST_KERNEL names a kernel image the io_uring_ops tests boot
+# under QEMU (scripts/vm-test.sh).
+if [[ -n "${BPFBROKER_TEST_KERNEL:-}" ]]; then
+  packages+=(qemu-system-x86)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,6 +4,8 @@
 // program or links, never both). See client.h.
 #include <bpfbroker/client.h>
 
+#include <linux/io_uring.h>
+
 namespace bpfbroker {
 
 namespace {
@@ -43,6 +45,32 @@ Result<Program> Client::checked_acquire(std::string_view name, const AcquireOpti
     // elsewhere; a reply with neither gives nothing to use.
     if (program->fd().valid() == !program->links().empty())
         return bad_reply("a reply must hand out either a program or links");
+    return program;
+}
+
+Result<Program> Transport::attach_ring(std::string_view name, int, const std::map<std::string, std::uint64_t>&,
+                                       const AcquireOptions&)
+{
+    return fail(ErrorCode::Unsupported, "attaching \"" + std::string(name) + "\" to a ring needs the socket "
+                                        "transport: the broker copies the ring with pidfd_getfd on the "
+                                        "connection's pidfd, which D-Bus cannot give");
+}
+
+Result<Program> Client::attach_ring(std::string_view name, int ring_fd, const io_uring_params& params,
+                                    const AcquireOptions& options)
+{
+    const std::map<std::string, std::uint64_t> ring{
+        {"flags", params.flags},           {"sq_entries", params.sq_entries},   {"cq_entries", params.cq_entries},
+        {"cq_head_off", params.cq_off.head}, {"cq_tail_off", params.cq_off.tail}, {"cqes_off", params.cq_off.cqes},
+    };
+    auto program = transport_->attach_ring(name, ring_fd, ring, options);
+    if (!program)
+        return program;
+    if (program->info().name != name)
+        return bad_reply("asked for \"" + std::string(name) + "\" but the reply is for \"" + program->info().name + "\"");
+    // One link and no program: with the program fd the holder could run it elsewhere.
+    if (program->fd().valid() || program->links().size() != 1)
+        return bad_reply("a ring attach must hand out exactly one link and no program");
     return program;
 }
 

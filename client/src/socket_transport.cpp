@@ -165,10 +165,29 @@ Result<Program> SocketTransport::acquire(std::string_view name, const AcquireOpt
     auto frame = round_trip(varlink::encode_acquire_call(call));
     if (!frame)
         return fail(std::move(frame).error());
-    auto reply = varlink::decode_acquire_reply(frame->text);
+    return take_program(*frame);
+}
+
+Result<Program> SocketTransport::attach_ring(std::string_view name, int ring_fd,
+                                             const std::map<std::string, std::uint64_t>& ring,
+                                             const AcquireOptions& options)
+{
+    json parameters = {{"name", std::string(name)}, {"ring_fd", ring_fd}, {"ring", ring}};
+    if (!options.parameters.empty())
+        parameters["parameters"] = options.parameters;
+    auto frame = round_trip(varlink::encode_message(
+        varlink::make_call(std::string(kVarlinkInterface) + ".AttachRing", parameters)));
+    if (!frame)
+        return fail(std::move(frame).error());
+    return take_program(*frame);
+}
+
+Result<Program> SocketTransport::take_program(Frame& frame)
+{
+    auto reply = varlink::decode_acquire_reply(frame.text);
     if (!reply)
         return fail(std::move(reply).error());
-    FdTaker taker(frame->fds);
+    FdTaker taker(frame.fds);
     UniqueFd program;
     if (reply->program) {
         auto fd = taker.take(*reply->program);

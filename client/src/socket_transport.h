@@ -24,6 +24,8 @@ public:
     Result<std::string> approve(std::string_view program, const ApproveOptions& options) override;
     Result<RevokeResult> revoke(std::string_view program) override;
     Result<void> reload() override;
+    Result<Program> attach_ring(std::string_view name, int ring_fd, const std::map<std::string, std::uint64_t>& ring,
+                                const AcquireOptions& options) override;
 
 private:
     // One reply frame (without its NUL) and the fds that came with it.
@@ -39,6 +41,8 @@ private:
     // A call of `member` with JSON parameters; the reply's parameters, or the
     // daemon's error.
     Result<nlohmann::json> call_json(std::string_view member, const nlohmann::json& parameters);
+    // The Program an AcquireProgram-shaped reply (program/links, maps, info) hands out.
+    static Result<Program> take_program(Frame& frame);
 
     UniqueFd fd_;
 };

@@ -21,7 +21,7 @@ void CoreFixture::SetUp()
     config.trust.owner = ::geteuid();
     auto source = std::make_unique<FakeProgramSource>();
     source_ = source.get();
-    broker_ = std::make_unique<brokerd::Broker>(config, brokerd::FeatureReport{}, *audit_, std::move(source));
+    broker_ = std::make_unique<brokerd::Broker>(config, features(), *audit_, std::move(source));
     ASSERT_TRUE(broker_->reload());
 }
 

@@ -19,6 +19,8 @@ namespace bpfbroker::test_support {
 class CoreFixture : public ::testing::Test {
 protected:
     void SetUp() override;
+    // What the Broker is told the kernel offers (none by default).
+    [[nodiscard]] virtual brokerd::FeatureReport features() const { return {}; }
 
     // A caller on the socket / on D-Bus (bus name ":1.42", polkit reachable).
     static brokerd::RequestContext socket_as(uid_t uid);

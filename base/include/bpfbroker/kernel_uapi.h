@@ -137,3 +137,47 @@ struct BpfProgLoadAttr {
 };
 
 }  // namespace bpfbroker::uapi
+
+// ---- io_uring_bpf_ops (Linux 7.1) ------------------------------------------------
+//
+// A struct_ops type whose loop_step callback runs inside the ring owner's
+// io_uring_enter (io_uring/bpf-ops.c, io_uring/loop.c). The broker registers
+// one per ring with a struct_ops link; see brokerd/ring_attach.h.
+namespace bpfbroker::uapi {
+
+// Linux 6.4. enum bpf_attach_type: BPF_STRUCT_OPS (after BPF_LSM_CGROUP = 43),
+// the attach type of BPF_LINK_CREATE for a struct_ops map.
+inline constexpr std::uint32_t kBpfStructOpsAttachType = 44;
+// Linux 6.4. BPF_MAP_CREATE flag BPF_F_LINK: a struct_ops map registered by
+// BPF_LINK_CREATE (and detachable with BPF_LINK_DETACH), not by its update.
+inline constexpr std::uint32_t kBpfFLink = 1U << 13;
+// Linux 5.10. BPF_PROG_LOAD flag BPF_F_SLEEPABLE (in the 6.1 header too,
+// repeated so struct_ops code reads from one place).
+inline constexpr std::uint32_t kBpfFSleepable = 1U << 4;
+
+// io_uring_setup flags (include/uapi/linux/io_uring.h).
+inline constexpr std::uint32_t kIoringSetupIopoll = 1U << 0;
+inline constexpr std::uint32_t kIoringSetupSqpoll = 1U << 1;
+inline constexpr std::uint32_t kIoringSetupCqsize = 1U << 3;
+inline constexpr std::uint32_t kIoringSetupSqe128 = 1U << 10;        // Linux 5.19
+inline constexpr std::uint32_t kIoringSetupCqe32 = 1U << 11;         // Linux 5.19
+inline constexpr std::uint32_t kIoringSetupSingleIssuer = 1U << 12;  // Linux 6.0
+inline constexpr std::uint32_t kIoringSetupDeferTaskrun = 1U << 13;  // Linux 6.1
+inline constexpr std::uint32_t kIoringSetupNoSqarray = 1U << 16;     // Linux 6.6
+inline constexpr std::uint32_t kIoringSetupSqRewind = 1U << 20;      // Linux 7.1
+
+// Linux 7.1. loop_step's return values (io_uring/loop.h) and the region ids
+// of the bpf_io_uring_get_region kfunc (io_uring/bpf-ops.h).
+inline constexpr int kIouLoopContinue = 0;
+inline constexpr int kIouLoopStop = 1;
+inline constexpr std::uint32_t kIouRegionMem = 0;
+inline constexpr std::uint32_t kIouRegionCq = 1;
+inline constexpr std::uint32_t kIouRegionSq = 2;
+
+// The kernel's names, looked up in vmlinux BTF: the struct_ops type, its
+// value wrapper (BPF_STRUCT_OPS value types are "bpf_struct_ops_" + name,
+// with the ops in member "data") and the members the broker fills.
+inline constexpr const char* kIoUringBpfOpsType = "io_uring_bpf_ops";
+inline constexpr const char* kIoUringBpfOpsValueType = "bpf_struct_ops_io_uring_bpf_ops";
+
+}  // namespace bpfbroker::uapi

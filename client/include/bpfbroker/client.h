@@ -9,6 +9,8 @@
 //   // prog->fd(): the program; prog->map("stats"): a read-only map fd
 //   auto stats = client->acquire("uring_stats", {.parameters = {}});
 //   // broker-attached: stats->links() holds the link fds, stats->fd() is empty
+//   auto nops = client->attach_ring("ring_nops", ring_fd, params, {.parameters = {{"total", 100}}});
+//   // io_uring_ops (Linux 7.1): runs inside this process's ring; one link
 #pragma once
 
 #include <bpfbroker/interface.h>  // kDefaultSocketPath: where bpfbrokerd listens
@@ -24,6 +26,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+struct io_uring_params;  // <linux/io_uring.h>
 
 namespace bpfbroker {
 
@@ -114,6 +118,12 @@ public:
     virtual Result<std::string> approve(std::string_view program, const ApproveOptions& options) = 0;
     virtual Result<RevokeResult> revoke(std::string_view program) = 0;
     virtual Result<void> reload() = 0;
+    // AttachRing: `ring` holds flags, sq_entries, cq_entries, cq_head_off,
+    // cq_tail_off and cqes_off. Socket only: the broker copies the ring with
+    // pidfd_getfd on the connection's pidfd, which D-Bus has no way to give.
+    virtual Result<Program> attach_ring(std::string_view name, int ring_fd,
+                                        const std::map<std::string, std::uint64_t>& ring,
+                                        const AcquireOptions& options);
 };
 
 class Client {
@@ -140,6 +150,14 @@ public:
     Result<std::string> approve(std::string_view program, const ApproveOptions& options);  // -> manifest sha256 (or signer)
     Result<RevokeResult> revoke(std::string_view program);
     Result<void> reload();
+
+    // Runs io_uring_ops program `name` (Linux 7.1 io_uring_bpf_ops) inside
+    // this process's ring `ring_fd`, which io_uring_setup made with `params`
+    // (IORING_SETUP_DEFER_TASKRUN, not SQPOLL or IOPOLL). The result holds
+    // the one link (closing it, or the ring's exit, ejects the program) and
+    // the maps; never a program fd. Socket transport only.
+    Result<Program> attach_ring(std::string_view name, int ring_fd, const io_uring_params& params,
+                                const AcquireOptions& options = {});
 
 private:
     Result<Program> checked_acquire(std::string_view name, const AcquireOptions& options, bool with_options);
