@@ -3,7 +3,7 @@
 // pidfd_getfd, checks it, registers ring_nops on it and hands back one link.
 // N NOPs then complete inside ONE io_uring_enter of the caller, who could not
 // load the program itself; every unusable ring is a named error and leaves
-// nothing registered; BPF_LINK_DETACH and the caller's exit release the
+// nothing registered; BPF_LINK_DETACH, a revoke and the caller's exit release the
 // program; the per-uid limit counts it; the program runs only in the
 // caller's own process. On a kernel without io_uring_bpf_ops
 // every test says it is skipped and why.
@@ -236,6 +236,43 @@ TEST_F(RingAttachTest, BpfLinkDetachStopsTheProgram)
     });
     ASSERT_TRUE(r.ok()) << r.describe();
     EXPECT_EQ(r.report, "detached");
+}
+
+// A revocation reaches the ring at once: the daemon detaches its duplicate
+// of the link (BPF_LINK_DETACH), so the caller's next io_uring_enter runs
+// no program although the caller still holds its link fd; the cut is
+// counted and audited.
+TEST_F(RingAttachTest, RevokeDetachesTheProgramFromTheCallersRing)
+{
+    const std::string socket = socket_path();
+    auto caller = spawn_as(kNobodyUid, kNobodyGid, [&](ChildChannel& channel) {
+        auto client = connect_as_child(socket);
+        LoopRing ring(16);
+        auto p = attach(client, ring, 1000000, 1);
+        channel.tell_parent("attached");
+        channel.wait_parent();
+        require(ring.enter() == 0, "io_uring_enter after the revocation failed");
+        const auto s = stats_of(p);
+        require(s.steps == 0 && s.completions == 0,
+                "the program ran after the revocation: " + std::to_string(s.steps) + " steps");
+        return std::string("cut");
+    });
+    ASSERT_TRUE(caller.wait_message()) << "the caller did not attach: " << caller.wait().describe();
+    auto admin = connect_client();
+    ASSERT_TRUE(admin) << admin.error().describe();
+    auto revoked = admin->revoke(kProgram);
+    ASSERT_TRUE(revoked) << revoked.error().describe();
+    EXPECT_EQ(revoked->cut_instances.value_or(0), 1u);
+    EXPECT_EQ(revoked->uncut_instances.value_or(99), 0u);
+    caller.tell_child("go");
+    auto r = caller.wait();
+    ASSERT_TRUE(r.ok()) << r.describe();
+    EXPECT_EQ(r.report, "cut");
+    bool audited = false;
+    for (auto& rec : audit_records())
+        audited = audited || (rec["action"] == "cut" && rec["program"] == kProgram &&
+                              rec["uid"] == std::to_string(kNobodyUid));
+    EXPECT_TRUE(audited) << "no cut audit record for " << kProgram;
 }
 
 TEST_F(RingAttachTest, TheCallersExitReleasesTheProgram)
