@@ -1,6 +1,7 @@
 // Manifests of io_uring_ops programs (Linux 7.1 io_uring_bpf_ops): the
 // type, the ring.* binds, and the rules that keep one loaded value per
 // caller ring. Each refusal names its JSON path.
+#include "manifest_error.h"
 #include "policy/manifest.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 
 using namespace bpfbroker;
 using namespace bpfbroker::policy;
+using bpfbroker::policy::testing::error_of;
 
 namespace {
 
@@ -35,15 +37,6 @@ nlohmann::json good_ring_program()
         { "name": "total", "choice": { "type": "u32", "min": 1, "max": 1000, "default": 100 } }
       ],
       "revocation": { "guard": "bpfbroker_revoked" } })");
-}
-
-std::string error_of(const nlohmann::json& doc)
-{
-    auto m = parse_manifest(doc.dump());
-    if (m)
-        return "";
-    EXPECT_EQ(m.error().code, ErrorCode::ManifestInvalid);
-    return m.error().message;
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // Strict manifest parsing: every kind of bad input is a named error with a path.
+#include "manifest_error.h"
 #include "policy/manifest.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 
 using namespace bpfbroker;
 using namespace bpfbroker::policy;
+using bpfbroker::policy::testing::error_of;
 
 namespace {
 
@@ -21,16 +23,6 @@ nlohmann::json good()
       "maps": [ { "name": "stats", "client_access": "read" } ],
       "instance": "per-client",
       "requires": [ "uring_cmd_setsockopt" ] })");
-}
-
-// Parses a mutated good manifest and returns the error message (empty when ok).
-std::string error_of(const nlohmann::json& doc)
-{
-    auto m = parse_manifest(doc.dump());
-    if (m)
-        return "";
-    EXPECT_EQ(m.error().code, ErrorCode::ManifestInvalid);
-    return m.error().message;
 }
 
 }  // namespace
