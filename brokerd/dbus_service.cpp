@@ -258,14 +258,29 @@ private:
 
     void Revoke(sdbus::Result<uint32_t>&& result, std::string program) override
     {
+        revoke(std::move(result), std::move(program), [](const sdbus::Result<uint32_t>& r, RevokeSummary& s) {
+            r.returnResults(static_cast<uint32_t>(s.removed_approvals));
+        });
+    }
+
+    void RevokeWithSummary(sdbus::Result<uint32_t, uint32_t, uint32_t>&& result, std::string program) override
+    {
+        revoke(std::move(result), std::move(program),
+               [](const sdbus::Result<uint32_t, uint32_t, uint32_t>& r, RevokeSummary& s) {
+                   r.returnResults(static_cast<uint32_t>(s.removed_approvals), static_cast<uint32_t>(s.instances.cut),
+                                   static_cast<uint32_t>(s.instances.uncut));
+               });
+    }
+
+    // Both revoke methods decide alike and differ only in what they reply.
+    template <typename ResultT, typename Send>
+    void revoke(ResultT result, std::string program, Send send)
+    {
         auto ctx = context();
-        auto shared = std::make_shared<sdbus::Result<uint32_t>>(std::move(result));
+        auto shared = std::make_shared<ResultT>(std::move(result));
         RevokeRequest req{std::move(program)};
         decide<RevokeSummary>(
-            shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.revoke(ctx, req, v); },
-            [](const sdbus::Result<uint32_t>& r, RevokeSummary& s) {
-                r.returnResults(static_cast<uint32_t>(s.removed_approvals));
-            });
+            shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.revoke(ctx, req, v); }, send);
     }
 
     void Reload(sdbus::Result<>&& result) override

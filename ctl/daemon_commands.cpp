@@ -173,7 +173,7 @@ int run_revoke(const std::string& name, const GlobalOptions& o)
         std::cout << "Live instances cut: " << *revoked->cut_instances
                   << ", not cut (no revocation guard): " << *revoked->uncut_instances << '\n';
     else
-        std::cout << "Live instances: not reported on this transport (the socket reports them)\n";
+        std::cout << "Live instances: not reported by this daemon\n";
     return kExitOk;
 }
 

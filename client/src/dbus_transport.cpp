@@ -243,9 +243,12 @@ Result<std::string> DbusTransport::approve(std::string_view program, const Appro
 Result<RevokeResult> DbusTransport::revoke(std::string_view program)
 {
     std::uint32_t removed = 0;
-    if (auto called = invoke(*proxy_, timeout_, "Revoke", std::tuple(std::string(program)), removed); !called)
+    std::uint32_t cut = 0;
+    std::uint32_t uncut = 0;
+    if (auto called = invoke(*proxy_, timeout_, "RevokeWithSummary", std::tuple(std::string(program)), removed, cut, uncut);
+        !called)
         return fail(std::move(called).error());
-    return RevokeResult{removed, std::nullopt, std::nullopt};
+    return RevokeResult{removed, cut, uncut};
 }
 
 Result<void> DbusTransport::reload()

@@ -116,6 +116,7 @@ TEST_F(DbusTools, busctl_introspect_lists_methods_and_signals)
         R"(\.Version\s+property\s+s\s+")" + std::string(BPFBROKER_TEST_PROJECT_VERSION) + R"("\s+const)",
         R"(\.Features\s+property\s+a\{s\(bs\)\}\s+[1-9][0-9]* "[a-z_:]+" (true|false) .*\sconst)",
         R"(\.Reload\s+method\s+-\s+-)",                      R"(\.Revoke\s+method\s+s\s+u\s)",
+        R"(\.RevokeWithSummary\s+method\s+s\s+uuu\s)",
         R"(\.CatalogReloaded\s+signal\s+u\s)",               R"(\.ProgramApproved\s+signal\s+ss\s)",
         R"(\.ProgramRevoked\s+signal\s+s\s)"};
     for (const auto& row : rows)
@@ -159,6 +160,7 @@ TEST_F(DbusTools, gdbus_introspect_shows_methods_signals_and_argument_names)
              "readonly a{s(bs)} Features = {",
              "Reload();",
              "Revoke(in s program, out u removed_approvals);",
+             "RevokeWithSummary(in s program, out u removed_approvals, out u cut_instances, out u uncut_instances);",
              "CatalogReloaded(u programs);",
              "ProgramApproved(s program, s manifest_sha256);",
              "ProgramRevoked(s program);",
