@@ -51,14 +51,7 @@ Result<RestoreSummary> Broker::restore_state(const std::string& runtime_dir)
             continue;
         }
         LiveInstances::Entry e;
-        e.held = s.held;
-        e.prog_id = s.prog_id;
-        e.tag = s.tag;
-        e.map_ids = s.map_ids;
-        e.broker_attached = s.broker_attached;
-        e.caller_pid = s.caller_pid;
-        e.caller_start_time = s.caller_start_time;
-        e.guard = s.guard;  // re-opened by id, tag checked, when it is cut
+        static_cast<SavedInstance&>(e) = s;  // the guard is re-opened by id, tag checked, when it is cut
         UniqueFd pidfd;
         if (s.broker_attached) {
             pidfd = caller_pidfd_if_same(s.caller_pid, s.caller_start_time);

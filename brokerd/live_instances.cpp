@@ -20,20 +20,6 @@ bool program_exists(std::uint32_t id)
     return probe || errno != ENOENT;
 }
 
-SavedInstance saved(const LiveInstances::Entry& e)
-{
-    SavedInstance s;
-    s.held = e.held;
-    s.prog_id = e.prog_id;
-    s.tag = e.tag;
-    s.map_ids = e.map_ids;
-    s.guard = e.guard;
-    s.broker_attached = e.broker_attached;
-    s.caller_pid = e.caller_pid;
-    s.caller_start_time = e.caller_start_time;
-    return s;
-}
-
 }  // namespace
 
 std::string cut_instance(const std::optional<RevocationGuard>& guard, const UniqueFd& link)
@@ -97,7 +83,7 @@ Result<void> LiveInstances::add(Entry entry, UniqueFd caller_pidfd)
     }
     auto [it, _] = entries_.emplace(key, std::move(entry));
     if (journal_)
-        journal_->record_added(saved(it->second));
+        journal_->record_added(it->second);  // its SavedInstance part
     return {};
 }
 
@@ -115,7 +101,7 @@ Result<void> LiveInstances::rewrite_journal(bool force)
     std::vector<SavedInstance> live;
     live.reserve(entries_.size());
     for (const auto& [key, e] : entries_)
-        live.push_back(saved(e));
+        live.push_back(e);  // its SavedInstance part
     return journal_->rewrite(live);
 }
 

@@ -43,27 +43,20 @@ namespace bpfbroker::brokerd {
 
 class LiveInstances {
 public:
-    struct Entry {
-        HeldGrant held;  // program, caller, version and signer at the acquire
-        std::uint32_t prog_id = 0;
-        // None: the manifest declares no guard, and a revocation cannot cut
-        // the instance live (it is reported "not cut"). Kept by id, not by
-        // fd: the daemon must not hold an fd per instance (its fd limit is
-        // the registry's size), so cutting re-opens it by id, tag checked.
-        std::optional<SavedGuard> guard;
+    // What the state journal keeps of an instance (SavedInstance: the held
+    // grant, program id and tag, the map ids handed out, the guard by id,
+    // and the caller of a broker-attached instance), and what lives only in
+    // this daemon. A guard of none: the manifest declares no guard, and a
+    // revocation cannot cut the instance live (it is reported "not cut").
+    // The guard is kept by id, not by fd: the daemon must not hold an fd per
+    // instance (its fd limit is the registry's size), so cutting re-opens it
+    // by id, tag checked.
+    struct Entry : SavedInstance {
         // Broker-attached links that BPF_LINK_DETACH can cut (struct_ops,
-        // issue 11): the broker's dup of the link, detached on revocation
-        // instead of (before) setting the guard. Empty for every other kind.
+        // io_uring_ops): the broker's dup of the link, detached on
+        // revocation before the guard is set. Empty for every other kind.
         UniqueFd link_to_detach;
         std::optional<CallerWatch::WatchId> watch;  // broker-attached with a caller pidfd only
-        // For the state journal: the program's tag (a restore checks it),
-        // the map ids handed out (the tracker counts them), and the caller
-        // of a broker-attached instance (pid and /proc start time).
-        std::string tag;
-        std::vector<std::uint32_t> map_ids;
-        bool broker_attached = false;
-        pid_t caller_pid = 0;
-        std::uint64_t caller_start_time = 0;
 
         [[nodiscard]] const std::string& program() const noexcept { return held.program; }
         [[nodiscard]] uid_t uid() const noexcept { return held.peer.uid; }
