@@ -11,6 +11,8 @@ scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBPFBROKER_WERROR=ON >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure --timeout 300 -j2
+# A test this kernel cannot run says so: one line each, with its reason.
+scripts/report-skips.sh build
 # With BPFBROKER_TEST_KERNEL=BZIMAGE (Linux 7.1+ with io_uring_bpf_ops), the
 # io_uring_ops end-to-end tests, which this kernel skips, run again in a VM
 # booted from that image, with a daemon started inside it.
