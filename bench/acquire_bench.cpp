@@ -18,6 +18,7 @@
 // Run as root: it starts a dbus-daemon and its own bpfbrokerd on a scratch root.
 #include <bpfbroker/client.h>
 
+#include "bench_cli.h"
 #include "wire/acquire_codec.h"
 #include "wire/fd_passing.h"
 
@@ -49,6 +50,7 @@
 #include <vector>
 
 using namespace bpfbroker;
+using bpfbroker::bench_cli::die;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -77,12 +79,6 @@ Stats measure(int iterations, const std::function<void()>& op)
     }
     std::sort(us.begin(), us.end());
     return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)]};
-}
-
-[[noreturn]] void die(const std::string& what)
-{
-    std::fprintf(stderr, "acquire_bench: %s\n", what.c_str());
-    std::exit(1);
 }
 
 template <typename T>
@@ -438,11 +434,19 @@ struct Ratio {
 
 }  // namespace
 
+constexpr std::string_view kUsage =
+    "usage: acquire_bench [ITERATIONS]   (as root; default 2000 per latency figure)\n"
+    "Starts a private dbus-daemon and bpfbrokerd, measures each hand-out cost against a floor\n"
+    "measured in the same run, and ends with one `ratio NAME VALUE` line per ratio.\n";
+
 int main(int argc, char** argv)
 {
+    bench_cli::start("acquire_bench", argc, argv, kUsage);
+    if (argc > 2)
+        bench_cli::usage_error("one ITERATIONS argument at most", kUsage);
+    int iterations = argc > 1 ? bench_cli::positive_count(argv[1], kUsage) : 2000;
     if (::geteuid() != 0)
         die("run as root: it starts bpfbrokerd and loads programs");
-    int iterations = argc > 1 ? std::atoi(argv[1]) : 2000;
     libbpf_set_print(silent_print);
     ::signal(SIGPIPE, SIG_IGN);
     Daemon daemon;

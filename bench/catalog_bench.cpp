@@ -5,6 +5,7 @@
 // 20 reloads (10000: start and RSS only, to stay under a minute), and ends
 // with one `ratio NAME VALUE` line per figure. Needs root (policy files must
 // be root's). Not run by ctest: benchmarks never gate.
+#include "bench_cli.h"
 #include "support/daemon_process.h"
 #include "support/scratch_root.h"
 
@@ -36,12 +37,7 @@ using bpfbroker::test_support::DaemonOptions;
 using bpfbroker::test_support::DaemonProcess;
 using bpfbroker::test_support::ScratchRoot;
 using Clock = std::chrono::steady_clock;
-
-[[noreturn]] void die(const std::string& what)
-{
-    std::cerr << "catalog_bench: " << what << '\n';
-    std::exit(1);
-}
+using bpfbroker::bench_cli::die;
 
 std::string read_whole(const std::filesystem::path& p)
 {
@@ -185,8 +181,14 @@ Figures measure(int count, const ShippedProgram& shipped, const bpfbroker::polic
 
 }  // namespace
 
+constexpr std::string_view kUsage =
+    "usage: catalog_bench [N...]   (as root; default: 256 and 1000 with 20 reloads, 10000 with 1)\n"
+    "Starts bpfbrokerd on catalogs of N signed programs: start to socket ready, idle RSS, reload,\n"
+    "RSS after the reloads; ends with one `ratio NAME VALUE` line per figure.\n";
+
 int main(int argc, char** argv)
 {
+    bpfbroker::bench_cli::start("catalog_bench", argc, argv, kUsage);
     if (::geteuid() != 0)
         die("needs root: the daemon trusts only root's policy files");
     const std::filesystem::path build = BPFBROKER_BUILD_DIR;
@@ -207,7 +209,7 @@ int main(int argc, char** argv)
     if (argc > 1) {  // catalog_bench N...: only these sizes (for profiling one)
         runs.clear();
         for (int i = 1; i < argc; ++i)
-            runs.push_back({std::atoi(argv[i]), 1});
+            runs.push_back({bpfbroker::bench_cli::positive_count(argv[i], kUsage), 1});
     }
     std::vector<std::pair<int, Figures>> results;
     for (Run run : runs) {

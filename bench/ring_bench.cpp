@@ -8,6 +8,7 @@
 // io_uring_bpf_ops it says so in one line and exits 0; run it in the VM:
 //   scripts/vm-test.sh --kernel BZIMAGE -- build/bench/ring_bench
 // Needs root (the daemon trusts only root's policy files). Not run by ctest.
+#include "bench_cli.h"
 #include "support/daemon_process.h"
 #include "support/loop_ring.h"
 #include "support/ring_echo_loop.h"
@@ -29,15 +30,10 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace ts = bpfbroker::test_support;
+using bpfbroker::bench_cli::die;
 
 constexpr const char* kProgram = "ring_echo";
 constexpr unsigned kRequests = 10000;
-
-[[noreturn]] void die(const std::string& what)
-{
-    std::cerr << "ring_bench: " << what << '\n';
-    std::exit(1);
-}
 
 void print_row(const char* name, const ts::EchoFigures& f)
 {
@@ -90,8 +86,16 @@ std::string measure_as_nobody(const std::string& socket)
 
 }  // namespace
 
-int main()
+constexpr std::string_view kUsage =
+    "usage: ring_bench   (as root, on Linux 7.1+ with io_uring_bpf_ops; elsewhere it says so and exits 0)\n"
+    "ring_echo against the same echo loop in user space, per 10,000 requests: io_uring_enter calls,\n"
+    "the loop's syscalls, voluntary context switches, wall time; ends with `ratio NAME VALUE` lines.\n";
+
+int main(int argc, char** argv)
 {
+    bpfbroker::bench_cli::start("ring_bench", argc, argv, kUsage);
+    if (argc > 1)
+        bpfbroker::bench_cli::usage_error("no arguments expected", kUsage);
     if (auto missing = ts::io_uring_bpf_ops_missing(); !missing.empty()) {
         std::cout << "ring_bench: not measured: " << missing << '\n';
         return 0;
