@@ -16,9 +16,17 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 vmshare /mnt || { echo "vm-init: no share" >/dev/console; exit 1; }
+# The command's directory, at its own path (a checkout under /tmp is hidden
+# by the fresh /tmp above otherwise).
+cwd=$(cat /mnt/cwd 2>/dev/null)
+if [ -n "$cwd" ] && [ "$cwd" != / ]; then
+    mkdir -p "$cwd" 2>/dev/null
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro hostcwd "$cwd" ||
+        echo "vm-init: could not mount $cwd" >/mnt/output.log
+fi
 ip link set lo up 2>/dev/null
 [ -f /mnt/env.sh ] && . /mnt/env.sh
-echo "vm-init: kernel $(uname -r)" >/mnt/output.log
+echo "vm-init: kernel $(uname -r)" >>/mnt/output.log
 sh /mnt/command.sh </dev/null >>/mnt/output.log 2>&1
 echo $? >/mnt/status
 sync

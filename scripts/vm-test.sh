@@ -8,7 +8,8 @@
 #
 # The kernel must have 9P_FS, NET_9P_VIRTIO and VIRTIO_PCI built in (no
 # initramfs is used). Inside the VM, COMMAND runs as root in the current
-# directory with /tmp, /run and /var/tmp as fresh tmpfs, and proc, sysfs,
+# directory (shared on its own, so it may be under /tmp) with /tmp, /run
+# and /var/tmp as fresh tmpfs, and proc, sysfs,
 # devtmpfs, cgroup2, bpffs and tracefs mounted (scripts/vm-init.sh). The
 # VM runs under TCG (-accel tcg -cpu max): nested KVM hangs in the kernel's
 # decompressor on these machines. Run as root (qemu passes file ownership
@@ -50,6 +51,10 @@ trap 'rm -rf "$share"' EXIT
     printf ' %q' "$@"
     printf '\n'
 } >"$share/command.sh"
+# The current directory is shared again on its own, read-only, and mounted
+# at the same path in the guest: a checkout under /tmp (a CI clone) would
+# otherwise be hidden by the guest's fresh /tmp.
+printf '%s\n' "$PWD" >"$share/cwd"
 env | grep -E '^(BPFBROKER_|GTEST_|CI=)' | sed 's/^/export /' >"$share/env.sh" || true
 
 console="$share/console.log"
@@ -62,6 +67,8 @@ timeout "$timeout_s" qemu-system-x86_64 \
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
     -fsdev local,id=share,path="$share",security_model=passthrough \
     -device virtio-9p-pci,fsdev=share,mount_tag=vmshare \
+    -fsdev local,id=hostcwd,path="$PWD",security_model=passthrough,readonly=on,multidevs=remap \
+    -device virtio-9p-pci,fsdev=hostcwd,mount_tag=hostcwd \
     -nographic -no-reboot -serial file:"$console" -monitor none -display none \
     </dev/null >"$share/qemu.log" 2>&1
 qemu_status=$?
