@@ -235,16 +235,7 @@ Result<CutCounts> Broker::reload_and_cut(const RequestContext& cause)
                                        [&](const policy::CatalogEntry& e) {
                                            return e.valid() && it->first.starts_with(e.manifest_sha256);
                                        });
-        if (still_there) {
-            ++it;
-            continue;
-        }
-        if (auto m = shared_metrics_.find(it->first); m != shared_metrics_.end()) {
-            m->second->live_instances.fetch_sub(1, std::memory_order_relaxed);
-            shared_metrics_.erase(m);
-        }
-        shared_holders_.erase(it->first);
-        it = shared_instances_.erase(it);
+        it = still_there ? std::next(it) : drop_shared(it);
     }
     return counts;
 }
@@ -287,12 +278,7 @@ CutCounts Broker::cut_ungranted(const RequestContext& cause)
         for (auto& [uid, why] : lost)
             audit_cut(cause, LiveInstances::Judged{name, uid, prog.id, why_not.empty(), "shared instance: " + why, why_not});
         ++(why_not.empty() ? counts.cut : counts.uncut);
-        if (auto m = shared_metrics_.find(it->first); m != shared_metrics_.end()) {
-            m->second->live_instances.fetch_sub(1, std::memory_order_relaxed);
-            shared_metrics_.erase(m);
-        }
-        shared_holders_.erase(it->first);
-        it = shared_instances_.erase(it);
+        it = drop_shared(it);
     }
     metrics_.revoked_instances.fetch_add(counts.cut, std::memory_order_relaxed);
     metrics_.uncut_instances.fetch_add(counts.uncut, std::memory_order_relaxed);
@@ -494,6 +480,39 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
     return std::move(*h);
 }
 
+std::map<std::string, LoadedInstance>::iterator Broker::drop_shared(std::map<std::string, LoadedInstance>::iterator it)
+{
+    if (auto m = shared_metrics_.find(it->first); m != shared_metrics_.end()) {
+        m->second->live_instances.fetch_sub(1, std::memory_order_relaxed);
+        shared_metrics_.erase(m);
+    }
+    if (journal_)
+        journal_->record_shared_forgotten(it->first);
+    shared_holders_.erase(it->first);
+    return shared_instances_.erase(it);
+}
+
+void Broker::journal_shared(const std::string& key, const policy::CatalogEntry& entry, const LoadedInstance& instance)
+{
+    // Broker-attached shared instances are not journalled: a restart drops
+    // them (their links hold them; see docs/architecture.md).
+    if (!journal_ || policy::is_broker_attached(instance.programs.front().type))
+        return;
+    const auto& prog = instance.programs.front();
+    SavedShared s;
+    s.key = key;
+    s.manifest_sha256 = entry.manifest_sha256;
+    s.parameters.insert(instance.parameters.begin(), instance.parameters.end());
+    s.prog_name = prog.name;
+    s.prog_id = prog.id;
+    s.tag = prog.tag;
+    for (const auto& m : instance.maps)
+        s.maps.push_back({m.name, m.id});
+    if (instance.guard)
+        s.guard = SavedGuard{instance.guard->name(), instance.guard->map_id(), instance.guard->offset()};
+    journal_->record_shared_added(s);
+}
+
 Result<LoadedInstance*> Broker::shared_instance(const policy::CatalogEntry& entry, const ParameterValues& values,
                                                 const Metrics::Slots* slots)
 {
@@ -512,6 +531,7 @@ Result<LoadedInstance*> Broker::shared_instance(const policy::CatalogEntry& entr
     if (!loaded)
         return fail(std::move(loaded).error());
     auto [inserted, _] = shared_instances_.emplace(key, std::move(*loaded));
+    journal_shared(key, entry, inserted->second);
     auto& gauge = metrics_.program(slots, entry.name);
     gauge.live_instances.fetch_add(1, std::memory_order_relaxed);
     shared_metrics_[key] = &gauge;
@@ -580,11 +600,21 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
         h.prog_id = prog.id;
         h.tag = prog.tag;
         // Who holds it, to judge their grants again after a policy change.
-        auto& holders = shared_holders_[shared_key(entry.manifest_sha256, values)];
-        if (holders.by_uid.size() < kMaxSharedHoldersPerInstance || holders.by_uid.contains(ctx.peer.uid))
-            holders.by_uid[ctx.peer.uid] = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
-        else
+        const auto key = shared_key(entry.manifest_sha256, values);
+        auto& holders = shared_holders_[key];
+        HeldGrant held{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
+        const bool journalled = journal_ && !broker_attached;
+        if (holders.by_uid.size() < kMaxSharedHoldersPerInstance || holders.by_uid.contains(ctx.peer.uid)) {
+            // A new holder is journalled; a repeat acquire writes nothing.
+            auto [at, fresh] = holders.by_uid.try_emplace(ctx.peer.uid, held);
+            if (fresh && journalled)
+                journal_->record_shared_holder(key, held);
+            at->second = std::move(held);
+        } else if (!holders.overflowed) {
             holders.overflowed = true;
+            if (journalled)
+                journal_->record_shared_overflowed(key);
+        }
         if (broker_attached) {
             if (auto ok = add_links(**inst, h); !ok)
                 return fail(std::move(ok).error());

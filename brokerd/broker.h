@@ -49,7 +49,7 @@ inline constexpr std::size_t kMaxSharedInstancesPerManifest = 64;
 // Distinct uids recorded per shared instance, to judge their grants again
 // after a policy change. Past it, the holders beyond are unknown, so every
 // policy change cuts that instance (and the next acquire loads a fresh one).
-inline constexpr std::size_t kMaxSharedHoldersPerInstance = 1024;
+inline constexpr std::size_t kMaxSharedHoldersPerInstance = kMaxSavedSharedHolders;
 
 struct BrokerConfig {
     std::string root = "/";
@@ -62,6 +62,8 @@ struct RestoreSummary {
     std::size_t restored = 0;   // re-registered, with their uid's accounting
     std::size_t gone = 0;       // released while the daemon was down, or an id now naming another program
     std::size_t cut = 0;        // cut at once: the caller exited meanwhile, or the policy changed
+    std::size_t shared_restored = 0;  // shared instances re-adopted under their key (same program id)
+    std::size_t shared_gone = 0;      // shared instances freed meanwhile, changed, or not re-adoptable
     std::size_t skipped_lines = 0;
     std::string distrusted;     // why the journal file found was not trusted (it was replaced)
 };
@@ -147,6 +149,14 @@ private:
     Result<CutCounts> reload_and_cut(const RequestContext& cause);
     CutCounts cut_ungranted(const RequestContext& cause);
     void audit_cut(const RequestContext& cause, const LiveInstances::Judged& judged);
+    // Drops shared instance `it` (its gauge, holders and journal record); under shared_mutex_.
+    std::map<std::string, LoadedInstance>::iterator drop_shared(std::map<std::string, LoadedInstance>::iterator it);
+    // Journals a newly loaded client-attached shared instance; under shared_mutex_.
+    void journal_shared(const std::string& key, const policy::CatalogEntry& entry, const LoadedInstance& instance);
+    // restore_state()'s half for shared instances: re-adopts each one the
+    // journal names by id (tag checked) under its key, or forgets it.
+    void restore_shared(StateJournal& journal, const PolicySnapshot& snap, const RequestContext& restart,
+                        RestoreSummary& summary);
     Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry, const ParameterValues& values,
                                             const Metrics::Slots* slots);
     Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,

@@ -1,10 +1,13 @@
 // The Broker's state across a restart or a crash without systemd's fd
 // store: restore_state() re-registers, from the state journal, every live
 // per-client instance the kernel still has, with its guard and its uid's
-// accounting, checking by tag that an id was not reused. See state_journal.h.
+// accounting, checking by tag that an id was not reused, and re-adopts
+// every client-attached shared instance under its key, so that its program
+// id stays and a revocation still reaches it. See state_journal.h.
 #include "brokerd/broker.h"
 
 #include "brokerd/log.h"
+
 
 #include <bpf/bpf.h>
 #include <sys/syscall.h>
@@ -32,7 +35,110 @@ UniqueFd caller_pidfd_if_same(pid_t pid, std::uint64_t start_time)
     return pidfd;
 }
 
+// The program `id` while it has tag `tag`, opened by id (root), and its map
+// ids: the tag is read through the fd kept, so a reused id cannot slip in
+// between the check and the use.
+std::optional<std::pair<UniqueFd, std::vector<std::uint32_t>>> open_program_if_tagged(std::uint32_t id,
+                                                                                     const std::string& tag)
+{
+    UniqueFd fd(bpf_prog_get_fd_by_id(id));  // the kernel makes every bpf fd CLOEXEC
+    if (!fd)
+        return std::nullopt;
+    auto map_ids = map_ids_if_tagged(fd, tag);
+    if (!map_ids)
+        return std::nullopt;
+    return std::pair{std::move(fd), std::move(*map_ids)};
+}
+
+// Rebuilds the LoadedInstance of `s` from the kernel, or says why not. What
+// a client may do with each map comes from the manifest, never the file.
+Result<LoadedInstance> readopt_shared(const SavedShared& s, const policy::CatalogEntry& entry)
+{
+    const auto& manifest = *entry.manifest;
+    if (policy::is_broker_attached(manifest.programs.front().type))
+        return fail(ErrorCode::Unsupported, "a broker-attached shared instance is not re-adopted");
+    auto prog = open_program_if_tagged(s.prog_id, s.tag);
+    if (!prog)
+        return fail(ErrorCode::ProgramNotFound, "program " + std::to_string(s.prog_id) + " is gone");
+    auto& [prog_fd, map_ids] = *prog;
+    LoadedInstance inst;
+    inst.parameters.insert(s.parameters.begin(), s.parameters.end());
+    for (const auto& m : s.maps) {
+        auto spec = std::find_if(manifest.maps.begin(), manifest.maps.end(),
+                                 [&](const policy::MapSpec& x) { return x.name == m.name; });
+        if (spec == manifest.maps.end() || std::find(map_ids.begin(), map_ids.end(), m.id) == map_ids.end())
+            return fail(ErrorCode::ProgramNotFound, "map \"" + m.name + "\" is not one of the program's");
+        UniqueFd fd(bpf_map_get_fd_by_id(m.id));
+        if (!fd)
+            return fail(make_system_error("re-opening map \"" + m.name + "\" by id failed", errno));
+        inst.maps.push_back(LoadedMap{m.name, spec->client_access, std::move(fd), m.id});
+    }
+    if (inst.maps.size() != manifest.maps.size())
+        return fail(ErrorCode::ProgramNotFound, "the journal does not name every map of the manifest");
+    if (s.guard) {
+        auto guard = RevocationGuard::reopen(s.guard->name, s.guard->map_id, s.guard->offset, map_ids);
+        if (!guard)
+            return fail(std::move(guard).error());
+        inst.guard = std::move(*guard);
+    } else if (!manifest.revocation_guard.empty()) {
+        return fail(ErrorCode::ProgramNotFound, "the journal lacks the guard the manifest declares");
+    }
+    const auto& spec = manifest.programs.front();
+    inst.programs.push_back(LoadedProgram{s.prog_name, spec.type, std::move(prog_fd), s.prog_id, s.tag, spec.attach});
+    return inst;
+}
+
 }  // namespace
+
+void Broker::restore_shared(StateJournal& journal, const PolicySnapshot& snap, const RequestContext& restart,
+                            RestoreSummary& summary)
+{
+    std::size_t skipped = 0;
+    auto saved = journal.replay_shared(skipped);
+    summary.skipped_lines += skipped;
+    std::lock_guard lock(shared_mutex_);
+    for (auto& s : saved) {
+        auto entry = std::find_if(snap.catalog.entries.begin(), snap.catalog.entries.end(),
+                                  [&](const policy::CatalogEntry& e) {
+                                      return e.valid() && e.manifest_sha256 == s.manifest_sha256 &&
+                                             e.manifest->instance == policy::InstanceMode::Shared;
+                                  });
+        // Its version gone from the catalog, or the kernel's objects not the
+        // recorded ones: not re-adopted, and cut (fail closed) so that no
+        // holder keeps a program nobody judges.
+        auto inst = entry == snap.catalog.entries.end()
+                        ? Result<LoadedInstance>(fail(ErrorCode::ProgramNotFound, "its manifest is gone"))
+                        : readopt_shared(s, *entry);
+        if (!inst && !program_map_ids_if_tagged(s.prog_id, s.tag)) {
+            // Every holder closed it while the daemon was down: nothing runs.
+            journal.record_shared_forgotten(s.key);
+            ++summary.shared_gone;
+            continue;
+        }
+        if (!inst) {
+            LiveInstances::Entry e;
+            if (!s.holders.empty())
+                e.held = s.holders.begin()->second;
+            e.prog_id = s.prog_id;
+            e.tag = s.tag;
+            e.guard = s.guard;
+            const std::string why_not = cut_registered(e);
+            audit_cut(restart, LiveInstances::Judged{e.held.program, e.held.peer.uid, s.prog_id, why_not.empty(),
+                                                     "shared instance not re-adopted after a restart: " +
+                                                         inst.error().describe(),
+                                                     why_not});
+            journal.record_shared_forgotten(s.key);
+            ++summary.shared_gone;
+            continue;
+        }
+        shared_instances_.insert_or_assign(s.key, std::move(*inst));
+        auto& gauge = metrics_.program(snap.metric_slots.get(), entry->name);
+        gauge.live_instances.fetch_add(1, std::memory_order_relaxed);
+        shared_metrics_[s.key] = &gauge;
+        shared_holders_[s.key] = SharedHolders{std::move(s.holders), s.overflowed};
+        ++summary.shared_restored;
+    }
+}
 
 Result<RestoreSummary> Broker::restore_state(const std::string& runtime_dir)
 {
@@ -80,6 +186,7 @@ Result<RestoreSummary> Broker::restore_state(const std::string& runtime_dir)
         slot.commit(s.prog_id, s.map_ids, &metrics_.program(snap->metric_slots.get(), s.held.program).live_instances);
         ++summary.restored;
     }
+    restore_shared(*journal, *snap, restart, summary);
     journal_.emplace(std::move(*journal));
     live_.set_journal(&*journal_);
     if (auto rewritten = live_.rewrite_journal(true); !rewritten)

@@ -92,6 +92,11 @@ std::optional<std::vector<std::uint32_t>> program_map_ids_if_tagged(std::uint32_
     UniqueFd fd(bpf_prog_get_fd_by_id(id));
     if (!fd)
         return std::nullopt;
+    return map_ids_if_tagged(fd, tag);
+}
+
+std::optional<std::vector<std::uint32_t>> map_ids_if_tagged(const UniqueFd& fd, const std::string& tag)
+{
     std::uint32_t map_ids[64] = {};
     bpf_prog_info info{};
     info.nr_map_ids = 64;

@@ -26,6 +26,8 @@ namespace bpfbroker::brokerd {
 // nullopt when it is gone or the id names another program. The probe fd is
 // closed at once, so asking never keeps a program alive.
 std::optional<std::vector<std::uint32_t>> program_map_ids_if_tagged(std::uint32_t id, const std::string& tag);
+// The same for the program behind `fd` (the caller keeps it open).
+std::optional<std::vector<std::uint32_t>> map_ids_if_tagged(const UniqueFd& fd, const std::string& tag);
 
 class RevocationGuard {
 public:

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -27,20 +28,44 @@ nlohmann::json peer_to_json(const policy::Peer& p)
     return {{"uid", p.uid}, {"gid", p.gid}, {"gids", p.gids}, {"user", p.user_name}, {"groups", p.group_names}};
 }
 
+// The grant fields of a record, shared by both kinds.
+void put_held(nlohmann::json& j, const HeldGrant& held)
+{
+    j["program"] = held.program;
+    j["peer"] = peer_to_json(held.peer);
+    j["manifest_sha256"] = held.manifest_sha256;
+    j["signer"] = held.signer_key_id;
+}
+
+nlohmann::json guard_to_json(const SavedGuard& g)
+{
+    return {{"name", g.name}, {"map_id", g.map_id}, {"offset", g.offset}};
+}
+
 nlohmann::json to_json(const SavedInstance& s)
 {
-    nlohmann::json j = {{"program", s.held.program},
-                        {"peer", peer_to_json(s.held.peer)},
-                        {"manifest_sha256", s.held.manifest_sha256},
-                        {"signer", s.held.signer_key_id},
-                        {"prog_id", s.prog_id},
+    nlohmann::json j = {{"prog_id", s.prog_id},
                         {"tag", s.tag},
                         {"map_ids", s.map_ids},
                         {"broker_attached", s.broker_attached},
                         {"caller_pid", s.caller_pid},
                         {"caller_start_time", s.caller_start_time}};
+    put_held(j, s.held);
     if (s.guard)
-        j["guard"] = {{"name", s.guard->name}, {"map_id", s.guard->map_id}, {"offset", s.guard->offset}};
+        j["guard"] = guard_to_json(*s.guard);
+    return j;
+}
+
+nlohmann::json to_json(const SavedShared& s)
+{
+    nlohmann::json maps = nlohmann::json::array();
+    for (const auto& m : s.maps)
+        maps.push_back({{"name", m.name}, {"id", m.id}});
+    nlohmann::json j = {{"key", s.key},         {"manifest_sha256", s.manifest_sha256}, {"parameters", s.parameters},
+                        {"prog_name", s.prog_name}, {"prog_id", s.prog_id},             {"tag", s.tag},
+                        {"maps", maps}};
+    if (s.guard)
+        j["guard"] = guard_to_json(*s.guard);
     return j;
 }
 
@@ -82,30 +107,78 @@ bool read_list(const nlohmann::json& j, const char* key, std::vector<T>& out)
     return true;
 }
 
+bool read_held(const nlohmann::json& j, HeldGrant& held)
+{
+    auto peer = j.find("peer");
+    if (!j.is_object() || peer == j.end() || !peer->is_object())
+        return false;
+    auto& p = held.peer;
+    return read_field(j, "program", held.program) && read_field(*peer, "uid", p.uid) &&
+           read_field(*peer, "gid", p.gid) && read_list(*peer, "gids", p.gids) &&
+           read_field(*peer, "user", p.user_name) && read_list(*peer, "groups", p.group_names) &&
+           read_field(j, "manifest_sha256", held.manifest_sha256) && read_field(j, "signer", held.signer_key_id);
+}
+
+// The optional "guard" of a record: false when present but malformed.
+bool read_guard(const nlohmann::json& j, std::optional<SavedGuard>& out)
+{
+    auto g = j.find("guard");
+    if (g == j.end())
+        return true;
+    SavedGuard guard;
+    if (!g->is_object() || !read_field(*g, "name", guard.name) || !read_field(*g, "map_id", guard.map_id) ||
+        !read_field(*g, "offset", guard.offset))
+        return false;
+    out = std::move(guard);
+    return true;
+}
+
 std::optional<SavedInstance> from_json(const nlohmann::json& j)
 {
     SavedInstance s;
-    auto peer = j.find("peer");
-    if (!j.is_object() || peer == j.end() || !peer->is_object())
-        return std::nullopt;
-    auto& p = s.held.peer;
-    bool ok = read_field(j, "program", s.held.program) && read_field(*peer, "uid", p.uid) &&
-              read_field(*peer, "gid", p.gid) && read_list(*peer, "gids", p.gids) &&
-              read_field(*peer, "user", p.user_name) && read_list(*peer, "groups", p.group_names) &&
-              read_field(j, "manifest_sha256", s.held.manifest_sha256) && read_field(j, "signer", s.held.signer_key_id) &&
-              read_field(j, "prog_id", s.prog_id) && read_field(j, "tag", s.tag) && read_list(j, "map_ids", s.map_ids) &&
-              read_field(j, "broker_attached", s.broker_attached) && read_field(j, "caller_pid", s.caller_pid) &&
-              read_field(j, "caller_start_time", s.caller_start_time);
+    bool ok = read_held(j, s.held) && read_field(j, "prog_id", s.prog_id) && read_field(j, "tag", s.tag) &&
+              read_list(j, "map_ids", s.map_ids) && read_field(j, "broker_attached", s.broker_attached) &&
+              read_field(j, "caller_pid", s.caller_pid) && read_field(j, "caller_start_time", s.caller_start_time) &&
+              read_guard(j, s.guard);
     if (!ok)
         return std::nullopt;
-    if (auto g = j.find("guard"); g != j.end()) {
-        SavedGuard guard;
-        if (!g->is_object() || !read_field(*g, "name", guard.name) || !read_field(*g, "map_id", guard.map_id) ||
-            !read_field(*g, "offset", guard.offset))
+    return s;
+}
+
+std::optional<SavedShared> shared_from_json(const nlohmann::json& j)
+{
+    SavedShared s;
+    if (!j.is_object() || !read_field(j, "key", s.key) || !read_field(j, "manifest_sha256", s.manifest_sha256) ||
+        !read_field(j, "prog_name", s.prog_name) || !read_field(j, "prog_id", s.prog_id) ||
+        !read_field(j, "tag", s.tag) || !read_guard(j, s.guard))
+        return std::nullopt;
+    auto params = j.find("parameters");
+    auto maps = j.find("maps");
+    if (params == j.end() || !params->is_object() || params->size() > 64 || maps == j.end() || !maps->is_array() ||
+        maps->size() > 64)
+        return std::nullopt;
+    for (const auto& [name, value] : params->items()) {
+        std::uint64_t v = 0;
+        if (!read_field(nlohmann::json{{"v", value}}, "v", v))
             return std::nullopt;
-        s.guard = std::move(guard);
+        s.parameters.emplace(name, v);
+    }
+    for (const auto& m : *maps) {
+        SavedMap map;
+        if (!m.is_object() || !read_field(m, "name", map.name) || !read_field(m, "id", map.id))
+            return std::nullopt;
+        s.maps.push_back(std::move(map));
     }
     return s;
+}
+
+// The "key" of a shared_hold/shared_overflowed/shared_forget record.
+std::optional<std::string> key_of(const nlohmann::json& j)
+{
+    std::string key;
+    if (!j.is_object() || !read_field(j, "key", key))
+        return std::nullopt;
+    return key;
 }
 
 // Why the file behind `fd` is not the daemon's own, or "".
@@ -189,7 +262,7 @@ StateJournal::StateJournal(UniqueFd dir, UniqueFd file, std::size_t lines, std::
 
 StateJournal::StateJournal(StateJournal&& other) noexcept
     : dir_(std::move(other.dir_)), file_(std::move(other.file_)), lines_(other.lines_),
-      distrusted_(std::move(other.distrusted_))
+      distrusted_(std::move(other.distrusted_)), shared_(std::move(other.shared_))
 {
 }
 
@@ -234,6 +307,8 @@ std::vector<SavedInstance> StateJournal::replay(std::size_t& skipped) const
             ++skipped;
             continue;
         }
+        if (j->begin().key().starts_with("shared_"))
+            continue;  // replay_shared()'s
         if (auto add = j->find("add"); add != j->end()) {
             auto saved = from_json(*add);
             if (!saved) {
@@ -261,6 +336,53 @@ std::vector<SavedInstance> StateJournal::replay(std::size_t& skipped) const
     return out;
 }
 
+std::vector<SavedShared> StateJournal::replay_shared(std::size_t& skipped)
+{
+    std::lock_guard lock(mutex_);
+    skipped = 0;
+    shared_.clear();
+    for (const auto& line : read_lines(file_.get())) {
+        if (line.size() > kMaxJournalLineBytes)
+            continue;  // replay() counts it
+        auto j = parse_strict_json(line, ErrorCode::Internal);
+        if (!j || !j->is_object() || j->size() != 1 || !j->begin().key().starts_with("shared_"))
+            continue;  // replay()'s to count
+        const std::string kind = j->begin().key();
+        const auto& body = j->begin().value();
+        bool ok = false;
+        if (kind == "shared_add") {
+            auto s = shared_from_json(body);
+            ok = s && (shared_.contains(s->key) || shared_.size() < kMaxSavedShared);
+            if (ok)
+                shared_.insert_or_assign(s->key, std::move(*s));
+        } else if (auto key = key_of(body); key && kind == "shared_forget") {
+            ok = true;
+            shared_.erase(*key);
+        } else if (key && kind == "shared_overflowed") {
+            ok = true;
+            if (auto it = shared_.find(*key); it != shared_.end())
+                it->second.overflowed = true;
+        } else if (key && kind == "shared_hold") {
+            HeldGrant held;
+            ok = read_held(body, held);
+            auto it = shared_.find(*key);
+            if (ok && it != shared_.end()) {
+                if (it->second.holders.size() < kMaxSavedSharedHolders || it->second.holders.contains(held.peer.uid))
+                    it->second.holders.insert_or_assign(held.peer.uid, std::move(held));
+                else
+                    it->second.overflowed = true;
+            }
+        }
+        if (!ok)
+            ++skipped;
+    }
+    std::vector<SavedShared> out;
+    out.reserve(shared_.size());
+    for (const auto& [key, s] : shared_)
+        out.push_back(s);
+    return out;
+}
+
 void StateJournal::append(const std::string& line)
 {
     // One write of the whole line: O_APPEND keeps concurrent lines whole.
@@ -280,10 +402,78 @@ void StateJournal::record_forgotten(uid_t uid, std::uint32_t prog_id)
     append(nlohmann::json{{"forget", {{"prog_id", prog_id}, {"uid", uid}}}}.dump());
 }
 
+namespace {
+
+std::string shared_hold_line(const std::string& key, const HeldGrant& held)
+{
+    nlohmann::json body = {{"key", key}};
+    put_held(body, held);
+    return nlohmann::json{{"shared_hold", body}}.dump();
+}
+
+std::string shared_key_line(const char* kind, const std::string& key)
+{
+    return nlohmann::json{{kind, {{"key", key}}}}.dump();
+}
+
+// Every line that writes `s` again: its add, each holder, the overflow.
+std::string shared_lines_of(const SavedShared& s)
+{
+    std::string text = nlohmann::json{{"shared_add", to_json(s)}}.dump() + "\n";
+    for (const auto& [uid, held] : s.holders)
+        text += shared_hold_line(s.key, held) + "\n";
+    if (s.overflowed)
+        text += shared_key_line("shared_overflowed", s.key) + "\n";
+    return text;
+}
+
+}  // namespace
+
+void StateJournal::record_shared_added(const SavedShared& shared)
+{
+    std::string text = shared_lines_of(shared);
+    text.pop_back();
+    append(text);
+    std::lock_guard lock(mutex_);
+    lines_ += static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+    shared_.insert_or_assign(shared.key, shared);
+}
+
+void StateJournal::record_shared_holder(const std::string& key, const HeldGrant& held)
+{
+    append(shared_hold_line(key, held));
+    std::lock_guard lock(mutex_);
+    if (auto it = shared_.find(key); it != shared_.end())
+        it->second.holders.insert_or_assign(held.peer.uid, held);
+}
+
+void StateJournal::record_shared_overflowed(const std::string& key)
+{
+    append(shared_key_line("shared_overflowed", key));
+    std::lock_guard lock(mutex_);
+    if (auto it = shared_.find(key); it != shared_.end())
+        it->second.overflowed = true;
+}
+
+void StateJournal::record_shared_forgotten(const std::string& key)
+{
+    append(shared_key_line("shared_forget", key));
+    std::lock_guard lock(mutex_);
+    shared_.erase(key);
+}
+
+std::size_t StateJournal::shared_lines() const
+{
+    std::size_t n = 0;
+    for (const auto& [key, s] : shared_)
+        n += 1 + s.holders.size() + (s.overflowed ? 1 : 0);
+    return n;
+}
+
 bool StateJournal::wants_rewrite(std::size_t live) const
 {
     std::lock_guard lock(mutex_);
-    return lines_ > 2 * live + kJournalSlackLines;
+    return lines_ > 2 * (live + shared_lines()) + kJournalSlackLines;
 }
 
 Result<void> StateJournal::rewrite(const std::vector<SavedInstance>& live)
@@ -296,6 +486,8 @@ Result<void> StateJournal::rewrite(const std::vector<SavedInstance>& live)
     std::string text;
     for (const auto& s : live)
         text += nlohmann::json{{"add", to_json(s)}}.dump() + "\n";
+    for (const auto& [key, s] : shared_)
+        text += shared_lines_of(s);
     for (std::size_t done = 0; done < text.size();) {
         ssize_t n = ::write(fresh.get(), text.data() + done, text.size() - done);
         if (n < 0 && errno == EINTR)
@@ -307,7 +499,7 @@ Result<void> StateJournal::rewrite(const std::vector<SavedInstance>& live)
     if (::fsync(fresh.get()) != 0 || ::renameat(dir_.get(), kJournalTemporary, dir_.get(), kJournalName) != 0)
         return fail(make_system_error("cannot replace the state journal", errno));
     file_ = std::move(fresh);
-    lines_ = live.size();
+    lines_ = live.size() + shared_lines();
     return {};
 }
 

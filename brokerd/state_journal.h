@@ -6,7 +6,11 @@
 // trusted, and replaced.
 //
 // One JSON line per change: {"add": {...}} when an instance is registered,
-// {"forget": {"prog_id": N, "uid": N}} when it is forgotten. Appending is one
+// {"forget": {"prog_id": N, "uid": N}} when it is forgotten. Client-attached
+// shared instances have their own records, by their shared key:
+// {"shared_add": {...}} when loaded, {"shared_hold": {"key", grant}} for
+// each new holder uid, {"shared_overflowed": {"key"}} once holders go
+// unrecorded, {"shared_forget": {"key"}} when dropped. Appending is one
 // write() to an O_APPEND fd: a killed daemon loses nothing the kernel
 // accepted (/run is tmpfs, and a reboot ends both the file and every
 // instance). The file is rewritten (temporary file, rename) from the live
@@ -28,6 +32,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -46,6 +52,33 @@ struct SavedGuard {
     std::uint32_t map_id = 0;
     std::uint32_t offset = 0;
 };
+
+// A shared instance's map, by id; what a client may do with it comes from
+// the manifest at restore, never from the file.
+struct SavedMap {
+    std::string name;
+    std::uint32_t id = 0;
+};
+
+// One client-attached shared instance (Broker::shared_instances_), as
+// written to the journal: enough to re-adopt it by id after a restart so
+// that its program id stays, and to judge its holders again.
+struct SavedShared {
+    std::string key;              // shared_key(manifest_sha256, parameters)
+    std::string manifest_sha256;
+    std::map<std::string, std::uint64_t, std::less<>> parameters;  // the resolved values
+    std::string prog_name;        // the function name
+    std::uint32_t prog_id = 0;
+    std::string tag;
+    std::vector<SavedMap> maps;
+    std::optional<SavedGuard> guard;
+    std::map<uid_t, HeldGrant> holders;  // at most kMaxSavedSharedHolders
+    bool overflowed = false;
+};
+// Bounds of what a replay keeps of shared records (the broker's own bounds:
+// kMaxSharedHoldersPerInstance, and 64 per manifest of a bounded catalog).
+inline constexpr std::size_t kMaxSavedSharedHolders = 1024;
+inline constexpr std::size_t kMaxSavedShared = 4096;
 
 // One registered per-client instance, as written to the journal.
 struct SavedInstance {
@@ -71,12 +104,21 @@ public:
     // The instances the journal holds: adds minus forgets, in order. Lines
     // that do not parse are skipped and counted in `skipped`.
     [[nodiscard]] std::vector<SavedInstance> replay(std::size_t& skipped) const;
+    // The shared instances it holds (shared_add and holders, minus
+    // shared_forget); malformed shared lines are counted in `skipped`. The
+    // journal keeps them: rewrite() writes them again.
+    std::vector<SavedShared> replay_shared(std::size_t& skipped);
 
     void record_added(const SavedInstance& instance);
     void record_forgotten(uid_t uid, std::uint32_t prog_id);
-    // Whether it has grown past 2 * live + kJournalSlackLines lines.
+    void record_shared_added(const SavedShared& shared);  // holders included
+    void record_shared_holder(const std::string& key, const HeldGrant& held);
+    void record_shared_overflowed(const std::string& key);
+    void record_shared_forgotten(const std::string& key);
+    // Whether it has grown past 2 * (live + its shared lines) + kJournalSlackLines lines.
     [[nodiscard]] bool wants_rewrite(std::size_t live) const;
-    // Replaces the file with exactly `live` (temporary file, fsync, rename).
+    // Replaces the file with exactly `live` and the shared instances it
+    // holds (temporary file, fsync, rename).
     Result<void> rewrite(const std::vector<SavedInstance>& live);
 
     [[nodiscard]] const std::string& distrusted() const noexcept { return distrusted_; }
@@ -90,12 +132,14 @@ public:
 private:
     StateJournal(UniqueFd dir, UniqueFd file, std::size_t lines, std::string distrusted);
     void append(const std::string& line);
+    [[nodiscard]] std::size_t shared_lines() const;  // under mutex_
 
     UniqueFd dir_;
     UniqueFd file_;
     mutable std::mutex mutex_;
     std::size_t lines_ = 0;
     std::string distrusted_;
+    std::map<std::string, SavedShared> shared_;  // by key, under mutex_
 };
 
 // /proc/PID/stat's start time of `pid` (clock ticks since boot), 0 when unknown.

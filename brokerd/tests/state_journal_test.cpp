@@ -120,6 +120,76 @@ TEST_F(StateJournalTest, a_file_others_may_read_is_not_read_but_replaced)
     EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
+SavedShared shared(const std::string& key, std::uint32_t prog_id)
+{
+    SavedShared s;
+    s.key = key;
+    s.manifest_sha256 = std::string(64, 'c');
+    s.parameters = {{"min_len", 8}};
+    s.prog_name = "drop_small";
+    s.prog_id = prog_id;
+    s.tag = "8899aabbccddeeff";
+    s.maps = {{"drop_small.bss", prog_id + 1}};
+    s.guard = SavedGuard{"bpfbroker_revoked", prog_id + 1, 4};
+    return s;
+}
+
+TEST_F(StateJournalTest, shared_records_replay_with_their_holders_minus_forgets_and_survive_a_rewrite)
+{
+    {
+        auto j = open_journal();
+        j.record_shared_added(shared("k1", 20));
+        j.record_shared_holder("k1", instance(0, 65534).held);
+        j.record_shared_holder("k1", instance(0, 1000).held);
+        j.record_shared_added(shared("k2", 30));
+        j.record_shared_overflowed("k2");
+        j.record_shared_forgotten("k2");
+        j.record_added(instance(10, 65534));
+    }
+    auto j = open_journal();
+    std::size_t skipped = 1;
+    auto saved = j.replay_shared(skipped);
+    EXPECT_EQ(skipped, 0u);
+    ASSERT_EQ(saved.size(), 1u) << "the forgotten shared instance came back";
+    EXPECT_EQ(saved[0].prog_id, 20u);
+    EXPECT_EQ(saved[0].parameters.at("min_len"), 8u);
+    ASSERT_EQ(saved[0].maps.size(), 1u);
+    EXPECT_EQ(saved[0].maps[0].id, 21u);
+    ASSERT_TRUE(saved[0].guard);
+    EXPECT_EQ(saved[0].guard->offset, 4u);
+    ASSERT_EQ(saved[0].holders.size(), 2u);
+    EXPECT_EQ(saved[0].holders.at(65534).peer.user_name, "u65534");
+    EXPECT_FALSE(saved[0].overflowed);
+    EXPECT_EQ(j.replay(skipped).size(), 1u) << "shared lines disturbed the per-client replay";
+    EXPECT_EQ(skipped, 0u) << "replay() counted shared lines as unreadable";
+
+    ASSERT_TRUE(j.rewrite({}));  // the live per-client set only: the shared ones are the journal's to keep
+    auto again = j.replay_shared(skipped);
+    ASSERT_EQ(again.size(), 1u) << "a rewrite lost the shared instance";
+    EXPECT_EQ(again[0].holders.size(), 2u);
+}
+
+TEST_F(StateJournalTest, malformed_shared_lines_are_skipped_and_counted)
+{
+    {
+        auto j = open_journal();
+        j.record_shared_added(shared("k1", 20));
+    }
+    {
+        std::ofstream out(path(), std::ios::app);
+        out << R"({"shared_add": {"key": "k2", "prog_id": -1}})" << "\n"
+            << R"({"shared_hold": {"key": "k1", "peer": 5}})" << "\n"
+            << R"({"shared_forget": {"key": 7}})" << "\n"
+            << R"({"shared_what": {"key": "k1"}})" << "\n";
+    }
+    auto j = open_journal();
+    std::size_t skipped = 0;
+    auto saved = j.replay_shared(skipped);
+    EXPECT_EQ(skipped, 4u);
+    ASSERT_EQ(saved.size(), 1u);
+    EXPECT_TRUE(saved[0].holders.empty());
+}
+
 TEST_F(StateJournalTest, process_start_time_tells_this_process_from_none)
 {
     EXPECT_NE(process_start_time(::getpid()), 0u);

@@ -407,6 +407,49 @@ TEST_F(RevocationAcrossRestartTest, AUidAtItsInstanceLimitStaysAtItAcrossARestar
     EXPECT_EQ(r.report, "limited");
 }
 
+// A holder of the shared drop_small, attached to a socket, across a
+// `kill -9` and restart of the daemon: it reports the program id it got
+// before, then (after "go") what an acquire on a new connection gets and
+// how many short datagrams its socket let through; after a second "go"
+// (the revoke), how many pass.
+ChildProcess spawn_shared_filter_holder(const std::string& socket)
+{
+    return spawn_as(kNobodyUid, kNobodyGid, [socket](ChildChannel& channel) {
+        auto p = acquire_or_fail(socket, "drop_small");
+        LoopbackSocket s;
+        attach_through_ring(s, p.fd());
+        require(s.send_and_receive(2, 1) == 0, "the shared filter let short datagrams through");
+        channel.tell_parent("id=" + std::to_string(p.info().id));
+        channel.wait_parent();  // restarted
+        auto again = acquire_or_fail(socket, "drop_small");
+        const unsigned restarted = s.send_and_receive(2, 1);
+        channel.tell_parent("id=" + std::to_string(again.info().id) + " passed=" + std::to_string(restarted));
+        channel.wait_parent();  // revoked
+        return "after=" + std::to_string(s.send_and_receive(2, 1));
+    });
+}
+
+TEST_F(RevocationAcrossRestartTest, ASharedProgramKeepsItsIdAndIsCutByARevokeAfterKillNineAndRestart)
+{
+    ASSERT_TRUE(approve("drop_small", for_users({"nobody"})));
+    auto holder = spawn_shared_filter_holder(socket_path());
+    auto before = holder.wait_message();
+    ASSERT_TRUE(before) << holder.wait().describe();
+    ASSERT_EQ(kill_and_restart_daemon(), "");
+    holder.tell_child("restarted");
+    auto after = holder.wait_message();
+    ASSERT_TRUE(after) << holder.wait().describe();
+    EXPECT_EQ(*after, *before + " passed=0") << "the shared program's id changed across the restart, or it stopped filtering";
+
+    auto revoked = revoke_as_root("drop_small");
+    EXPECT_EQ(revoked.cut_instances, std::optional<unsigned>(1)) << "the restarted daemon lost the shared instance";
+    holder.tell_child("revoked");
+    auto r = holder.wait();
+    ASSERT_TRUE(r.ok()) << r.describe();
+    EXPECT_EQ(r.report, "after=2") << "the shared filter acquired before the restart went on dropping after revoke";
+    EXPECT_FALSE(cut_records("drop_small", kNobodyUid).empty()) << "the cut was not audited";
+}
+
 TEST_F(RevocationAcrossRestartTest, AJournalNotOwnedByRootOrNot0600IsReplacedNotRead)
 {
     ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));
