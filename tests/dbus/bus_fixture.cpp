@@ -327,6 +327,7 @@ void BusFixture::start_daemon()
     o.root = root();
     o.audit_log = scratch_.path("audit.log");
     o.log_file = scratch_.path("bpfbrokerd.log");
+    o.env = daemon_env();
     o.env["DBUS_SYSTEM_BUS_ADDRESS"] = bus_address();
     daemon_.start(std::move(o));
     ASSERT_TRUE(wait_for_name(kBusName, 30s))

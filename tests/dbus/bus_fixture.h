@@ -184,6 +184,8 @@ protected:
     // False: lay out the demo root but start no bpfbrokerd process (the
     // test serves the bus in process).
     [[nodiscard]] virtual bool runs_daemon_process() const { return true; }
+    // Environment for bpfbrokerd on top of the test's (e.g. LD_PRELOAD).
+    [[nodiscard]] virtual std::map<std::string, std::string> daemon_env() const { return {}; }
 
     [[nodiscard]] const std::string& scratch() const { return scratch_.base(); }
     [[nodiscard]] const std::string& root() const { return scratch_.root(); }

@@ -6,11 +6,7 @@
 // caller is answered once the lookup returns. (The 30 s read limits below
 // only keep a broken daemon from hanging the test; nothing is timed.)
 #include "daemon_fixture.h"
-
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <thread>
+#include "support/nss_stall.h"
 
 namespace bpfbroker::e2e {
 namespace {
@@ -20,35 +16,18 @@ constexpr const char* kList = "org.bpfbroker.Broker.ListPrograms";
 
 class NameLookupStall : public DaemonFixture {
 protected:
-    std::map<std::string, std::string> daemon_env() const override
-    {
-        return {{"LD_PRELOAD", test_support::nss_stall_preload()},
-                {"BPFBROKER_TEST_STALL_UID", std::to_string(kStalledUid)},
-                {"BPFBROKER_TEST_STALL_MARK", mark()},
-                {"BPFBROKER_TEST_STALL_RELEASE", release()}};
-    }
-    [[nodiscard]] std::string mark() const { return root() + "/../nss-stall-begun"; }
-    [[nodiscard]] std::string release() const { return root() + "/../nss-stall-release"; }
+    [[nodiscard]] test_support::NssStall stall() const { return {kStalledUid, root() + "/.."}; }
+    std::map<std::string, std::string> daemon_env() const override { return stall().daemon_env(); }
 
     void TearDown() override
     {
-        release_stall();  // whatever happened, let the daemon stop
-        DaemonFixture::TearDown();
-        ::unlink(mark().c_str());
-        ::unlink(release().c_str());
-    }
-    void release_stall() const { EXPECT_TRUE(test_support::write_text_file(release(), "", 0644)); }
-
-    // Whether the stall has begun, waiting for it up to `timeout`.
-    bool stall_begun(Millis timeout) const
-    {
-        for (auto waited = Millis(0); waited < timeout; waited += 20ms) {
-            struct stat st {};
-            if (::stat(mark().c_str(), &st) == 0)
-                return true;
-            std::this_thread::sleep_for(20ms);
+        if (root().empty()) {  // skipped before a root was made
+            DaemonFixture::TearDown();
+            return;
         }
-        return false;
+        EXPECT_TRUE(stall().release());  // whatever happened, let the daemon stop
+        DaemonFixture::TearDown();
+        stall().remove();
     }
 };
 
@@ -68,7 +47,7 @@ TEST_F(NameLookupStall, a_stalled_lookup_holds_up_only_its_own_caller)
         ch.tell_parent(error_name(*reply).empty() ? "answered" : "refused: " + error_name(*reply));
         return std::string("ok");
     });
-    ASSERT_TRUE(stall_begun(30s)) << "the daemon never looked uid " << kStalledUid << " up";
+    ASSERT_TRUE(stall().begun(30s)) << "the daemon never looked uid " << kStalledUid << " up";
 
     // A new connection of a caller with cached names is served meanwhile.
     auto during = RawConnection::connect(socket_path());
@@ -78,7 +57,7 @@ TEST_F(NameLookupStall, a_stalled_lookup_holds_up_only_its_own_caller)
     EXPECT_EQ(error_name(*reply), "");
     EXPECT_FALSE(stalled.wait_message(0ms).has_value()) << "the stalled caller was answered before its names were known";
 
-    release_stall();
+    ASSERT_TRUE(stall().release());
     EXPECT_EQ(stalled.wait_message(60s).value_or("nothing"), "answered");
     auto result = stalled.wait();
     EXPECT_TRUE(result.ok()) << result.describe();
