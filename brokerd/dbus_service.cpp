@@ -3,6 +3,7 @@
 
 #include "brokerd/bus_caller_cache.h"
 #include "brokerd/log.h"
+#include "brokerd/pending_name_lookups.h"
 #include "brokerd/peer_identity.h"
 #include "brokerd/polkit_authority.h"
 
@@ -86,19 +87,42 @@ public:
     }
     ~Broker1Object() { unregisterAdaptor(); }
 
+    // Readable when calls parked for their callers' names may go on;
+    // names_arrived() continues them (on the bus thread).
+    [[nodiscard]] int names_ready_fd() const { return names_.ready_fd(); }
+    void names_arrived() { names_.dispatch_ready(); }
+
 private:
-    // The caller as the bus recorded it at connect (the driver's
-    // UnixUserID, ProcessID and UnixGroupIDs, not /proc), asked once per
-    // bus name, and its bus name.
-    RequestContext context()
+    // Runs `body` with the caller's context: the caller as the bus recorded
+    // it at connect (the driver's UnixUserID, ProcessID and UnixGroupIDs,
+    // not /proc), asked once per bus name, its names, and its bus name.
+    // Names the cache lacks are looked up on a worker and `body` runs once
+    // they arrive: the bus thread never waits on the user database. An
+    // unknown caller, or one with too many calls waiting, gets the error.
+    template <typename ResultT, typename Body>
+    void with_caller(const std::shared_ptr<ResultT>& result, Body body)
     {
-        const auto* msg = getObject().getCurrentlyProcessedMessage();
-        auto sender = msg->getSender();
+        auto sender = getObject().getCurrentlyProcessedMessage()->getSender();
         auto peer = callers_.credentials(sender);
-        if (!peer)
-            throw to_dbus_error(peer.error());
-        resolve_peer_names(*peer);
-        return RequestContext{TransportKind::Dbus, std::move(*peer), std::move(sender), polkit_ != nullptr};
+        if (!peer) {
+            result->returnError(to_dbus_error(peer.error()));
+            return;
+        }
+        auto then = [this, result, sender, body = std::move(body)](policy::Peer named) {
+            try {
+                body(RequestContext{TransportKind::Dbus, std::move(named), sender, polkit_ != nullptr});
+            } catch (const sdbus::Error& e) {
+                // A reply that could not be built (a send that failed
+                // cannot be answered at all).
+                try {
+                    result->returnError(e);
+                } catch (const sdbus::Error& lost) {
+                    log_error("D-Bus: cannot answer " + sender + ": " + lost.getMessage());
+                }
+            }
+        };
+        if (auto parked = names_.with_names(std::move(*peer), std::move(then)); !parked)
+            result->returnError(to_dbus_error(parked.error()));
     }
 
     // Asks the core; when it asks for polkit, asks polkit and the core again
@@ -131,47 +155,50 @@ private:
 
     void AcquireProgram(AcquireResult&& result, std::string name) override
     {
-        auto ctx = context();
         auto shared = std::make_shared<AcquireResult>(std::move(result));
-        AcquireRequest request{std::move(name), {}, false};
-        decide<Handout>(
-            shared, ctx, [this, ctx, request](const PolkitVerdict* v) { return broker_.acquire(ctx, request, v); },
-            [](const AcquireResult& r, Handout& h) {
-                // A broker-attached program has links, no program fd: this
-                // reply has no place for them (closing ours detaches).
-                if (!h.program) {
-                    r.returnError(to_dbus_error(make_error(
-                        ErrorCode::InvalidParameter,
-                        "\"" + h.name + "\" is attached by the broker: use AcquireProgramWithOptions")));
-                    return;
-                }
-                auto info = to_wire(h);
-                r.returnResults(sdbus::UnixFd(h.program.release(), sdbus::adopt_fd), map_fds(h), info);
-            });
+        acquire(shared, AcquireRequest{std::move(name), {}, false}, [](const AcquireResult& r, Handout& h) {
+            // A broker-attached program has links, no program fd: this
+            // reply has no place for them (closing ours detaches).
+            if (!h.program) {
+                r.returnError(to_dbus_error(make_error(
+                    ErrorCode::InvalidParameter, "\"" + h.name + "\" is attached by the broker: use AcquireProgramWithOptions")));
+                return;
+            }
+            auto info = to_wire(h);
+            r.returnResults(sdbus::UnixFd(h.program.release(), sdbus::adopt_fd), map_fds(h), info);
+        });
     }
 
     void AcquireProgramWithOptions(AcquireWithOptionsResult&& result, std::string name,
                                    std::map<std::string, sdbus::Variant> options) override
     {
-        auto ctx = context();
         auto shared = std::make_shared<AcquireWithOptionsResult>(std::move(result));
         auto request = acquire_request(std::move(name), options);
         if (!request) {
             shared->returnError(to_dbus_error(request.error()));
             return;
         }
-        decide<Handout>(
-            shared, ctx, [this, ctx, request = *request](const PolkitVerdict* v) { return broker_.acquire(ctx, request, v); },
-            [](const AcquireWithOptionsResult& r, Handout& h) {
-                std::map<std::string, sdbus::UnixFd> programs;
-                if (h.program)
-                    programs.emplace(h.program_name, sdbus::UnixFd(h.program.release(), sdbus::adopt_fd));
-                std::map<std::string, sdbus::UnixFd> links;
-                for (auto& l : h.links)
-                    links.emplace(l.program, sdbus::UnixFd(l.fd.release(), sdbus::adopt_fd));
-                auto info = to_wire(h);
-                r.returnResults(programs, links, map_fds(h), info);
-            });
+        acquire(shared, std::move(*request), [](const AcquireWithOptionsResult& r, Handout& h) {
+            std::map<std::string, sdbus::UnixFd> programs;
+            if (h.program)
+                programs.emplace(h.program_name, sdbus::UnixFd(h.program.release(), sdbus::adopt_fd));
+            std::map<std::string, sdbus::UnixFd> links;
+            for (auto& l : h.links)
+                links.emplace(l.program, sdbus::UnixFd(l.fd.release(), sdbus::adopt_fd));
+            auto info = to_wire(h);
+            r.returnResults(programs, links, map_fds(h), info);
+        });
+    }
+
+    // Both acquire methods decide alike and differ only in what they reply.
+    template <typename ResultT, typename Send>
+    void acquire(const std::shared_ptr<ResultT>& result, AcquireRequest request, Send send)
+    {
+        with_caller(result, [this, result, request = std::move(request), send](const RequestContext& ctx) {
+            decide<Handout>(
+                result, ctx, [this, ctx, request](const PolkitVerdict* v) { return broker_.acquire(ctx, request, v); },
+                send);
+        });
     }
 
     static std::map<std::string, sdbus::UnixFd> map_fds(Handout& h)
@@ -213,12 +240,15 @@ private:
         return request;
     }
 
-    std::vector<ProgramRow> ListPrograms() override
+    void ListPrograms(sdbus::Result<std::vector<ProgramRow>>&& result) override
     {
-        std::vector<ProgramRow> out;
-        for (const auto& l : broker_.list(context()))
-            out.push_back(to_wire(l));
-        return out;
+        auto shared = std::make_shared<sdbus::Result<std::vector<ProgramRow>>>(std::move(result));
+        with_caller(shared, [this, shared](const RequestContext& ctx) {
+            std::vector<ProgramRow> out;
+            for (const auto& l : broker_.list(ctx))
+                out.push_back(to_wire(l));
+            shared->returnResults(out);
+        });
     }
 
     FeatureMap GetFeatures() override
@@ -249,11 +279,12 @@ private:
     // Both approve methods reply with the grant's match value (hash or key id).
     void approve(sdbus::Result<std::string>&& result, ApproveRequest req)
     {
-        auto ctx = context();
         auto shared = std::make_shared<sdbus::Result<std::string>>(std::move(result));
-        decide<policy::Grant>(
-            shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.approve(ctx, req, v); },
-            [](const sdbus::Result<std::string>& r, policy::Grant& g) { r.returnResults(g.match_value); });
+        with_caller(shared, [this, shared, req = std::move(req)](const RequestContext& ctx) {
+            decide<policy::Grant>(
+                shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.approve(ctx, req, v); },
+                [](const sdbus::Result<std::string>& r, policy::Grant& g) { r.returnResults(g.match_value); });
+        });
     }
 
     void Revoke(sdbus::Result<uint32_t>&& result, std::string program) override
@@ -276,25 +307,27 @@ private:
     template <typename ResultT, typename Send>
     void revoke(ResultT result, std::string program, Send send)
     {
-        auto ctx = context();
         auto shared = std::make_shared<ResultT>(std::move(result));
-        RevokeRequest req{std::move(program)};
-        decide<RevokeSummary>(
-            shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.revoke(ctx, req, v); }, send);
+        with_caller(shared, [this, shared, req = RevokeRequest{std::move(program)}, send](const RequestContext& ctx) {
+            decide<RevokeSummary>(
+                shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.revoke(ctx, req, v); }, send);
+        });
     }
 
     void Reload(sdbus::Result<>&& result) override
     {
-        auto ctx = context();
         auto shared = std::make_shared<sdbus::Result<>>(std::move(result));
-        decide<ReloadSummary>(
-            shared, ctx, [this, ctx](const PolkitVerdict* v) { return broker_.reload(ctx, v); },
-            [](const sdbus::Result<>& r, ReloadSummary&) { r.returnResults(); });
+        with_caller(shared, [this, shared](const RequestContext& ctx) {
+            decide<ReloadSummary>(
+                shared, ctx, [this, ctx](const PolkitVerdict* v) { return broker_.reload(ctx, v); },
+                [](const sdbus::Result<>& r, ReloadSummary&) { r.returnResults(); });
+        });
     }
 
     Broker& broker_;
     PolkitAuthority* polkit_;
     BusCallerCache callers_;
+    PendingNameLookups names_;
 };
 
 Result<std::unique_ptr<DbusService>> DbusService::start(Broker& broker, bool use_polkit)
@@ -367,17 +400,26 @@ void DbusService::run()
         if (!tasks.empty())
             continue;  // tasks may have queued messages: flush them first
         auto poll_data = connection_->getEventLoopPollData();
-        pollfd fds[2] = {{poll_data.fd, poll_data.events, 0}, {wake_fd_.get(), POLLIN, 0}};
+        pollfd fds[3] = {{poll_data.fd, poll_data.events, 0},
+                         {wake_fd_.get(), POLLIN, 0},
+                         {object_->names_ready_fd(), POLLIN, 0}};
         int timeout_ms = -1;
         if (auto rel = poll_data.getRelativeTimeout(); rel)
             timeout_ms = static_cast<int>(std::min<long long>(rel->count() / 1000 + 1, 60000));
-        if (::poll(fds, 2, timeout_ms) < 0 && errno != EINTR) {
+        if (::poll(fds, 3, timeout_ms) < 0 && errno != EINTR) {
             log_error("D-Bus: poll failed");
             return;
         }
         if (fds[1].revents & POLLIN) {
             std::uint64_t n;
             (void)!::read(wake_fd_.get(), &n, sizeof n);
+        }
+        if (fds[2].revents & POLLIN) {
+            try {
+                object_->names_arrived();  // replies it sends are flushed at the top
+            } catch (const sdbus::Error& e) {
+                log_error("D-Bus: " + e.getName() + ": " + e.getMessage());
+            }
         }
     }
 }

@@ -2,7 +2,10 @@
 // (DBUS_SYSTEM_BUS_ADDRESS overrides where that is), served on a thread of
 // its own so neither transport can stall the other. The adaptor is generated
 // from org.bpfbroker.Broker1.xml; this file translates between it and the
-// Broker, and asks polkit where a grant or an admin call needs it.
+// Broker, and asks polkit where a grant or an admin call needs it. Every
+// method that needs the caller's names is asynchronous: names missing from
+// the cache are looked up on a worker (PendingNameLookups) and the call is
+// answered when they arrive, so the bus thread never waits on NSS.
 #pragma once
 
 #include "brokerd/broker.h"

@@ -40,6 +40,8 @@ struct Limits {
     static constexpr std::size_t kThrottledWarningKeys = 1024; // distinct throttled warnings
     static constexpr std::size_t kCachedNames = 4096;          // user and group names cached
     static constexpr std::size_t kCachedBusCallers = 4096;     // D-Bus callers' credentials cached
+    static constexpr std::size_t kNameWaitsPerUid = 16;        // D-Bus calls waiting for names, per uid
+    static constexpr std::size_t kNameWaitsTotal = 256;        // D-Bus calls waiting for names, all uids
     static constexpr std::size_t kChosenParameters = 64;       // chosen values in one acquire
     static constexpr std::size_t kApproveNames = 1024;         // users or groups in one Approve
 
