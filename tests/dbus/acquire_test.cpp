@@ -1,7 +1,7 @@
 // Acquiring programs over D-Bus as an unprivileged uid: the program and map
 // fds arrive as `h` values, close-on-exec, usable through the caller's own
 // io_uring; refusals carry the org.bpfbroker.Broker1.Error.* names on the wire.
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 
 #include <bpfbroker/error_names.h>
 #include <bpfbroker/uring_attach.h>

@@ -1,7 +1,7 @@
 // Admin calls over D-Bus without polkit on the bus: uid 65534 is refused,
 // root succeeds, and every change is announced with a signal carrying the
 // right arguments (and only changes that happened are announced).
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 
 #include <algorithm>
 

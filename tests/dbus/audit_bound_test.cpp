@@ -1,7 +1,7 @@
 // What an unprivileged D-Bus caller can make the daemon write: a refused
 // Approve, Revoke or AcquireProgram naming a 4 MiB program writes a short
 // audit record, not a 4 MiB one (the attack run wrote 126 MB in 3 s).
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 
 namespace bpfbroker::dbus_test {
 namespace {

@@ -2,7 +2,7 @@
 // has no place for links and refuses them naming the method that has, and
 // a program bound to the calling process is refused on the bus (it vouches
 // for no pidfd) with an error that says to use the socket.
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 
 namespace bpfbroker::dbus_test {
 namespace {

@@ -3,7 +3,7 @@
 // bus recorded them (uid, pid, groups of the connecting process), and the
 // entry dropped once the bus says the name is gone. A name that is already
 // gone is refused, not cached.
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 
 #include "brokerd/bus_caller_cache.h"
 

@@ -5,7 +5,7 @@
 // core (not the adaptor) writes the audit records, under transport=dbus.
 // (sdbus-c++ 1.2 has no direct peer-to-peer connection, so the bus is a
 // private dbus-daemon.)
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 
 #include "brokerd/broker.h"
 #include "brokerd/dbus_service.h"

@@ -1,7 +1,7 @@
 // GetMetrics over D-Bus: acquires made on the bus count under
 // transport="dbus", allowed and denied once each, and `bpfbrokerctl --bus
 // system metrics` run by an unprivileged user prints the same text.
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 
 #include "support/openmetrics_text.h"
 

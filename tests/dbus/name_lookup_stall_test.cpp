@@ -6,7 +6,7 @@
 // are answered once the lookup returns. The calls one uid may have waiting
 // are bounded: one more is refused at once with LimitExceeded. (The 10 s
 // call timeouts only keep a stalled bus from hanging the test.)
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 #include "support/nss_stall.h"
 
 #include <bpfbroker/error_names.h>

@@ -5,7 +5,7 @@
 // could race), interaction allowed, and every kind of answer (yes, no,
 // challenge, error, none yet) must end in the right decision without
 // holding up other callers.
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 
 #include <bpf/bpf.h>
 

@@ -9,7 +9,7 @@
 // over /usr/share/polkit-1/actions and /etc/polkit-1/rules.d (nothing on the
 // host changes); set BPFBROKER_DBUS_TEST_POLKIT_FILES=host to install them in
 // the real directories instead (removed afterwards, one test at a time).
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 
 #include <sstream>
 #include <thread>

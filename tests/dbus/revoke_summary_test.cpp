@@ -2,7 +2,7 @@
 // returns the cut and not-cut counts, the client's D-Bus transport fills
 // RevokeResult with them, and `bpfbrokerctl --bus system revoke` prints them
 // (text and --json). The old Revoke (s -> u) keeps working for old callers.
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 
 #include <regex>
 

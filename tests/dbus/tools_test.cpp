@@ -1,6 +1,6 @@
 // The wire format and introspection data as tools not written here see
 // them: systemd's busctl and GLib's gdbus (package libglib2.0-bin).
-#include "bus_fixture.h"
+#include "support/bus_fixture.h"
 
 #include <regex>
 

@@ -2,7 +2,7 @@
 // documented error (and, where the stream cannot continue, loses its
 // connection), and that a well-behaved client on another connection is
 // served meanwhile: one hostile peer never stalls the daemon.
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 
 #include <fcntl.h>
 #include <poll.h>

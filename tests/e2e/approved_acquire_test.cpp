@@ -2,8 +2,8 @@
 // uid-65534 process acquires it, attaches it to its own UDP socket through
 // its own io_uring, and reads the counters through the read-only map fd it
 // was given, while it still cannot load BPF itself.
-#include "client_ring.h"
-#include "daemon_fixture.h"
+#include "support/client_ring.h"
+#include "support/daemon_fixture.h"
 #include "support/loopback_socket.h"
 
 #include "src_allow/src_allow.h"
@@ -61,31 +61,23 @@ TEST_F(ApprovedAcquire, NobodyAttachesViaRingAndReadsCountersReadOnly)
         require(pinfo.id == info.id, "kernel prog id " + std::to_string(pinfo.id) + " != reported " + std::to_string(info.id));
         require(pinfo.type == BPF_PROG_TYPE_SOCKET_FILTER, "not a socket filter");
 
-        UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-        require(sock.valid(), "socket: " + errno_text(errno));
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        require(::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, "bind: " + errno_text(errno));
-        socklen_t alen = sizeof addr;
-        require(::getsockname(sock.get(), reinterpret_cast<sockaddr*>(&addr), &alen) == 0, "getsockname");
-        timeval tv{2, 0};
-        ::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        test_support::LoopbackSocket sock;
 
         Ring ring(8);
-        auto attached = attach_via_ring(ring.get(), sock.get(), prog->fd().get(), AttachKind::SocketFilter);
+        auto attached = attach_via_ring(ring.get(), sock.fd.get(), prog->fd().get(), AttachKind::SocketFilter);
         require(bool(attached), "attach through IORING_OP_URING_CMD failed (cqe res != 0): " +
                                     (attached ? "" : attached.error().describe()));
         require(io_uring_cq_ready(&ring.get()) == 0, "the attach left a completion in the ring");
 
         std::string payload(2000, 'x');
         for (std::size_t size : kSizes) {
-            ssize_t sent = ::sendto(sock.get(), payload.data(), size, 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+            ssize_t sent = ::sendto(sock.fd.get(), payload.data(), size, 0, reinterpret_cast<sockaddr*>(&sock.addr),
+                                    sizeof sock.addr);
             require(sent == static_cast<ssize_t>(size), "sendto " + std::to_string(size) + ": " + errno_text(errno));
         }
         char buf[2048];
         for (std::size_t size : kSizes) {
-            ssize_t got = ::recv(sock.get(), buf, sizeof buf, 0);
+            ssize_t got = ::recv(sock.fd.get(), buf, sizeof buf, 0);
             require(got == static_cast<ssize_t>(size),
                     "expected a datagram of " + std::to_string(size) + " bytes, recv gave " + std::to_string(got) +
                         (got < 0 ? " " + errno_text(errno) : ""));

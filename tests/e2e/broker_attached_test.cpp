@@ -4,8 +4,8 @@
 // detaches; once the caller exits, its guard is set even while another
 // process still holds the links; bound values cannot be set by the request;
 // the per-uid limit counts these instances.
-#include "client_ring.h"
-#include "daemon_fixture.h"
+#include "support/client_ring.h"
+#include "support/approved_for_nobody.h"
 #include "support/uring_nops.h"
 
 #include "uring_stats/uring_stats.h"
@@ -24,19 +24,13 @@ namespace {
 
 constexpr const char* kProgram = "uring_stats";
 
-class BrokerAttachedTest : public DaemonFixture {
+class BrokerAttachedTest : public ApprovedForNobodyFixture {
 protected:
     std::optional<std::string> settings_json() const override
     {
         return R"({"limits":{"max_instances_per_uid":2,"max_requests_per_second":1000}})";
     }
-    void SetUp() override
-    {
-        DaemonFixture::SetUp();
-        if (IsSkipped())
-            return;
-        ASSERT_TRUE(approve(kProgram, for_users({"nobody"})));
-    }
+    std::vector<std::string> programs_for_nobody() const override { return {kProgram}; }
 };
 
 // The "key:\tvalue" lines of /proc/self/fdinfo/FD.

@@ -5,7 +5,7 @@
 // choose the same value (the default included, chosen or not) share one
 // instance, callers that choose differently get their own, and the chosen
 // value is what the kernel runs and what the audit record names.
-#include "daemon_fixture.h"
+#include "support/approved_for_nobody.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -21,15 +21,9 @@ namespace {
 constexpr const char* kProgram = "drop_small";
 constexpr const char* kParameter = "min_payload_len";
 
-class ChosenParametersTest : public DaemonFixture {
+class ChosenParametersTest : public ApprovedForNobodyFixture {
 protected:
-    void SetUp() override
-    {
-        DaemonFixture::SetUp();
-        if (IsSkipped())
-            return;
-        ASSERT_TRUE(approve(kProgram, for_users({"nobody"})));
-    }
+    std::vector<std::string> programs_for_nobody() const override { return {kProgram}; }
 };
 
 AcquireOptions choosing(std::uint64_t min_payload_len)

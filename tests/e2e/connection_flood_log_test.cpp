@@ -2,7 +2,7 @@
 // daemon refuses each connection, logs a few throttled lines rather than one
 // per attempt (the attack run got 20,000+), and serves other users promptly
 // throughout (they waited up to ~2 s before).
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 
 #include <algorithm>
 #include <cctype>

@@ -2,7 +2,7 @@
 // program and map fds inherited and told where they are; denials never run
 // the command; and the daemon's audit log has a record, with its reason, for
 // each decision.
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 
 #include <sstream>
 

@@ -3,7 +3,7 @@
 // while another process floods NOPs, as JSON and as a table; its exit status
 // is CMD's; refusals, an unwritable --output and a command that cannot run
 // print no statistics.
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 #include "support/uring_nops.h"
 
 #include <signal.h>

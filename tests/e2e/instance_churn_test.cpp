@@ -4,7 +4,7 @@
 // a flood (one uid asking for more than its limit, also concurrently) is
 // refused exactly at limit + 1 and admitted again once it closes one.
 // Not timed: the figures live in bench/.
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 
 #include <sys/stat.h>
 

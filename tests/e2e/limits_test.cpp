@@ -1,7 +1,7 @@
 // The per-uid bound on live per-client instances (max_instances_per_uid):
 // enforced while the instances live, lifted once the client closes them,
 // and not applied to shared programs, which cost nothing per caller.
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 
 #include <thread>
 

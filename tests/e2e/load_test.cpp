@@ -1,6 +1,6 @@
 // Sustained and concurrent acquires: every request is served, and the daemon
 // gives back every fd it used (connections, instances) once clients are done.
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 
 #include <thread>
 

@@ -3,7 +3,7 @@
 // name under program=""), allowed ones are observed by the duration
 // histogram, live instances follow what the kernel still holds, and the
 // catalog's states add up to its entries. Read by an unprivileged user.
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 
 #include "support/openmetrics_text.h"
 

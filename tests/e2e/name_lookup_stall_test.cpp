@@ -5,7 +5,7 @@
 // caller whose names are cached connects and is answered; the stalled
 // caller is answered once the lookup returns. (The 30 s read limits below
 // only keep a broken daemon from hanging the test; nothing is timed.)
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 #include "support/nss_stall.h"
 
 namespace bpfbroker::e2e {

@@ -1,6 +1,6 @@
 // Denials end to end: no grant, a grant revoked while the client runs, and an
 // object tampered with on disk after approval, picked up by a reload.
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 
 #include <fcntl.h>
 #include <signal.h>

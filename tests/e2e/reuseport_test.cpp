@@ -11,8 +11,8 @@
 // so the program sees the sender's CPU, unless RPS on lo moves packets to
 // other CPUs: then the test is skipped (as programs/tests/reuseport_cpu_test
 // does).
-#include "client_ring.h"
-#include "daemon_fixture.h"
+#include "support/client_ring.h"
+#include "support/daemon_fixture.h"
 
 #include "reuseport_cpu/reuseport_cpu.h"
 

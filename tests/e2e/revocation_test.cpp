@@ -5,8 +5,8 @@
 // a broker-attached uring_stats stops counting. Masking the signer's key and
 // removing one uid's grant cut too, the latter that uid's instances alone.
 // A program without a guard is reported and audited as not cut.
-#include "client_ring.h"
-#include "daemon_fixture.h"
+#include "support/client_ring.h"
+#include "support/daemon_fixture.h"
 #include "support/loopback_socket.h"
 
 #include "udp_stats/udp_stats.h"

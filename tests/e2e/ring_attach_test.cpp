@@ -7,9 +7,9 @@
 // program; the per-uid limit counts it; the program runs only in the
 // caller's own process. On a kernel without io_uring_bpf_ops
 // every test says it is skipped and why.
-#include "client_ring.h"
-#include "daemon_fixture.h"
-#include "loop_ring.h"
+#include "support/client_ring.h"
+#include "support/approved_for_nobody.h"
+#include "support/loop_ring.h"
 
 #include "ring_nops/ring_nops.h"
 
@@ -28,11 +28,15 @@
 namespace bpfbroker::e2e {
 namespace {
 
+using test_support::kLoopRingFlags;
+using test_support::LoopRing;
+
 constexpr const char* kProgram = "ring_nops";
 
-class RingAttachTest : public RingProgramFixture {
+class RingAttachTest : public ApprovedForNobodyFixture {
 protected:
-    const char* program() const override { return kProgram; }
+    std::vector<std::string> programs_for_nobody() const override { return {kProgram}; }
+    bool needs_io_uring_bpf_ops() const override { return true; }
     std::optional<std::string> settings_json() const override
     {
         return R"({"limits":{"max_instances_per_uid":2,"max_requests_per_second":1000}})";

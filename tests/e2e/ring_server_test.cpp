@@ -7,8 +7,8 @@
 // the peer, in the kernel either way). Skipped, with the reason, on a kernel without io_uring_bpf_ops.
 // The loops and the peer are tests/support/ring_echo_loop, shared with
 // bench/ring_bench.
-#include "daemon_fixture.h"
-#include "loop_ring.h"
+#include "support/approved_for_nobody.h"
+#include "support/loop_ring.h"
 #include "support/ring_echo_loop.h"
 
 #include <sys/socket.h>
@@ -21,14 +21,16 @@ namespace {
 using test_support::EchoFigures;
 using test_support::kEchoBufferBytes;
 using test_support::kEchoRequestBytes;
+using test_support::LoopRing;
 using test_support::serve_with_peer;
 
 constexpr const char* kProgram = "ring_echo";
 constexpr unsigned kRequests = 10000;
 
-class RingServerTest : public RingProgramFixture {
+class RingServerTest : public ApprovedForNobodyFixture {
 protected:
-    const char* program() const override { return kProgram; }
+    std::vector<std::string> programs_for_nobody() const override { return {kProgram}; }
+    bool needs_io_uring_bpf_ops() const override { return true; }
 };
 
 TEST_F(RingServerTest, EchoesTenThousandRequestsInsideOneEnter)

@@ -1,7 +1,7 @@
 // ListPrograms on the socket says what the caller would actually get there:
 // a program whose only grant needs polkit is not "allowed" on the socket,
 // which never asks polkit, and the listing agrees with AcquireProgram.
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 
 namespace bpfbroker::e2e {
 namespace {

@@ -4,7 +4,7 @@
 // signal reads and the cancels at its exit) while another process floods
 // NOPs; the server itself prints them on SIGUSR1 and at its stop. Without
 // uring_stats granted, the server says why and serves on.
-#include "daemon_fixture.h"
+#include "support/approved_for_nobody.h"
 #include "support/process.h"
 #include "support/uring_nops.h"
 
@@ -24,15 +24,14 @@ namespace {
 
 constexpr unsigned kDatagrams = 3;
 
-class UdpServerRingStatsTest : public DaemonFixture {
+class UdpServerRingStatsTest : public ApprovedForNobodyFixture {
 protected:
+    std::vector<std::string> programs_for_nobody() const override { return {"src_allow", "udp_stats"}; }
     void SetUp() override
     {
-        DaemonFixture::SetUp();
-        if (IsSkipped())
+        ApprovedForNobodyFixture::SetUp();
+        if (IsSkipped() || HasFatalFailure())
             return;
-        ASSERT_TRUE(approve("src_allow", for_users({"nobody"})));
-        ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));
         // A folder uid 65534 may write the CLI's report into.
         out_dir_ = (std::filesystem::path(root()).parent_path() / "nobody-out").string();
         ASSERT_EQ(::mkdir(out_dir_.c_str(), 0755), 0) << errno_text(errno);

@@ -2,7 +2,7 @@
 // GetInterfaceDescription answers with the IDL file's text, and parameters
 // are checked against the method table (an unknown, missing or mistyped
 // field is InvalidParameter naming it as the spec's "parameter").
-#include "daemon_fixture.h"
+#include "support/daemon_fixture.h"
 
 #include "support/io.h"
 

@@ -2,9 +2,10 @@
 // (tests/dbus/system-bus.conf.in filled in), a real bpfbrokerd on a scratch
 // root serving org.bpfbroker.Broker1 on it, optionally a real polkitd or a
 // scripted stand-in authority on the same bus, and helpers for calls and
-// signals over it. The pieces both end-to-end suites use (scratch root,
+// signals over it: the fixture of the D-Bus suite (tests/dbus), built on the
+// pieces beside it in tests/support that both suites use (scratch root,
 // daemon process, children running as another uid, commands such as busctl
-// and gdbus) are tests/support's.
+// and gdbus).
 //
 // Everything needs root (loading BPF, dropping privileges, starting polkitd);
 // the fixture skips each test otherwise. Each test gets its own bus, root and

@@ -1,8 +1,9 @@
 // End-to-end test support: a real bpfbrokerd on a scratch root, children
 // that drop to uid 65534 to act as unprivileged clients, and raw socket
-// helpers for speaking (and abusing) the Varlink protocol by hand. The
-// pieces both end-to-end suites use (scratch root, daemon process, children
-// running as another uid, commands) are tests/support's.
+// helpers for speaking (and abusing) the Varlink protocol by hand: the
+// fixture of the e2e suite (tests/e2e), built on the pieces beside it in
+// tests/support that both suites use (scratch root, daemon process,
+// children running as another uid, commands).
 //
 // Everything here needs root (loading BPF, dropping privileges); the fixture
 // skips the test otherwise. Each test gets its own root and daemon, so tests
