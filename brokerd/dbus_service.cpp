@@ -121,8 +121,12 @@ private:
                 }
             }
         };
-        if (auto parked = names_.with_names(std::move(*peer), std::move(then)); !parked)
+        auto uid = std::to_string(peer->uid);
+        if (auto parked = names_.with_names(std::move(*peer), std::move(then)); !parked) {
+            log_caller_warning("dbus-name-waits uid=" + uid,
+                               "refused a D-Bus call from uid " + uid + ": " + parked.error().message + ", ignoring");
             result->returnError(to_dbus_error(parked.error()));
+        }
     }
 
     // Asks the core; when it asks for polkit, asks polkit and the core again

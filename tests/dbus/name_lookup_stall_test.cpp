@@ -4,8 +4,8 @@
 // getpwuid_r blocks for uid 1 until the test releases it. While a uid-1
 // call waits for its names, uid 65534 acquires and lists; the stalled calls
 // are answered once the lookup returns. The calls one uid may have waiting
-// are bounded: one more is refused at once with LimitExceeded. (The 10 s
-// call timeouts only keep a stalled bus from hanging the test.)
+// are bounded: one more is refused at once with LimitExceeded, and logged.
+// (The 10 s call timeouts only keep a stalled bus from hanging the test.)
 #include "support/bus_fixture.h"
 #include "support/nss_stall.h"
 
@@ -116,6 +116,8 @@ TEST_F(BusNameLookupStall, a_stalled_lookup_holds_up_only_its_own_callers)
     auto flood_result = flood.wait(90s);
     EXPECT_TRUE(flood_result.ok()) << flood_result.describe();
     EXPECT_EQ(flood_result.report, "answered " + std::to_string(kWaitsPerUid - 1));
+    EXPECT_NE(daemon_log().find("refused a D-Bus call from uid 1: uid 1 already has"), std::string::npos)
+        << "the refusal was not logged";
 }
 
 }  // namespace
