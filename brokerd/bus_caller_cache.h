@@ -4,7 +4,8 @@
 // kept until the bus says the name is gone (NameOwnerChanged with no new
 // owner). Unique names are never reused on a bus, so an entry cannot come to
 // describe someone else. Used on the bus thread only (sd-bus is not
-// thread-safe); names for the ids come from peer_identity's short-lived cache.
+// thread-safe); names for the ids come from peer_identity's short-lived
+// cache or a worker (pending_name_lookups.h).
 #pragma once
 
 #include "policy/decide.h"
