@@ -488,6 +488,12 @@ std::map<std::string, LoadedInstance>::iterator Broker::drop_shared(std::map<std
     }
     if (journal_)
         journal_->record_shared_forgotten(it->first);
+    if (fd_store_ && !it->second.programs.empty()) {
+        const auto prog_id = it->second.programs.front().id;
+        fd_store_->drop(shared_program_fd_name(prog_id));
+        for (const auto& m : it->second.maps)
+            fd_store_->drop(shared_map_fd_name(prog_id, m.id));
+    }
     shared_holders_.erase(it->first);
     return shared_instances_.erase(it);
 }
@@ -511,6 +517,37 @@ void Broker::journal_shared(const std::string& key, const policy::CatalogEntry& 
     if (instance.guard)
         s.guard = SavedGuard{instance.guard->name(), instance.guard->map_id(), instance.guard->offset()};
     journal_->record_shared_added(s);
+    // The store keeps the program even while nobody holds it: its id stays.
+    if (keep_in_store(shared_program_fd_name(prog.id), prog.fd.get()))
+        for (const auto& m : instance.maps)
+            keep_in_store(shared_map_fd_name(prog.id, m.id), m.fd.get());
+}
+
+bool Broker::keep_in_store(const std::string& name, int fd)
+{
+    if (!fd_store_)
+        return false;
+    if (fd_store_->keep(name, fd))
+        return true;
+    log_caller_warning("fd-store", "the service manager's fd store did not take " + name + " (" +
+                                       std::to_string(fd_store_->size()) + " of at most " +
+                                       std::to_string(kFdStoreMax) + " held); a restart re-opens it by id");
+    return false;
+}
+
+// With a service manager's fd store, it keeps the guard's map and the
+// ring's link of a new per-client instance, so that a restart finds them
+// whatever happened to the daemon. Not a guard map that was handed out: the
+// store would keep it past its program, and the tracker count it live.
+void Broker::store_instance_fds(LiveInstances::Entry& live, std::optional<RevocationGuard>& guard)
+{
+    if (!fd_store_)
+        return;
+    if (guard && std::find(live.map_ids.begin(), live.map_ids.end(), guard->map_id()) == live.map_ids.end() &&
+        keep_in_store(guard_fd_name(live.prog_id), guard->map_fd()))
+        live.stored_guard = std::move(guard);
+    if (live.link_to_detach)
+        keep_in_store(link_fd_name(live.prog_id), live.link_to_detach.get());
 }
 
 Result<LoadedInstance*> Broker::shared_instance(const policy::CatalogEntry& entry, const ParameterValues& values,
@@ -683,11 +720,19 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
             live.caller_start_time = process_start_time(ctx.peer.pid);
         }
     }
+    if (live.link_to_detach)
+        live.link_id = bpf_fd_id(live.link_to_detach.get(), BpfFdKind::Link);
+    store_instance_fds(live, inst->guard);
     // On failure the links close with `h`, which detaches them; an instance
     // that could not be registered is not handed out: revocation could not reach it.
     std::vector<std::uint32_t> handed_map_ids = live.map_ids;
-    if (auto ok = live_.add(std::move(live), std::move(pidfd)); !ok)
+    if (auto ok = live_.add(std::move(live), std::move(pidfd)); !ok) {
+        if (fd_store_) {
+            fd_store_->drop(guard_fd_name(prog.id));
+            fd_store_->drop(link_fd_name(prog.id));
+        }
         return fail(std::move(ok).error());
+    }
     if (auto rewritten = live_.rewrite_journal(false); !rewritten)
         log_warning("state journal: " + rewritten.error().describe());
     slot.commit(h.prog_id, std::move(handed_map_ids),

@@ -15,6 +15,7 @@
 #include "brokerd/acquire_rate_limiter.h"
 #include "brokerd/audit_log.h"
 #include "brokerd/broker_events.h"
+#include "brokerd/fd_store.h"
 #include "brokerd/feature_probe.h"
 #include "brokerd/handout.h"
 #include "brokerd/held_grant.h"
@@ -65,6 +66,11 @@ struct RestoreSummary {
     std::size_t shared_restored = 0;  // shared instances re-adopted under their key (same program id)
     std::size_t shared_gone = 0;      // shared instances freed meanwhile, changed, or not re-adoptable
     std::size_t skipped_lines = 0;
+    // The service manager's fd store (fd_store.h): instances whose fds it
+    // handed back and that matched their records, and fds it handed back
+    // that matched none (removed from the store, closed).
+    std::size_t from_fd_store = 0;
+    std::size_t store_refused = 0;
     std::string distrusted;     // why the journal file found was not trusted (it was replaced)
 };
 
@@ -103,11 +109,14 @@ public:
                                   const PolkitVerdict* verdict = nullptr);
     Outcome<ReloadSummary> reload(const RequestContext& ctx, const PolkitVerdict* verdict = nullptr);
 
-    // After a restart or a crash (no fd store): re-registers the live
-    // per-client instances the state journal in `runtime_dir` names and the
-    // kernel still has (tag checked), then keeps that journal. Call once,
-    // after reload(), before serving.
-    Result<RestoreSummary> restore_state(const std::string& runtime_dir);
+    // After a restart or a crash: re-registers the live per-client
+    // instances the state journal in `runtime_dir` names and the kernel
+    // still has (tag checked), and re-adopts its shared instances, then
+    // keeps that journal. What the service manager's fd store handed back
+    // (`passed`) is used where it is what the journal recorded; from then on
+    // the daemon keeps its fds in that store when there is one (NOTIFY_SOCKET).
+    // Call once, after reload(), before serving.
+    Result<RestoreSummary> restore_state(const std::string& runtime_dir, PassedFds passed = {});
 
     // Receives approve/revoke/reload notifications (may be null).
     void set_events(BrokerEvents* events) { events_ = events; }
@@ -156,7 +165,11 @@ private:
     // restore_state()'s half for shared instances: re-adopts each one the
     // journal names by id (tag checked) under its key, or forgets it.
     void restore_shared(StateJournal& journal, const PolicySnapshot& snap, const RequestContext& restart,
-                        RestoreSummary& summary);
+                        PassedFds& passed, RestoreSummary& summary);
+    // Gives the fd store (when there is one) a copy of `fd` as `name`;
+    // false (logged, throttled) when there is none or it did not take it.
+    bool keep_in_store(const std::string& name, int fd);
+    void store_instance_fds(LiveInstances::Entry& live, std::optional<RevocationGuard>& guard);
     Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry, const ParameterValues& values,
                                             const Metrics::Slots* slots);
     Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
@@ -194,6 +207,7 @@ private:
         bool overflowed = false;            // some holder was not recorded
     };
     std::map<std::string, SharedHolders> shared_holders_;  // by the same key
+    std::unique_ptr<FdStore> fd_store_;    // null without a service manager; before live_, which uses it
     std::optional<StateJournal> journal_;  // before live_, which writes to it
     LiveInstances live_{kMaxTrackedInstances};
 

@@ -56,8 +56,10 @@ InstanceTracker::judge(const std::vector<Instance>& seen, bool settle) const
     // Still there: held by the client, or a release the kernel has not
     // finished (a deferred fput or map free). Only the second ends within
     // the window; all lingering instances share one window.
+    // The waits double: most releases end within the first few ms, and a
+    // backlog of RCU callbacks under churn gets the window's long tail.
     for (unsigned n = 0; n < settle_.reprobes && !lingering.empty(); ++n) {
-        std::this_thread::sleep_for(settle_.interval);
+        std::this_thread::sleep_for(settle_.interval * (1u << n));
         std::erase_if(lingering, [&](const Instance* i) {
             if (present(*i))
                 return false;

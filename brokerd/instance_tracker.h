@@ -63,17 +63,19 @@ using MapLiveness = std::function<bool(std::uint32_t id)>;
 bool kernel_has_map(std::uint32_t id);
 
 // How long a uid at its limit gives the kernel to finish releasing its
-// instances: `reprobes` more probes, `interval` apart, ending as soon as
-// none is left lingering. On an idle machine a release finishes within a
-// few ms. Under a flood of releases the kernel's RCU callbacks back up and
-// a closed program's map was seen here to outlive even 200 ms, so no window
-// makes a count exact at every instant; 50 ms covers the ordinary case, and
-// a uid is refused only when all `limit` of its slots linger at once (48
-// uids churning at the default limit of 16: never, tests/e2e). The worst a
-// request waits is 50 ms, once per instance a client really keeps.
+// instances: `reprobes` more probes, the first `interval` after the first
+// probe and each wait twice the one before (5, 10, ... 160 ms: 315 ms in
+// all), ending as soon as none is left lingering. On an idle machine a
+// release finishes within a few ms. Under a flood of releases the kernel's
+// RCU callbacks back up: a closed program's map was seen here to outlive
+// 200 ms, and a 50 ms window once refused one of 48 uids churning at the
+// default limit of 16 under a loaded CI run (all 16 of its closed slots
+// still there at once). No window makes a count exact at every instant; a
+// uid is refused only when all `limit` of its slots linger past it. The
+// worst a request waits is 315 ms, once per instance a client really keeps.
 struct SettlePolicy {
-    unsigned reprobes = 5;
-    std::chrono::milliseconds interval{10};
+    unsigned reprobes = 6;
+    std::chrono::milliseconds interval{5};
 };
 
 class InstanceTracker {

@@ -45,6 +45,8 @@ std::string cut_registered(const LiveInstances::Entry& e)
         if (why_not.empty())
             return {};
     }
+    if (e.stored_guard)
+        return cut_instance(e.stored_guard, UniqueFd());
     if (!e.guard)
         return why_not.empty() ? "the manifest declares no revocation guard" : why_not;
     auto guard = RevocationGuard::reopen_of_program(e.prog_id, e.tag, e.guard->name, e.guard->map_id, e.guard->offset);
@@ -91,6 +93,12 @@ void LiveInstances::set_journal(StateJournal* journal)
 {
     std::lock_guard lock(mutex_);
     journal_ = journal;
+}
+
+void LiveInstances::set_fd_store(FdStore* store)
+{
+    std::lock_guard lock(mutex_);
+    fd_store_ = store;
 }
 
 Result<void> LiveInstances::rewrite_journal(bool force)
@@ -182,6 +190,10 @@ LiveInstances::erase(std::map<Key, Entry>::iterator it)
         watch_->unwatch(*it->second.watch);
     if (journal_)
         journal_->record_forgotten(it->second.uid(), it->second.prog_id);
+    if (fd_store_) {
+        fd_store_->drop(guard_fd_name(it->second.prog_id));
+        fd_store_->drop(link_fd_name(it->second.prog_id));
+    }
     return entries_.erase(it);
 }
 

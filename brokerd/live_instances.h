@@ -19,6 +19,7 @@
 #pragma once
 
 #include "brokerd/caller_watch.h"
+#include "brokerd/fd_store.h"
 #include "brokerd/held_grant.h"
 #include "brokerd/revocation_guard.h"
 #include "brokerd/state_journal.h"
@@ -56,6 +57,10 @@ public:
         // io_uring_ops): the broker's dup of the link, detached on
         // revocation before the guard is set. Empty for every other kind.
         UniqueFd link_to_detach;
+        // The guard's map fd, while the service manager's fd store keeps a
+        // copy (fd_store.h; at most kFdStoreMax): a cut sets it through this
+        // fd instead of re-opening the map by id.
+        std::optional<RevocationGuard> stored_guard;
         std::optional<CallerWatch::WatchId> watch;  // broker-attached with a caller pidfd only
 
         [[nodiscard]] const std::string& program() const noexcept { return held.program; }
@@ -102,6 +107,8 @@ public:
 
     // Every change from now on is appended to `journal` (it must outlive the registry).
     void set_journal(StateJournal* journal);
+    // A forgotten entry's fds are removed from `store` (it must outlive the registry).
+    void set_fd_store(FdStore* store);
     // Rewrites the journal from the live set, when it has grown past its
     // bound or `force`. O(entries): rare, amortized over the adds.
     Result<void> rewrite_journal(bool force);
@@ -121,13 +128,15 @@ private:
     mutable std::mutex mutex_;
     std::map<Key, Entry> entries_;
     StateJournal* journal_ = nullptr;
+    FdStore* fd_store_ = nullptr;
 };
 
 // Cuts one instance: BPF_LINK_DETACH on `link` when it is valid, else sets
 // `guard`. "" when cut, else why not (no guard, or what the kernel said).
 std::string cut_instance(const std::optional<RevocationGuard>& guard, const UniqueFd& link);
-// The same for a registered instance, its guard re-opened by id with the
-// tag checked; a program the kernel already freed runs nothing: "" too.
+// The same for a registered instance, through its stored guard or else its
+// guard re-opened by id with the tag checked; a program the kernel already
+// freed runs nothing: "" too.
 std::string cut_registered(const LiveInstances::Entry& e);
 
 }  // namespace bpfbroker::brokerd

@@ -4,6 +4,7 @@
 #include "brokerd/audit_log.h"
 #include "brokerd/broker.h"
 #include "brokerd/dbus_service.h"
+#include "brokerd/fd_store.h"
 #include "brokerd/feature_probe.h"
 #include "brokerd/log.h"
 #include "brokerd/varlink_server.h"
@@ -45,22 +46,16 @@ void make_dirs(const std::string& path)
     }
 }
 
-// The listening socket: inherited from systemd when socket-activated,
-// else created at `path`. `created` says whether we should unlink it at exit.
-Result<UniqueFd> listening_socket(const std::string& path, bool& created)
+// The listening socket: the one the service manager passed when socket
+// activated, else created at `path`. `created` says whether we should unlink
+// it at exit.
+Result<UniqueFd> listening_socket(const std::string& path, UniqueFd passed, bool& created)
 {
-    int n = sd_listen_fds(1);
-    if (n < 0)
-        return fail(make_system_error("sd_listen_fds", -n));
-    if (n >= 1) {
-        int fd = SD_LISTEN_FDS_START;
-        if (sd_is_socket_unix(fd, SOCK_STREAM, 1, nullptr, 0) <= 0)
-            return fail(ErrorCode::InvalidParameter, "the socket systemd passed is not a listening AF_UNIX stream socket");
-        int flags = ::fcntl(fd, F_GETFL);
-        ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (passed) {
+        int flags = ::fcntl(passed.get(), F_GETFL);
+        ::fcntl(passed.get(), F_SETFL, flags | O_NONBLOCK);
         created = false;
-        return UniqueFd(fd);
+        return passed;
     }
     make_dirs(path.substr(0, path.rfind('/')));
     created = true;
@@ -139,25 +134,37 @@ Result<std::unique_ptr<Manager>> Manager::start(const DaemonOptions& o)
     if (auto r = m->broker_->reload(); !r)
         return fail(r.error().code, "Failed to load policy from " + o.root + ": " + r.error().describe());
     log_policy_state(*m->broker_);
+    // The socket and what the fd store kept, when a service manager passed them.
+    auto passed = take_passed_fds();
+    if (!passed)
+        return fail(passed.error().code, "Failed to take the fds the service manager passed: " + passed.error().describe());
+    UniqueFd passed_socket = std::move(passed->listening_socket);
+    for (const auto& name : passed->refused)
+        log_warning("the service manager passed an fd named \"" + name + "\" that is no socket or store fd of ours; closed it");
     // Before serving: what a previous run handed out is registered again.
     const std::string runtime_dir = join_root(o.root, std::string(policy::paths::kRuntimeDir));
-    if (auto restored = m->broker_->restore_state(runtime_dir); !restored) {
+    if (auto restored = m->broker_->restore_state(runtime_dir, std::move(*passed)); !restored) {
         log_warning("state of a previous run not restored: " + restored.error().describe() +
                     "; live instances it handed out cannot be revoked, ignoring");
     } else {
         if (!restored->distrusted.empty())
             log_warning("the state journal in " + runtime_dir + " was not trusted (" + restored->distrusted +
                         ") and was replaced");
-        if (restored->restored + restored->gone + restored->cut + restored->skipped_lines > 0)
-            log_info("restored " + std::to_string(restored->restored) + " live instances of a previous run (" +
-                     std::to_string(restored->gone) + " gone since, " + std::to_string(restored->cut) + " cut, " +
-                     std::to_string(restored->skipped_lines) + " unreadable journal lines)");
+        const auto& r = *restored;
+        if (r.restored + r.gone + r.cut + r.shared_restored + r.shared_gone + r.skipped_lines + r.store_refused > 0)
+            log_info("restored " + std::to_string(r.restored) + " live per-client and " +
+                     std::to_string(r.shared_restored) + " shared instances of a previous run, " +
+                     std::to_string(r.from_fd_store) + " of them from the fd store (" + std::to_string(r.gone) +
+                     " per-client and " + std::to_string(r.shared_gone) + " shared gone since, " +
+                     std::to_string(r.cut) + " cut, " + std::to_string(r.skipped_lines) +
+                     " unreadable journal lines, " + std::to_string(r.store_refused) +
+                     " stored fds matching no record removed)");
     }
 
     m->socket_path_ = o.socket_path.empty() ? join_root(o.root, std::string(policy::paths::kRuntimeDir) + "/" +
                                                                     std::string(policy::paths::kSocketName))
                                             : o.socket_path;
-    auto listen_fd = listening_socket(m->socket_path_, m->created_socket_);
+    auto listen_fd = listening_socket(m->socket_path_, std::move(passed_socket), m->created_socket_);
     if (!listen_fd)
         return fail(listen_fd.error().code,
                     "Failed to listen on " + m->socket_path_ + ": " + listen_fd.error().describe());

@@ -78,6 +78,18 @@ Result<RevocationGuard> RevocationGuard::reopen(std::string name, std::uint32_t 
     return adopt(std::move(name), std::move(fd), "guard's", offset);
 }
 
+Result<RevocationGuard> RevocationGuard::adopt_stored(std::string name, UniqueFd fd, std::uint32_t map_id,
+                                                     std::uint32_t offset,
+                                                     const std::vector<std::uint32_t>& program_map_ids)
+{
+    auto guard = adopt(std::move(name), std::move(fd), "stored guard's", offset);
+    if (guard && (guard->map_id() != map_id ||
+                  std::find(program_map_ids.begin(), program_map_ids.end(), map_id) == program_map_ids.end()))
+        return fail(ErrorCode::ProgramNotFound, "the stored guard is map " + std::to_string(guard->map_id()) +
+                                                    ", not the program's map " + std::to_string(map_id));
+    return guard;
+}
+
 Result<RevocationGuard> RevocationGuard::reopen_of_program(std::uint32_t prog_id, const std::string& tag,
                                                            std::string name, std::uint32_t map_id, std::uint32_t offset)
 {

@@ -53,6 +53,13 @@ public:
     static Result<RevocationGuard> reopen_of_program(std::uint32_t prog_id, const std::string& tag, std::string name,
                                                      std::uint32_t map_id, std::uint32_t offset);
 
+    // The guard of an instance kept by the service manager's fd store
+    // (fd_store.h) and handed back at a restart: `fd` must be map `map_id`,
+    // one of `program_map_ids` (as reopen()). ProgramNotFound when it is
+    // another map: the store and the journal disagree.
+    static Result<RevocationGuard> adopt_stored(std::string name, UniqueFd fd, std::uint32_t map_id,
+                                                std::uint32_t offset, const std::vector<std::uint32_t>& program_map_ids);
+
     // Sets the guard to 1 (revoked) or back to 0. SystemError on failure.
     [[nodiscard]] Result<void> set(bool revoked) const;
     // Reads the guard as the program sees it.
@@ -61,6 +68,8 @@ public:
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
     [[nodiscard]] std::uint32_t offset() const noexcept { return offset_; }
     [[nodiscard]] std::uint32_t map_id() const noexcept { return map_id_; }
+    // The map's fd, to give the service manager a copy; never a client.
+    [[nodiscard]] int map_fd() const noexcept { return map_fd_.get(); }
 
 private:
     // Checks the map behind `fd` (mmapable, the guard inside its value).

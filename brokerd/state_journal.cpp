@@ -50,6 +50,8 @@ nlohmann::json to_json(const SavedInstance& s)
                         {"broker_attached", s.broker_attached},
                         {"caller_pid", s.caller_pid},
                         {"caller_start_time", s.caller_start_time}};
+    if (s.link_id != 0)
+        j["link_id"] = s.link_id;
     put_held(j, s.held);
     if (s.guard)
         j["guard"] = guard_to_json(*s.guard);
@@ -139,7 +141,7 @@ std::optional<SavedInstance> from_json(const nlohmann::json& j)
     bool ok = read_held(j, s.held) && read_field(j, "prog_id", s.prog_id) && read_field(j, "tag", s.tag) &&
               read_list(j, "map_ids", s.map_ids) && read_field(j, "broker_attached", s.broker_attached) &&
               read_field(j, "caller_pid", s.caller_pid) && read_field(j, "caller_start_time", s.caller_start_time) &&
-              read_guard(j, s.guard);
+              read_guard(j, s.guard) && (!j.contains("link_id") || read_field(j, "link_id", s.link_id));
     if (!ok)
         return std::nullopt;
     return s;

@@ -92,6 +92,9 @@ struct SavedInstance {
     bool broker_attached = false;
     pid_t caller_pid = 0;
     std::uint64_t caller_start_time = 0;
+    // The id of the link the broker keeps for BPF_LINK_DETACH (io_uring_ops),
+    // 0 for none: what a link handed back by the fd store must be.
+    std::uint32_t link_id = 0;
 };
 
 class StateJournal {

@@ -5,11 +5,9 @@
 // a broker-attached uring_stats stops counting. Masking the signer's key and
 // removing one uid's grant cut too, the latter that uid's instances alone.
 // A program without a guard is reported and audited as not cut.
-#include "support/client_ring.h"
 #include "support/daemon_fixture.h"
-#include "support/loopback_socket.h"
+#include "udp_stats_holder.h"
 
-#include "udp_stats/udp_stats.h"
 #include "uring_stats/uring_stats.h"
 
 #include <bpfbroker/uring_attach.h>
@@ -31,23 +29,6 @@ namespace {
 constexpr uid_t kOtherUid = 65533;  // a second unprivileged caller (no name needed: granted by id)
 
 using test_support::LoopbackSocket;
-
-void attach_through_ring(LoopbackSocket& socket, const UniqueFd& prog)
-{
-    Ring ring(8);
-    auto attached = attach_via_ring(ring.get(), socket.fd.get(), prog.get(), AttachKind::SocketFilter);
-    require(bool(attached), "attach: " + (attached ? "" : attached.error().describe()));
-}
-
-std::uint64_t packets_counted(const Program& p)
-{
-    const UniqueFd* stats = p.map("stats");
-    require(stats != nullptr, "no stats map");
-    __u32 key = 0;
-    udp_stats totals{};
-    require(bpf_map_lookup_elem(stats->get(), &key, &totals) == 0, "lookup stats: " + errno_text(errno));
-    return totals.packets;
-}
 
 Program acquire_or_fail(const std::string& socket, const std::string& name)
 {
@@ -163,22 +144,10 @@ protected:
         auto r = run_command({"sha256sum", program_dir(name) + "/manifest.json"});
         return r.ok() ? r.out.substr(0, 64) : std::string();
     }
-    // Installs "unguarded_stats" in etc/: udp_stats's object under a manifest
-    // that declares no revocation guard, signed with the development key.
+    // "unguarded_stats": udp_stats under a manifest that declares no revocation guard.
     void install_unguarded_copy()
     {
-        const std::string dir = root() + "/etc/bpfbroker/programs.d/unguarded_stats";
-        std::filesystem::create_directories(dir);
-        std::filesystem::copy_file(program_dir("udp_stats") + "/udp_stats.bpf.o", dir + "/udp_stats.bpf.o");
-        auto manifest = nlohmann::json::parse(std::ifstream(program_dir("udp_stats") + "/manifest.json"));
-        manifest["name"] = "unguarded_stats";
-        manifest.erase("revocation");
-        write_file(dir + "/manifest.json", manifest.dump(2));
-        auto signed_ = run_command({ctl_binary(), "sign", "--key", build_dir() + "/dev-keys/dev-signing-key.pem",
-                                    dir + "/manifest.json"});
-        ASSERT_TRUE(signed_.ok()) << signed_.describe();
-        ::chmod((dir + "/manifest.json.sig").c_str(), 0644);
-        reload_as_root();
+        install_signed_variant("udp_stats", "unguarded_stats", [](nlohmann::json& m) { m.erase("revocation"); });
     }
 };
 
@@ -333,16 +302,25 @@ namespace bpfbroker::e2e {
 namespace {
 
 // The same with the daemon killed (SIGKILL) and started again between the
-// acquire and the revocation: its state journal brings the instances back.
-class RevocationAcrossRestartTest : public RevocationTest {
+// acquire and the revocation, both ways a daemon finds its instances again:
+// as a plain child, from its state journal and by id; and under a stand-in
+// service manager, from the journal and the fd store it handed back.
+enum class RestartPath { Journal, FdStore };
+
+class RevocationAcrossRestartTest : public RevocationTest, public ::testing::WithParamInterface<RestartPath> {
 protected:
     std::optional<std::string> settings_json() const override
     {
         return R"({"limits":{"max_instances_per_uid":2,"max_requests_per_second":1000}})";
     }
+    bool under_service_manager() const override { return GetParam() == RestartPath::FdStore; }
 };
 
-TEST_F(RevocationAcrossRestartTest, ASocketFilterIsCutByARevokeAfterKillNineAndRestart)
+INSTANTIATE_TEST_SUITE_P(Restart, RevocationAcrossRestartTest,
+                         ::testing::Values(RestartPath::Journal, RestartPath::FdStore),
+                         [](const auto& param_info) { return param_info.param == RestartPath::Journal ? "Journal" : "FdStore"; });
+
+TEST_P(RevocationAcrossRestartTest, ASocketFilterIsCutByARevokeAfterKillNineAndRestart)
 {
     ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));
     auto holder = spawn_udp_stats_holder(kNobodyUid, socket_path());
@@ -355,7 +333,7 @@ TEST_F(RevocationAcrossRestartTest, ASocketFilterIsCutByARevokeAfterKillNineAndR
     expect_cut_holder(holder);
 }
 
-TEST_F(RevocationAcrossRestartTest, ABrokerAttachedInstanceIsCutByARevokeAfterKillNineAndRestart)
+TEST_P(RevocationAcrossRestartTest, ABrokerAttachedInstanceIsCutByARevokeAfterKillNineAndRestart)
 {
     ASSERT_TRUE(approve("uring_stats", for_users({"nobody"})));
     const std::string socket = socket_path();
@@ -383,7 +361,7 @@ TEST_F(RevocationAcrossRestartTest, ABrokerAttachedInstanceIsCutByARevokeAfterKi
     EXPECT_EQ(r.report, "before=10 restarted=20 after=20");
 }
 
-TEST_F(RevocationAcrossRestartTest, AUidAtItsInstanceLimitStaysAtItAcrossARestart)
+TEST_P(RevocationAcrossRestartTest, AUidAtItsInstanceLimitStaysAtItAcrossARestart)
 {
     ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));
     const std::string socket = socket_path();
@@ -429,7 +407,7 @@ ChildProcess spawn_shared_filter_holder(const std::string& socket)
     });
 }
 
-TEST_F(RevocationAcrossRestartTest, ASharedProgramKeepsItsIdAndIsCutByARevokeAfterKillNineAndRestart)
+TEST_P(RevocationAcrossRestartTest, ASharedProgramKeepsItsIdAndIsCutByARevokeAfterKillNineAndRestart)
 {
     ASSERT_TRUE(approve("drop_small", for_users({"nobody"})));
     auto holder = spawn_shared_filter_holder(socket_path());
@@ -450,7 +428,7 @@ TEST_F(RevocationAcrossRestartTest, ASharedProgramKeepsItsIdAndIsCutByARevokeAft
     EXPECT_FALSE(cut_records("drop_small", kNobodyUid).empty()) << "the cut was not audited";
 }
 
-TEST_F(RevocationAcrossRestartTest, AJournalNotOwnedByRootOrNot0600IsReplacedNotRead)
+TEST_P(RevocationAcrossRestartTest, AJournalNotOwnedByRootOrNot0600IsReplacedNotRead)
 {
     ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));
     auto holder = spawn_udp_stats_holder(kNobodyUid, socket_path());

@@ -4,12 +4,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -243,14 +245,27 @@ void DaemonFixture::SetUp()
     daemon_options_.extra_args = {"--no-dbus"};
     daemon_options_.nofile_limit = daemon_nofile_limit();
     daemon_options_.env = daemon_env();
+    if (under_service_manager()) {
+        std::error_code ec;
+        std::filesystem::create_directories(root() + "/run/bpfbroker", ec);
+        ASSERT_FALSE(ec) << ec.message();
+        service_manager_ = std::make_unique<test_support::ServiceManagerStandin>(
+            scratch_.path("notify"), socket_path_, test_support::unit_fd_store_max());
+        daemon_options_.service_manager = service_manager_.get();
+    }
     ASSERT_EQ(start_daemon(), "") << "bpfbrokerd did not accept connections";
 }
 
 std::string DaemonFixture::start_daemon()
 {
     daemon_.start(daemon_options_);
-    // Ready when the socket accepts a connection.
-    return daemon_.wait_ready([this] { return RawConnection::connect(socket_path_).valid(); }, 15s);
+    // Ready when the socket accepts a connection (and, socket activated, the
+    // daemon said READY=1: the stand-in's socket accepts before that).
+    return daemon_.wait_ready(
+        [this] {
+            return (!service_manager_ || service_manager_->ready()) && RawConnection::connect(socket_path_).valid();
+        },
+        15s);
 }
 
 std::string DaemonFixture::kill_and_restart_daemon()
@@ -268,6 +283,7 @@ void DaemonFixture::TearDown()
     if (!scratch_.created())
         return;  // skipped before anything was made
     daemon_.expect_clean_stop(5s);
+    service_manager_.reset();  // its socket and store, before the fds are counted
     if (HasFailure())
         std::cerr << "---- bpfbrokerd log ----\n" << test_support::tail(daemon_stderr()) << "---- end ----\n";
     EXPECT_EQ(scratch_.remove(), "");
@@ -277,6 +293,28 @@ void DaemonFixture::TearDown()
 std::string DaemonFixture::program_dir(const std::string& name) const
 {
     return root() + "/usr/lib/bpfbroker/programs.d/" + name;
+}
+
+void DaemonFixture::install_signed_variant(const std::string& from, const std::string& name,
+                                           const std::function<void(nlohmann::json&)>& edit)
+{
+    const std::string dir = root() + "/etc/bpfbroker/programs.d/" + name;
+    std::filesystem::create_directories(dir);
+    const std::string object = from + ".bpf.o";
+    std::filesystem::copy_file(program_dir(from) + "/" + object, dir + "/" + object);
+    auto manifest = nlohmann::json::parse(std::ifstream(program_dir(from) + "/manifest.json"));
+    manifest["name"] = name;
+    edit(manifest);
+    std::ofstream(dir + "/manifest.json") << manifest.dump(2);
+    auto signed_ = test_support::run_command(
+        {test_support::ctl_binary(), "sign", "--key", test_support::build_dir() + "/dev-keys/dev-signing-key.pem",
+         dir + "/manifest.json"});
+    ASSERT_TRUE(signed_.ok()) << signed_.describe();
+    ::chmod((dir + "/manifest.json.sig").c_str(), 0644);
+    auto admin = connect_client();
+    ASSERT_TRUE(admin) << admin.error().describe();
+    auto reloaded = admin->reload();
+    ASSERT_TRUE(reloaded) << reloaded.error().describe();
 }
 
 Result<Client> DaemonFixture::connect_client(Millis timeout) const

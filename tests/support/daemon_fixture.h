@@ -27,7 +27,9 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -145,6 +147,11 @@ protected:
     [[nodiscard]] virtual std::optional<unsigned long> daemon_nofile_limit() const { return std::nullopt; }
     // Environment for the daemon on top of the test's (e.g. LD_PRELOAD).
     [[nodiscard]] virtual std::map<std::string, std::string> daemon_env() const { return {}; }
+    // Whether the daemon is started by a stand-in service manager (socket
+    // activation, a notify socket, the fd store) instead of as a plain child.
+    [[nodiscard]] virtual bool under_service_manager() const { return false; }
+    // That stand-in, or null.
+    [[nodiscard]] test_support::ServiceManagerStandin* service_manager() const { return service_manager_.get(); }
 
     [[nodiscard]] const std::string& root() const { return scratch_.root(); }
     [[nodiscard]] const std::string& socket_path() const { return socket_path_; }
@@ -159,6 +166,13 @@ protected:
     // again on the same root, logs and options; "" or what failed.
     std::string kill_and_restart_daemon();
     [[nodiscard]] std::string daemon_stderr() const { return daemon_.log(); }
+
+    // Installs program `name` in etc/bpfbroker/programs.d: the object of the
+    // shipped program `from` under its manifest renamed and changed by
+    // `edit`, signed with the development key; then reloads as root.
+    // Fails the test (ASSERT: call it through ASSERT_NO_FATAL_FAILURE).
+    void install_signed_variant(const std::string& from, const std::string& name,
+                                const std::function<void(nlohmann::json&)>& edit);
 
     // A client connected as root (the test process); fails the test when it cannot.
     Result<Client> connect_client(Millis timeout = 10s) const;
@@ -178,6 +192,7 @@ private:
     test_support::ScratchRoot scratch_;  // root, audit log, daemon log
     test_support::DaemonProcess daemon_;
     test_support::DaemonOptions daemon_options_;
+    std::unique_ptr<test_support::ServiceManagerStandin> service_manager_;
     std::string socket_path_;
     // Starts daemon_ with daemon_options_ and waits until it accepts; "" or why not.
     std::string start_daemon();

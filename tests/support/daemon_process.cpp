@@ -30,6 +30,8 @@ void DaemonProcess::start(DaemonOptions options)
             return ::setrlimit(RLIMIT_NOFILE, &lim) == 0 ? "" : "setrlimit(RLIMIT_NOFILE): " + errno_text(errno);
         };
     }
+    if (options_.service_manager)
+        options_.service_manager->prepare(o);
     process_ = spawn(o);
     started_ = true;
 }

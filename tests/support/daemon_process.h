@@ -5,6 +5,7 @@
 
 #include "io.h"
 #include "process.h"
+#include "service_manager_standin.h"
 
 #include <sys/types.h>
 
@@ -24,6 +25,9 @@ struct DaemonOptions {
     std::map<std::string, std::string> env;  // on top of the test's environment
     // RLIMIT_NOFILE (soft and hard) for the daemon; nullopt: inherit the test's.
     std::optional<unsigned long> nofile_limit;
+    // Started as this stand-in service manager would (socket activation, a
+    // notify socket, the fd store); null: a plain child with its own socket.
+    ServiceManagerStandin* service_manager = nullptr;
 };
 
 class DaemonProcess {

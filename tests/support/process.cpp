@@ -73,6 +73,24 @@ void Process::kill_and_reap()
     pid_ = -1;
 }
 
+namespace {
+
+// Writes `value` into the `width` characters at `out`, left-aligned, the
+// rest NUL (after fork: no allocation).
+void write_decimal(char* out, int width, pid_t value)
+{
+    char digits[16];
+    int n = 0;
+    do {
+        digits[n++] = static_cast<char>('0' + value % 10);
+        value /= 10;
+    } while (value > 0 && n < 16);
+    for (int i = 0; i < width; ++i)
+        out[i] = i < n ? digits[n - 1 - i] : '\0';
+}
+
+}  // namespace
+
 Process spawn(const SpawnOptions& options)
 {
     // Everything the child needs is prepared before fork: after it, only
@@ -86,17 +104,28 @@ Process spawn(const SpawnOptions& options)
     }
     for (const auto& [k, v] : options.env)
         env[k] = v;
+    const int n_listen = static_cast<int>(options.listen_fds.size());
+    if (n_listen > 0) {
+        env["LISTEN_FDS"] = std::to_string(n_listen);
+        env["LISTEN_FDNAMES"] = options.listen_fdnames;
+        env["LISTEN_PID"] = std::string(10, ' ');  // the child writes its pid here
+    }
     std::vector<std::string> env_strings;
     for (const auto& [k, v] : env)
         env_strings.push_back(k + "=" + v);
     std::vector<char*> envp, argv;
-    for (auto& s : env_strings)
+    char* listen_pid = nullptr;
+    for (auto& s : env_strings) {
         envp.push_back(s.data());
+        if (s.starts_with("LISTEN_PID=") && n_listen > 0)
+            listen_pid = s.data() + std::strlen("LISTEN_PID=");
+    }
     envp.push_back(nullptr);
     std::vector<std::string> args = options.argv;
     for (auto& a : args)
         argv.push_back(a.data());
     argv.push_back(nullptr);
+    std::vector<int> high(options.listen_fds.size());  // filled after fork: no allocation there
     const std::string output = options.output_file.empty() ? "/dev/null" : options.output_file;
     const std::string exec_failed = "execve " + (args.empty() ? std::string("(no argv)") : args[0]) + ": ";
 
@@ -121,6 +150,15 @@ Process spawn(const SpawnOptions& options)
                 ::fcntl(3, F_SETFD, 0);
             else
                 ::dup2(options.notify_fd, 3);
+        }
+        if (n_listen > 0) {
+            // Above every target first, so that no dup2 overwrites a source.
+            for (int i = 0; i < n_listen; ++i)
+                high[i] = ::fcntl(options.listen_fds[i], F_DUPFD_CLOEXEC, 3 + n_listen);
+            for (int i = 0; i < n_listen; ++i)
+                if (high[i] < 0 || ::dup2(high[i], 3 + i) < 0)
+                    ::_exit(123);
+            write_decimal(listen_pid, 10, ::getpid());
         }
         if (options.before_exec) {
             std::string why = options.before_exec();

@@ -50,6 +50,11 @@ struct SpawnOptions {
     std::map<std::string, std::string> env;  // set on top of this process's environment
     std::string output_file;                 // stdout and stderr are appended here ("" = /dev/null)
     int notify_fd = -1;                      // passed to the child as fd 3
+    // Socket activation (not with notify_fd): passed as fds 3, 4, ... with
+    // LISTEN_FDS, LISTEN_FDNAMES (`listen_fdnames`, colon-separated) and
+    // LISTEN_PID set to the child's pid, as a service manager does.
+    std::vector<int> listen_fds;
+    std::string listen_fdnames;
     int death_signal = SIGKILL;              // what the child gets if the test process dies
     // Runs in the child after fork, before exec; returns "" or what failed
     // (the child then writes that to its output and exits 124).
