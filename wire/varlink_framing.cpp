@@ -278,9 +278,11 @@ Error error_from_reply(const Reply& reply)
 
     const std::string& name = *reply.error;
     auto code = error_code_from_varlink_name(name);
+    // An empty string says nothing: the next field, or the error's name,
+    // says what went wrong (an error is never shown without a message).
     auto text = [&](const char* key) -> std::optional<std::string> {
         auto it = reply.parameters.find(key);
-        if (it != reply.parameters.end() && it->is_string())
+        if (it != reply.parameters.end() && it->is_string() && !it->get_ref<const std::string&>().empty())
             return it->get<std::string>();
         return std::nullopt;
     };

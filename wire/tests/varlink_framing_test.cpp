@@ -318,5 +318,22 @@ TEST(varlink_messages, parse_reply_and_error_round_trip)
     EXPECT_EQ(extra.error().code, ErrorCode::ProtocolError);
 }
 
+// Found by varlink_frame_fuzzer: a server's empty "reason" made an error
+// with no message at all. An empty field says nothing; the next one, or
+// the error's name, does.
+TEST(varlink_messages, an_empty_reason_never_makes_an_empty_error_message)
+{
+    auto empty = parse_reply(json::parse(R"({"error":"org.bpfbroker.Broker.PermissionDenied","parameters":{"reason":""}})"));
+    ASSERT_TRUE(empty);
+    Error e = error_from_reply(*empty);
+    EXPECT_EQ(e.code, ErrorCode::PermissionDenied);
+    EXPECT_EQ(e.message, "org.bpfbroker.Broker.PermissionDenied");
+
+    auto fallback = parse_reply(
+        json::parse(R"({"error":"org.varlink.service.InvalidParameter","parameters":{"reason":"","parameter":"name"}})"));
+    ASSERT_TRUE(fallback);
+    EXPECT_EQ(error_from_reply(*fallback).message, "invalid parameter \"name\"");
+}
+
 }  // namespace
 }  // namespace bpfbroker::varlink
