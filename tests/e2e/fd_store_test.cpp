@@ -98,6 +98,9 @@ TEST_F(FdStoreTest, WhatTheDaemonStoresFollowsItsLiveInstances)
     revoked = client->revoke("shared_stats");
     ASSERT_TRUE(revoked) << revoked.error().describe();
     EXPECT_TRUE(wait_stored(program, false)) << "the dropped shared program stayed in the store: " << names();
+    // The map's removal is the daemon's next message after the program's.
+    for (int i = 0; i < 200 && !names().empty(); ++i)
+        std::this_thread::sleep_for(10ms);
     EXPECT_EQ(names(), "") << "a dropped instance left fds in the store";
     EXPECT_EQ(service_manager()->refused(), 0u);
 }

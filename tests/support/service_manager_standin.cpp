@@ -91,6 +91,11 @@ ServiceManagerStandin::~ServiceManagerStandin()
 
 void ServiceManagerStandin::prepare(SpawnOptions& o)
 {
+    // What the last daemon sent before it died is applied first, so that a
+    // restart right after a kill sees the whole store (the reader thread
+    // may not have got to it yet).
+    while (receive_one()) {
+    }
     std::lock_guard lock(mutex_);
     ready_ = false;
     o.listen_fds = {listening_.get()};
@@ -132,32 +137,39 @@ void ServiceManagerStandin::serve()
             return;
         if (p[1].revents)
             return;
-        if (!(p[0].revents & POLLIN))
-            continue;
-        char text[4096];
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 64)];
-        iovec iov{text, sizeof(text) - 1};
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof(control);
-        const ssize_t n = ::recvmsg(notify_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (n < 0)
-            continue;
-        std::vector<UniqueFd> fds;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                continue;
-            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < count; ++i) {
-                int fd = -1;
-                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                fds.emplace_back(fd);
-            }
-        }
-        handle(std::string(text, static_cast<std::size_t>(n)), std::move(fds));
+        if (p[0].revents & POLLIN)
+            (void)receive_one();
     }
+}
+
+bool ServiceManagerStandin::receive_one()
+{
+    // One reader at a time, from receive to apply: messages apply in order.
+    std::lock_guard order(receive_mutex_);
+    char text[4096];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 64)];
+    iovec iov{text, sizeof(text) - 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t n = ::recvmsg(notify_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0)
+        return false;
+    std::vector<UniqueFd> fds;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+            int fd = -1;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            fds.emplace_back(fd);
+        }
+    }
+    handle(std::string(text, static_cast<std::size_t>(n)), std::move(fds));
+    return true;
 }
 
 void ServiceManagerStandin::handle(const std::string& text, std::vector<UniqueFd> fds)

@@ -51,6 +51,8 @@ public:
 
 private:
     void serve();
+    // Reads and applies one pending notify message; false when none is pending.
+    bool receive_one();
     void handle(const std::string& text, std::vector<UniqueFd> fds);
 
     std::size_t store_max_;
@@ -59,6 +61,7 @@ private:
     std::string notify_path_;
     UniqueFd stop_;  // an eventfd: wakes the reader to stop
     std::atomic<bool> ready_{false};
+    std::mutex receive_mutex_;  // the reader thread and prepare() take turns
     mutable std::mutex mutex_;
     std::multimap<std::string, UniqueFd> store_;
     std::size_t refused_ = 0;
