@@ -489,10 +489,10 @@ std::map<std::string, LoadedInstance>::iterator Broker::drop_shared(std::map<std
     if (journal_)
         journal_->record_shared_forgotten(it->first);
     if (fd_store_ && !it->second.programs.empty()) {
-        const auto prog_id = it->second.programs.front().id;
-        fd_store_->drop(shared_program_fd_name(prog_id));
+        std::vector<std::uint32_t> map_ids;
         for (const auto& m : it->second.maps)
-            fd_store_->drop(shared_map_fd_name(prog_id, m.id));
+            map_ids.push_back(m.id);
+        fd_store_->drop_shared(it->second.programs.front().id, map_ids);
     }
     shared_holders_.erase(it->first);
     return shared_instances_.erase(it);
@@ -727,10 +727,8 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     // that could not be registered is not handed out: revocation could not reach it.
     std::vector<std::uint32_t> handed_map_ids = live.map_ids;
     if (auto ok = live_.add(std::move(live), std::move(pidfd)); !ok) {
-        if (fd_store_) {
-            fd_store_->drop(guard_fd_name(prog.id));
-            fd_store_->drop(link_fd_name(prog.id));
-        }
+        if (fd_store_)
+            fd_store_->drop_instance(prog.id);
         return fail(std::move(ok).error());
     }
     if (auto rewritten = live_.rewrite_journal(false); !rewritten)

@@ -182,6 +182,19 @@ void FdStore::drop(const std::string& name)
         send_remove(name);
 }
 
+void FdStore::drop_instance(std::uint32_t prog_id)
+{
+    drop(guard_fd_name(prog_id));
+    drop(link_fd_name(prog_id));
+}
+
+void FdStore::drop_shared(std::uint32_t prog_id, const std::vector<std::uint32_t>& map_ids)
+{
+    drop(shared_program_fd_name(prog_id));
+    for (auto map_id : map_ids)
+        drop(shared_map_fd_name(prog_id, map_id));
+}
+
 void FdStore::remove(const std::string& name)
 {
     std::lock_guard lock(mutex_);

@@ -88,6 +88,10 @@ public:
     bool keep(const std::string& name, int fd);
     // Removes `name` from the store when it holds it.
     void drop(const std::string& name);
+    // Removes what a per-client instance stored (guard-P, link-P).
+    void drop_instance(std::uint32_t prog_id);
+    // Removes what a shared instance stored (shared-P, shared-P-map-M).
+    void drop_shared(std::uint32_t prog_id, const std::vector<std::uint32_t>& map_ids);
     // Removes `name` whether or not this run stored it (handed-back leftovers).
     void remove(const std::string& name);
     [[nodiscard]] bool full() const;

@@ -190,10 +190,8 @@ LiveInstances::erase(std::map<Key, Entry>::iterator it)
         watch_->unwatch(*it->second.watch);
     if (journal_)
         journal_->record_forgotten(it->second.uid(), it->second.prog_id);
-    if (fd_store_) {
-        fd_store_->drop(guard_fd_name(it->second.prog_id));
-        fd_store_->drop(link_fd_name(it->second.prog_id));
-    }
+    if (fd_store_)
+        fd_store_->drop_instance(it->second.prog_id);
     return entries_.erase(it);
 }
 
