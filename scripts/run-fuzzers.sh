@@ -56,7 +56,7 @@ if [[ -f $cache ]]; then
     fi
     # Re-running cmake on an existing cache with the same options is a no-op
     # apart from picking up CMakeLists.txt changes.
-    if ! cmake -S "$root" -B "$build" -DBPFBROKER_FUZZ=ON -DBPFBROKER_TESTS=OFF \
+    if ! cmake -S "$root" -B "$build" -DBPFBROKER_FUZZ=ON -DBPFBROKER_FUZZ_SANITIZERS=address,undefined -DBPFBROKER_TESTS=OFF \
             -DBPFBROKER_BENCH=OFF >"$config_log" 2>&1; then
         cat "$config_log" >&2
         die "cmake configure failed (log: $config_log)"
@@ -65,7 +65,7 @@ else
     cxx=$(pick "${BPFBROKER_FUZZ_CXX:-}" clang++ clang++-14) || die "clang++ not found (apt-get install clang libclang-rt-14-dev)"
     cc=$(pick "${BPFBROKER_FUZZ_CC:-}" clang clang-14) || die "clang not found"
     if ! cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
-            -DBPFBROKER_FUZZ=ON -DBPFBROKER_TESTS=OFF -DBPFBROKER_BENCH=OFF >"$config_log" 2>&1; then
+            -DBPFBROKER_FUZZ=ON -DBPFBROKER_FUZZ_SANITIZERS=address,undefined -DBPFBROKER_TESTS=OFF -DBPFBROKER_BENCH=OFF >"$config_log" 2>&1; then
         cat "$config_log" >&2
         rm -f "$cache"  # a half-written cache would pin a broken configuration
         die "cmake configure failed (log: $config_log)"
