@@ -6,33 +6,76 @@
 
 #include <systemd/sd-journal.h>
 
-#include <cctype>
-#include <cstdio>
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <optional>
 
 namespace bpfbroker::brokerd {
 
 namespace {
 
+bool is_token_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           c == '.' || c == ':' || c == '/';
+}
+
 // Values are quoted when they hold anything but a plain token, so a reason
 // with spaces (or a hostile program name) cannot forge another field.
-std::string value(const std::string& v)
+void append_value(std::string& out, std::string_view v)
 {
-    bool plain = !v.empty();
-    for (char c : v)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == ':' || c == '/'))
-            plain = false;
-    if (plain)
-        return v;
-    std::string out = "\"";
+    if (!v.empty() && std::all_of(v.begin(), v.end(), is_token_char)) {
+        out += v;
+        return;
+    }
+    out += '"';
     for (char c : v) {
         if (c == '"' || c == '\\')
             out += '\\';
-        if (static_cast<unsigned char>(c) < 0x20)
-            out += '?';
-        else
-            out += c;
+        out += static_cast<unsigned char>(c) < 0x20 ? '?' : c;
     }
-    return out + "\"";
+    out += '"';
+}
+
+void append_field(std::string& out, std::string_view key, std::string_view v)
+{
+    out += ' ';
+    out += key;
+    out += '=';
+    append_value(out, v);
+}
+
+void append_number(std::string& out, std::string_view key, unsigned long long n)
+{
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+    out += ' ';
+    out += key;
+    out += '=';
+    out.append(digits, end);
+}
+
+bool fits_uncapped(const AuditRecord& r)
+{
+    for (const auto* field : {&r.action, &r.transport, &r.program, &r.reason, &r.tag, &r.manifest_sha256, &r.signer})
+        if (field->size() > kMaxAuditFieldBytes)
+            return false;
+    return true;
+}
+
+// Writes all of `text` unless the descriptor fails (an audit sink that is
+// gone must not stop the daemon).
+void write_all(int fd, std::string_view text)
+{
+    while (!text.empty()) {
+        ssize_t n = ::write(fd, text.data(), text.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        text.remove_prefix(static_cast<std::size_t>(n));
+    }
 }
 
 }  // namespace
@@ -62,31 +105,50 @@ AuditLog::AuditLog(bool journal, std::string file) : journal_(journal)
 
 std::string AuditLog::format_line(const AuditRecord& r)
 {
-    std::string line = "audit: action=" + value(r.action) + " transport=" + value(r.transport) +
-                       " program=" + value(r.program) + " uid=" + std::to_string(r.uid) +
-                       " pid=" + std::to_string(r.pid) + " decision=" + (r.allowed ? "allow" : "deny");
-    if (r.code)
-        line += " code=" + std::string(error_code_name(*r.code));
-    if (r.prog_id)
-        line += " prog_id=" + std::to_string(r.prog_id) + " tag=" + value(r.tag);
+    // Built by appending into one buffer: every acquire writes a record.
+    std::string line;
+    line.reserve(160 + r.program.size() + r.reason.size() + r.tag.size() + r.manifest_sha256.size() + r.signer.size());
+    line += "audit:";
+    append_field(line, "action", r.action);
+    append_field(line, "transport", r.transport);
+    append_field(line, "program", r.program);
+    append_number(line, "uid", r.uid);
+    line += " pid=";
+    line += std::to_string(r.pid);
+    line += r.allowed ? " decision=allow" : " decision=deny";
+    if (r.code) {
+        line += " code=";
+        line += error_code_name(*r.code);
+    }
+    if (r.prog_id) {
+        append_number(line, "prog_id", r.prog_id);
+        append_field(line, "tag", r.tag);
+    }
     if (!r.manifest_sha256.empty())
-        line += " manifest_sha256=" + value(r.manifest_sha256);
+        append_field(line, "manifest_sha256", r.manifest_sha256);
     if (!r.signer.empty())
-        line += " signer=" + value(r.signer);
-    line += " reason=" + value(r.reason);
-    line += " message_id=" + std::string(r.message_id());
+        append_field(line, "signer", r.signer);
+    append_field(line, "reason", r.reason);
+    line += " message_id=";
+    line += r.message_id();
     return line;
 }
 
 void AuditLog::record(const AuditRecord& given)
 {
-    AuditRecord r = given;
-    for (auto* field : {&r.action, &r.transport, &r.program, &r.reason, &r.tag, &r.manifest_sha256, &r.signer})
-        *field = cap_for_record(*field);
+    // Only a record with an oversized field is copied to be capped.
+    std::optional<AuditRecord> capped;
+    if (!fits_uncapped(given)) {
+        capped = given;
+        for (auto* field : {&capped->action, &capped->transport, &capped->program, &capped->reason, &capped->tag,
+                            &capped->manifest_sha256, &capped->signer})
+            *field = cap_for_record(*field);
+    }
+    const AuditRecord& r = capped ? *capped : given;
     std::lock_guard lock(mutex_);
     auto line = format_line(r);
-    std::string code = r.code ? std::string(error_code_name(*r.code)) : std::string();
     if (journal_) {
+        std::string code = r.code ? std::string(error_code_name(*r.code)) : std::string();
         const std::string message_id(r.message_id());
         sd_journal_send("MESSAGE=%s", line.c_str(), "MESSAGE_ID=%s", message_id.c_str(), "PRIORITY=%d",
                         r.allowed ? 6 : 5,
@@ -97,13 +159,14 @@ void AuditLog::record(const AuditRecord& given)
                         r.reason.c_str(), "BPFBROKER_PROG_ID=%u", r.prog_id, "BPFBROKER_PROG_TAG=%s", r.tag.c_str(),
                         "BPFBROKER_MANIFEST_SHA256=%s", r.manifest_sha256.c_str(), "BPFBROKER_SIGNER=%s",
                         r.signer.c_str(), nullptr);
-    } else {
-        std::fprintf(stderr, "%s\n", line.c_str());
     }
-    if (file_fd_ >= 0) {
-        line += '\n';
-        (void)!::write(file_fd_, line.data(), line.size());
-    }
+    line += '\n';
+    // One write(2) per line, no stdio buffer: lines of concurrent records
+    // never interleave, and none waits in a buffer when the daemon dies.
+    if (!journal_)
+        write_all(STDERR_FILENO, line);
+    if (file_fd_ >= 0)
+        write_all(file_fd_, line);
 }
 
 }  // namespace bpfbroker::brokerd
