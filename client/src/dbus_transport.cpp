@@ -1,6 +1,8 @@
 // D-Bus transport for Client; see dbus_transport.h.
 #include "dbus_transport.h"
 
+#include "dbus_program_info.h"
+
 #include <bpfbroker/error_names.h>
 
 #include <sdbus-c++/sdbus-c++.h>
@@ -79,41 +81,6 @@ T variant_or(const VariantMap& m, const char* key, T fallback)
     return it->second.get<T>();
 }
 
-// Bound parameter values: a{st}, or a{sv} holding t, u or b.
-std::map<std::string, std::uint64_t> parameters_of(const VariantMap& info)
-{
-    auto it = info.find("parameters");
-    if (it == info.end())
-        return {};
-    if (it->second.containsValueOfType<std::map<std::string, std::uint64_t>>())
-        return it->second.get<std::map<std::string, std::uint64_t>>();
-    std::map<std::string, std::uint64_t> out;
-    for (const auto& [name, v] : variant_or(info, "parameters", VariantMap{})) {
-        if (v.containsValueOfType<std::uint64_t>())
-            out[name] = v.get<std::uint64_t>();
-        else if (v.containsValueOfType<std::uint32_t>())
-            out[name] = v.get<std::uint32_t>();
-        else if (v.containsValueOfType<bool>())
-            out[name] = v.get<bool>() ? 1 : 0;
-    }
-    return out;
-}
-
-ProgramInfo info_of(const VariantMap& info)
-{
-    ProgramInfo out;
-    out.name = variant_or(info, "name", std::string());
-    out.version = variant_or(info, "version", std::string());
-    out.type = variant_or(info, "type", std::string());
-    out.instance = variant_or(info, "instance", std::string());
-    out.id = variant_or(info, "id", std::uint32_t{0});
-    out.tag = variant_or(info, "tag", std::string());
-    out.map_access = variant_or(info, "map_access", std::map<std::string, std::string>{});
-    out.attach = variant_or(info, "attach", std::string());
-    out.parameters = parameters_of(info);
-    return out;
-}
-
 }  // namespace
 
 DbusTransport::~DbusTransport() = default;
@@ -138,7 +105,7 @@ Result<Program> DbusTransport::acquire(std::string_view name, const AcquireOptio
         return acquire_with_options(name, options);
     sdbus::UnixFd program;
     FdMap maps;
-    VariantMap info;
+    DbusProgramInfo info;
     if (auto called = invoke(*proxy_, timeout_, "AcquireProgram", std::tuple(std::string(name)), program, maps, info); !called)
         return fail(std::move(called).error());
     auto fd = take_cloexec(program);
@@ -147,7 +114,7 @@ Result<Program> DbusTransport::acquire(std::string_view name, const AcquireOptio
     auto map_fds = take_all(maps);
     if (!map_fds)
         return fail(std::move(map_fds).error());
-    return Program(info_of(info), std::move(*fd), std::move(*map_fds));
+    return Program(std::move(info.info), std::move(*fd), std::move(*map_fds));
 }
 
 Result<Program> DbusTransport::acquire_with_options(std::string_view name, const AcquireOptions& options)
@@ -160,7 +127,7 @@ Result<Program> DbusTransport::acquire_with_options(std::string_view name, const
         request.emplace("parameters", sdbus::Variant(parameters));
     }
     FdMap programs, links, maps;
-    VariantMap info;
+    DbusProgramInfo info;
     if (auto called = invoke(*proxy_, timeout_, "AcquireProgramWithOptions", std::tuple(std::string(name), request), programs, links,
                maps, info); !called)
         return fail(std::move(called).error());
@@ -180,7 +147,7 @@ Result<Program> DbusTransport::acquire_with_options(std::string_view name, const
     auto map_fds = take_all(maps);
     if (!map_fds)
         return fail(std::move(map_fds).error());
-    return Program(info_of(info), std::move(program), std::move(*map_fds), std::move(*link_fds));
+    return Program(std::move(info.info), std::move(program), std::move(*map_fds), std::move(*link_fds));
 }
 
 Result<std::vector<ProgramEntry>> DbusTransport::list_programs()
