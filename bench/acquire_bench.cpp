@@ -13,8 +13,11 @@
 //                  floor_tputN: the same clients against the floor server
 //   codec_fast   - the client's AcquireProgram codec (encode the call, decode
 //                  the daemon's reply), against codec_general (nlohmann)
-// Latencies run with everything on one CPU, throughput unpinned. The last
-// lines are one `ratio NAME VALUE` per ratio.
+// Latencies run with everything on one CPU, throughput unpinned. Beside
+// each latency is the CPU its servers spent per call (cpu_* ratios): the
+// daemon, or the floor server, plus the bus daemon for D-Bus; for
+// direct_load, the benchmark itself. The last lines are one
+// `ratio NAME VALUE` per ratio.
 // Run as root: it starts a dbus-daemon and its own bpfbrokerd on a scratch root.
 #include <bpfbroker/client.h>
 
@@ -64,21 +67,49 @@ const std::string kRequest =
 struct Stats {
     double median_us = 0;
     double p99_us = 0;
+    double server_cpu_us = 0;  // CPU the serving processes spent per call
 };
 
-Stats measure(int iterations, const std::function<void()>& op)
+// Nanoseconds the threads of `pid` (0: this process) have run, from
+// schedstat. A server's CPU per call is what its code costs; on a small VM
+// the scheduler's wake-up latency blurs wall-clock figures far more.
+std::uint64_t cpu_ns(pid_t pid)
+{
+    std::string dir = pid == 0 ? "/proc/self/task" : "/proc/" + std::to_string(pid) + "/task";
+    std::uint64_t total = 0;
+    for (const auto& task : std::filesystem::directory_iterator(dir)) {
+        std::ifstream in(task.path() / "schedstat");
+        std::uint64_t ran = 0;
+        if (in >> ran)
+            total += ran;
+    }
+    return total;
+}
+
+std::uint64_t cpu_ns(const std::vector<pid_t>& pids)
+{
+    std::uint64_t total = 0;
+    for (pid_t pid : pids)
+        total += cpu_ns(pid);
+    return total;
+}
+
+// Latency of `op`, and the CPU that `servers` spent per call meanwhile.
+Stats measure(int iterations, const std::vector<pid_t>& servers, const std::function<void()>& op)
 {
     for (int i = 0; i < iterations / 10 + 1; ++i)
         op();  // warm-up
     std::vector<double> us;
     us.reserve(static_cast<std::size_t>(iterations));
+    const std::uint64_t cpu_before = cpu_ns(servers);
     for (int i = 0; i < iterations; ++i) {
         auto t0 = Clock::now();
         op();
         us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
     }
+    const double cpu_us = static_cast<double>(cpu_ns(servers) - cpu_before) / 1000.0 / iterations;
     std::sort(us.begin(), us.end());
-    return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)]};
+    return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)], cpu_us};
 }
 
 template <typename T>
@@ -358,7 +389,7 @@ int silent_print(enum libbpf_print_level, const char*, va_list)
 
 Stats direct_load(const std::string& object, int iterations)
 {
-    return measure(iterations, [&] {
+    return measure(iterations, {0}, [&] {
         LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "udp_stats");
         bpf_object* obj = bpf_object__open_mem(object.data(), object.size(), &opts);
         if (!obj || bpf_object__load(obj) != 0)
@@ -470,32 +501,38 @@ int main(int argc, char** argv)
 
     std::vector<pid_t> everyone = {0, daemon.pid(), daemon.bus_pid(), floor_server, dbus_floor_server};
     set_cpus(everyone, true);
-    auto floor = measure(iterations, [&] {
+    // Who serves each figure: its CPU per call is printed beside it.
+    const std::vector<pid_t> by_daemon = {daemon.pid()}, by_floor = {floor_server};
+    const std::vector<pid_t> by_daemon_and_bus = {daemon.pid(), daemon.bus_pid()};
+    const std::vector<pid_t> by_dbus_floor_and_bus = {dbus_floor_server, daemon.bus_pid()};
+    auto floor = measure(iterations, by_floor, [&] {
         if (raw_floor.acquire().empty())
             die("floor reply lost its fd");
     });
-    auto warm_socket = measure(iterations, [&] {
+    auto warm_socket = measure(iterations, by_daemon, [&] {
         if (raw.acquire().empty())
             die("raw warm acquire failed");
     });
-    auto warm_client = measure(iterations, [&] { must(client.acquire("drop_small"), "warm acquire"); });
-    auto dbus_floor = measure(iterations, [&] {
+    auto warm_client = measure(iterations, by_daemon, [&] { must(client.acquire("drop_small"), "warm acquire"); });
+    auto dbus_floor = measure(iterations, by_dbus_floor_and_bus, [&] {
         sdbus::UnixFd fd;
         floor_proxy->callMethod("Fd").onInterface(kFloorInterface).storeResultsTo(fd);
         if (!fd.isValid())
             die("D-Bus floor reply lost its fd");
     });
-    auto dbus_warm = measure(iterations, [&] { must(dbus_client.acquire("drop_small"), "warm D-Bus acquire"); });
+    auto dbus_warm = measure(iterations, by_daemon_and_bus, [&] { must(dbus_client.acquire("drop_small"), "warm D-Bus acquire"); });
     int cold_iterations = std::max(50, iterations / 10);
-    auto cold = measure(cold_iterations, [&] { must(client.acquire("udp_stats"), "cold acquire"); });
+    auto cold = measure(cold_iterations, by_daemon, [&] { must(client.acquire("udp_stats"), "cold acquire"); });
     auto direct = direct_load(read_file(daemon.object_path()), cold_iterations);
     double codec_fast = codec_ns(reply, true);
     double codec_general = codec_ns(reply, false);
     set_cpus(everyone, false);
 
     std::printf("latencies with the client, the servers and the bus on one CPU (reply %zu bytes)\n", reply.size());
-    std::printf("%-52s %12s %12s\n", "operation", "median us", "p99 us");
-    auto row = [](const char* name, const Stats& s) { std::printf("%-52s %12.1f %12.1f\n", name, s.median_us, s.p99_us); };
+    std::printf("%-52s %12s %12s %14s\n", "operation", "median us", "p99 us", "server cpu us");
+    auto row = [](const char* name, const Stats& s) {
+        std::printf("%-52s %12.1f %12.1f %14.1f\n", name, s.median_us, s.p99_us, s.server_cpu_us);
+    };
     row("floor: bare server, same reply, one fd", floor);
     row("warm_socket: AcquireProgram drop_small, raw Varlink", warm_socket);
     row("warm_client: the same through Client::acquire", warm_client);
@@ -513,6 +550,11 @@ int main(int argc, char** argv)
         {"dbus_warm/dbus_floor", dbus_warm.median_us / dbus_floor.median_us},
         {"cold_per_client/direct_load", cold.median_us / direct.median_us},
         {"codec_fast/codec_general", codec_fast / codec_general},
+        // The same comparisons by the servers' CPU per call (the D-Bus ones
+        // with the bus daemon's share): steadier on a noisy machine.
+        {"cpu_warm_socket/cpu_floor", warm_socket.server_cpu_us / floor.server_cpu_us},
+        {"cpu_dbus_warm/cpu_dbus_floor", dbus_warm.server_cpu_us / dbus_floor.server_cpu_us},
+        {"cpu_cold_per_client/cpu_direct_load", cold.server_cpu_us / direct.server_cpu_us},
     };
     std::printf("throughput, unpinned, raw Varlink clients, 1.5 s each\n");
     for (int clients : {16, 64}) {
