@@ -44,6 +44,7 @@ struct Limits {
     static constexpr std::size_t kNameWaitsTotal = 256;        // D-Bus calls waiting for names, all uids
     static constexpr std::size_t kChosenParameters = 64;       // chosen values in one acquire
     static constexpr std::size_t kApproveNames = 1024;         // users or groups in one Approve
+    static constexpr std::size_t kVerifiedObjectBytes = 4 << 20;  // objects kept for the next load
 
     explicit Limits(const policy::Settings& settings = policy::Settings{})
         : max_message_bytes(settings.max_message_bytes),

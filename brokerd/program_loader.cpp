@@ -309,6 +309,14 @@ Result<LoadedInstance> load_instance(const CatalogEntry& entry, const ParameterV
     auto object_bytes = entry.read_object();
     if (!object_bytes)
         return fail(std::move(object_bytes).error());
+    return load_instance(entry, *object_bytes, parameters);
+}
+
+Result<LoadedInstance> load_instance(const CatalogEntry& entry, std::string_view object_bytes,
+                                     const ParameterValues& parameters)
+{
+    if (!entry.manifest)
+        return fail(ErrorCode::ManifestInvalid, "catalog entry " + quoted(entry.name) + " has no verified manifest");
 
     LibbpfMessages messages;
 
@@ -319,7 +327,7 @@ Result<LoadedInstance> load_instance(const CatalogEntry& entry, const ParameterV
 
     // From the verified bytes only: reopening the file by path would load
     // whatever is there now, not what the signature covered.
-    BpfObjectPtr object(bpf_object__open_mem(object_bytes->data(), object_bytes->size(), &opts));
+    BpfObjectPtr object(bpf_object__open_mem(object_bytes.data(), object_bytes.size(), &opts));
     if (!object) {
         const int err = errno;
         return fail(Error{ErrorCode::LoadFailed, "libbpf cannot open the object of " + quoted(entry.name), err,

@@ -83,6 +83,10 @@ struct LoadedInstance {
 //   detail holds the end of the verifier log (kVerifierLogDetailBytes),
 //   otherwise libbpf's own warnings.
 Result<LoadedInstance> load_instance(const policy::CatalogEntry& entry, const ParameterValues& parameters = {});
+// The same from `object`, the entry's object as read and checked already
+// (CatalogEntry::read_object, or VerifiedObjects).
+Result<LoadedInstance> load_instance(const policy::CatalogEntry& entry, std::string_view object,
+                                     const ParameterValues& parameters);
 
 // The fd a client receives for `map`:
 //   Read  -> a new fd opened by map id with BPF_F_RDONLY: updates, deletes

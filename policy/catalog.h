@@ -78,7 +78,8 @@ struct CatalogEntry {
     // hand). scan_catalog does not keep it: the object is most of an entry's
     // size (a 1,000-program catalog held 10 MiB of them), so it is read again
     // from the opened layer directory at load and checked against the signed
-    // pin then, on the very bytes that are loaded.
+    // pin then, on the very bytes that are loaded. (The daemon keeps the
+    // objects of recent loads, bounded: brokerd/verified_objects.h.)
     std::string object_bytes;
     std::shared_ptr<const UniqueFd> layer_dir;  // the programs.d layer it came from
     FileTrust trust;
