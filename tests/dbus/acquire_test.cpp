@@ -55,9 +55,7 @@ using DbusAcquire = BusFixture;
 // counters through the read-only map fd.
 TEST_F(DbusAcquire, nobody_acquires_approved_program_and_attaches_it_through_its_ring)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    std::string sha = approve_as_root("udp_stats", who);
+    std::string sha = approve_for_nobody("udp_stats");
     ASSERT_EQ(sha.size(), 64u) << sha;
 
     auto result = run_as(kNobodyUid, kNobodyGid, [] {
@@ -128,9 +126,7 @@ TEST_F(DbusAcquire, nobody_acquires_approved_program_and_attaches_it_through_its
 // The raw reply: `h` program, `a{sh}` maps, `a{sv}` info, as the XML says.
 TEST_F(DbusAcquire, raw_reply_has_fd_map_fds_and_info)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_nobody("udp_stats").size(), 64u);
     auto result = run_as(kNobodyUid, kNobodyGid, [] {
         AcquireReply reply;
         std::string message;
@@ -154,9 +150,7 @@ TEST_F(DbusAcquire, raw_reply_has_fd_map_fds_and_info)
 // Refusals: the exact error names on the wire, and the client's mapping.
 TEST_F(DbusAcquire, unapproved_program_is_permission_denied_on_the_wire)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_nobody("udp_stats").size(), 64u);
 
     auto result = run_as(kNobodyUid, kNobodyGid, [] {
         std::string message;
@@ -194,9 +188,7 @@ TEST_F(DbusAcquire, unapproved_program_is_permission_denied_on_the_wire)
 // without it is a clear Unsupported, one with it hands the program out.
 TEST_F(DbusAcquire, acquire_with_options_is_unsupported_or_served_as_introspected)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_nobody("udp_stats").size(), 64u);
     auto conn = sdbus::createSystemBusConnection();
     auto proxy = sdbus::createProxy(*conn, kBusName, kObjectPath);
     proxy->finishRegistration();
@@ -222,9 +214,7 @@ TEST_F(DbusAcquire, acquire_with_options_is_unsupported_or_served_as_introspecte
 // ListPrograms as uid 65534 says what that uid may acquire.
 TEST_F(DbusAcquire, list_programs_reflects_the_callers_grants)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_nobody("udp_stats").size(), 64u);
     auto result = run_as(kNobodyUid, kNobodyGid, [] {
         auto client = Client::connect_dbus(10s);
         check(client.has_value(), "connect_dbus");

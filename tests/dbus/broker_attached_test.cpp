@@ -13,9 +13,7 @@ using DbusBrokerAttached = BusFixture;
 
 TEST_F(DbusBrokerAttached, uring_stats_is_refused_by_AcquireProgram_and_its_tgid_binding_by_the_bus)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    ASSERT_EQ(approve_as_root("uring_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_nobody("uring_stats").size(), 64u);
 
     auto result = run_as(kNobodyUid, kNobodyGid, [] {
         std::string message;

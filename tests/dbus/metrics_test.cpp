@@ -16,9 +16,7 @@ class DbusMetrics : public BusFixture {};
 
 TEST_F(DbusMetrics, bus_acquires_are_counted_and_ctl_prints_them)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_nobody("udp_stats").size(), 64u);
 
     auto acquired = run_as(kNobodyUid, kNobodyGid, [] {
         auto client = Client::connect_dbus(10s);

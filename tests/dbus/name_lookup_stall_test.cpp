@@ -45,9 +45,7 @@ std::string list_programs(BrokerBus& bus)
 
 TEST_F(BusNameLookupStall, a_stalled_lookup_holds_up_only_its_own_callers)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    ASSERT_EQ(approve_as_root("drop_small", who).size(), 64u);
+    ASSERT_EQ(approve_for_nobody("drop_small").size(), 64u);
 
     // One uid-1 call waits for its names (a stall until released).
     auto stalled = spawn_as(kStalledUid, kStalledGid, [](ChildChannel& ch) {

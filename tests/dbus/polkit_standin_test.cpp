@@ -275,9 +275,7 @@ TEST_F(DbusPolkitStandIn, polkit_error_is_a_refusal_that_says_so)
 // stops cleanly (TearDown checks its exit status).
 TEST_F(DbusPolkitStandIn, unanswered_check_does_not_hold_up_other_callers)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_nobody("udp_stats").size(), 64u);
 
     auto waiting_admin = spawn_approver(kThirdUid, kThirdGid, "drop_small");
     ASSERT_TRUE(waiting_admin.wait_message().has_value());

@@ -114,9 +114,7 @@ TEST_F(DbusPolkit, polkit_grant_is_refused_naming_polkit_when_polkit_says_no)
 // A plain (non-polkit) grant needs no polkit round trip at all.
 TEST_F(DbusPolkit, plain_grant_does_not_ask_polkit)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_nobody("udp_stats").size(), 64u);
     auto child = spawn_acquirer(kNobodyUid, kNobodyGid, "udp_stats");
     pid_t pid = child.pid();
     auto result = child.wait();

@@ -28,9 +28,7 @@ Child spawn_holder(const std::string& program)
 
 TEST_F(DbusRevokeSummary, ctl_revoke_over_the_bus_prints_the_live_instances_it_cut)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_nobody("udp_stats").size(), 64u);
     Child holder = spawn_holder("udp_stats");
     ASSERT_EQ(holder.wait_message(), std::optional<std::string>("held"));
 
@@ -55,10 +53,8 @@ TEST_F(DbusRevokeSummary, ctl_revoke_over_the_bus_prints_the_live_instances_it_c
 
 TEST_F(DbusRevokeSummary, client_and_raw_callers_get_the_counts_and_old_revoke_still_answers)
 {
-    ApproveOptions who;
-    who.users = {"nobody"};
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
-    ASSERT_EQ(approve_as_root("drop_small", who).size(), 64u);
+    ASSERT_EQ(approve_for_nobody("udp_stats").size(), 64u);
+    ASSERT_EQ(approve_for_nobody("drop_small").size(), 64u);
     Child holder = spawn_holder("udp_stats");
     ASSERT_EQ(holder.wait_message(), std::optional<std::string>("held"));
 

@@ -48,9 +48,7 @@ protected:
         BusFixture::SetUp();
         if (IsSkipped() || HasFatalFailure())
             return;
-        ApproveOptions who;
-        who.users = {"nobody"};
-        sha_ = approve_as_root("udp_stats", who);
+        sha_ = approve_for_nobody("udp_stats");
         ASSERT_EQ(sha_.size(), 64u);
     }
     std::string sha_;

@@ -507,6 +507,13 @@ std::string BusFixture::approve_as_root(const std::string& program, const Approv
     return *sha;
 }
 
+std::string BusFixture::approve_for_nobody(const std::string& program)
+{
+    ApproveOptions who;
+    who.users = {"nobody"};
+    return approve_as_root(program, who);
+}
+
 std::vector<std::string> BusFixture::audit_lines() const
 {
     return test_support::read_text_lines(scratch_.path("audit.log"));

@@ -203,6 +203,8 @@ protected:
 
     // Approves as root over D-Bus (Client::connect_dbus()); the manifest hash.
     std::string approve_as_root(const std::string& program, const ApproveOptions& options);
+    // approve_as_root() for uid 65534 ("nobody") only; the manifest hash.
+    std::string approve_for_nobody(const std::string& program);
 
     // Lines of the audit log (--audit-log).
     [[nodiscard]] std::vector<std::string> audit_lines() const;
