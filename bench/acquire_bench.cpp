@@ -302,6 +302,7 @@ public:
         if (!::mkdtemp(tmpl))
             die("mkdtemp");
         root_ = tmpl;
+        undo_.emplace([root = root_] { std::filesystem::remove_all(root); });
         ::chmod(root_.c_str(), 0755);
         std::string cmd = std::string(BPFBROKER_SOURCE_DIR) + "/scripts/make-demo-root.sh " + root_ + " " + BPFBROKER_BUILD_DIR;
         if (std::system(cmd.c_str()) != 0)
@@ -358,6 +359,7 @@ private:
         return buf;
     }
     std::string root_;
+    std::optional<bench_cli::UndoOnDie> undo_;
     std::unique_ptr<PrivateBus> bus_;
     pid_t pid_ = -1;
 };

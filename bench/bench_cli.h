@@ -1,12 +1,18 @@
 // The benches' command lines: `--help` answers, a count that is not a
 // positive number is a usage error (exit 2), and a fatal error names the
-// bench (exit 1). Each bench calls bench_cli::start() first.
+// bench (exit 1) and first removes the scratch it made (UndoOnDie). Each
+// bench calls bench_cli::start() first.
 #pragma once
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace bpfbroker::bench_cli {
 
@@ -16,9 +22,36 @@ inline std::string& bench_name()
     return name;
 }
 
+struct Undo {
+    pid_t owner;
+    std::function<void()> run;
+};
+
+inline std::vector<Undo>& undos()
+{
+    static std::vector<Undo> list;
+    return list;
+}
+
+// exit() skips destructors, so a scratch root would outlive a failed bench:
+// what it holds, die() runs first, newest first, and only in the process
+// that registered it (a forked child that dies must not remove its parent's
+// root). Scoped: leaving the scope (the normal way out) unregisters it.
+class UndoOnDie {
+public:
+    explicit UndoOnDie(std::function<void()> run) { undos().push_back({::getpid(), std::move(run)}); }
+    ~UndoOnDie() { undos().pop_back(); }
+    UndoOnDie(const UndoOnDie&) = delete;
+    UndoOnDie& operator=(const UndoOnDie&) = delete;
+};
+
 [[noreturn]] inline void die(const std::string& what)
 {
     std::fprintf(stderr, "%s: %s\n", bench_name().c_str(), what.c_str());
+    auto pending = std::exchange(undos(), {});
+    for (auto it = pending.rbegin(); it != pending.rend(); ++it)
+        if (it->owner == ::getpid())
+            it->run();
     std::exit(1);
 }
 

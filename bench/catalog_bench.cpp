@@ -126,6 +126,7 @@ Figures measure(int count, const ShippedProgram& shipped, const bpfbroker::polic
     // took minutes (inode allocation), which measures the disk, not us.
     if (auto why = scratch.create("bpfbroker-catalog-bench", "/dev/shm"); !why.empty())
         die(why);
+    bpfbroker::bench_cli::UndoOnDie undo([&scratch] { (void)scratch.remove(); });
     if (auto why = scratch.make_demo_root(); !why.empty())
         die(why);
     const auto generating = Clock::now();
