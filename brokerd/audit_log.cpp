@@ -21,8 +21,16 @@ bool is_token_char(char c)
            c == '.' || c == ':' || c == '/';
 }
 
+// What a quoted value must rewrite: a quote or backslash (escaped) and a
+// control character (as '?'). Every other byte is copied as it is.
+bool needs_rewrite(char c)
+{
+    return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
+}
+
 // Values are quoted when they hold anything but a plain token, so a reason
-// with spaces (or a hostile program name) cannot forge another field.
+// with spaces (or a hostile program name) cannot forge another field. Runs
+// of plain bytes are appended whole: every acquire writes a record.
 void append_value(std::string& out, std::string_view v)
 {
     if (!v.empty() && std::all_of(v.begin(), v.end(), is_token_char)) {
@@ -30,10 +38,19 @@ void append_value(std::string& out, std::string_view v)
         return;
     }
     out += '"';
-    for (char c : v) {
-        if (c == '"' || c == '\\')
+    while (!v.empty()) {
+        const auto run = static_cast<std::size_t>(std::find_if(v.begin(), v.end(), needs_rewrite) - v.begin());
+        out.append(v.data(), run);
+        if (run == v.size())
+            break;
+        const char c = v[run];
+        if (c == '"' || c == '\\') {
             out += '\\';
-        out += static_cast<unsigned char>(c) < 0x20 ? '?' : c;
+            out += c;
+        } else {
+            out += '?';
+        }
+        v.remove_prefix(run + 1);
     }
     out += '"';
 }

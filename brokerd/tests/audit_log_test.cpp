@@ -93,4 +93,8 @@ TEST(audit_log, hostile_values_cannot_forge_fields_or_lines)
     EXPECT_NE(line.find("program=\"x decision=allow\""), std::string::npos) << line;
     EXPECT_NE(line.find("decision=deny"), std::string::npos) << line;
     EXPECT_NE(line.find("reason=\"no \\\"grant\\\"?fake: line\""), std::string::npos) << line;
+    // Rewritten bytes at either end and next to each other.
+    r.reason = std::string("\\\x01" "a b\x1f\"");
+    line = AuditLog::format_line(r);
+    EXPECT_NE(line.find(" reason=\"\\\\?a b?\\\"\" "), std::string::npos) << line;
 }
