@@ -30,16 +30,17 @@ bool needs_rewrite(char c)
 
 // Values are quoted when they hold anything but a plain token, so a reason
 // with spaces (or a hostile program name) cannot forge another field. Runs
-// of plain bytes are appended whole: every acquire writes a record.
+// of plain bytes are appended whole, and the tests are lambdas so that they
+// inline (a function pointer did not): every acquire writes a record.
 void append_value(std::string& out, std::string_view v)
 {
-    if (!v.empty() && std::all_of(v.begin(), v.end(), is_token_char)) {
+    if (!v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return is_token_char(c); })) {
         out += v;
         return;
     }
     out += '"';
     while (!v.empty()) {
-        const auto run = static_cast<std::size_t>(std::find_if(v.begin(), v.end(), needs_rewrite) - v.begin());
+        const auto run = static_cast<std::size_t>(std::find_if(v.begin(), v.end(), [](char c) { return needs_rewrite(c); }) - v.begin());
         out.append(v.data(), run);
         if (run == v.size())
             break;

@@ -20,12 +20,27 @@ constexpr std::string_view kCallPrefix = R"({"method":"org.bpfbroker.Broker.Acqu
 
 // ---- encoding ------------------------------------------------------------------
 
+constexpr bool is_plain_json_char(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 // Appends `s` as a JSON string, escaped as nlohmann-json escapes it;
 // false when `s` is not UTF-8.
 bool append_string(std::string& out, std::string_view s)
 {
     out.push_back('"');
     for (std::size_t i = 0; i < s.size();) {
+        // A run of printable ASCII other than '"' and '\\' is copied whole
+        // (names, tags, hashes are all of it).
+        std::size_t plain = i;
+        while (plain < s.size() && is_plain_json_char(static_cast<unsigned char>(s[plain])))
+            ++plain;
+        if (plain > i) {
+            out.append(s.data() + i, plain - i);
+            i = plain;
+            continue;
+        }
         auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {  // copied as it is, once it is known to be UTF-8
             std::size_t len = utf8_sequence_length(s.substr(i));
@@ -43,14 +58,11 @@ bool append_string(std::string& out, std::string_view s)
         case '\n': out.append("\\n"); break;
         case '\r': out.append("\\r"); break;
         case '\t': out.append("\\t"); break;
-        default:
-            if (c < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                out.append(buf);
-            } else {
-                out.push_back(static_cast<char>(c));
-            }
+        default: {  // the other control bytes; plain ones were copied above
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out.append(buf);
+        }
         }
         ++i;
     }
