@@ -40,8 +40,7 @@ bool needs_rewrite(char c)
 
 // Values are quoted when they hold anything but a plain token, so a reason
 // with spaces (or a hostile program name) cannot forge another field. Runs
-// of plain bytes are appended whole, and the tests are lambdas so that they
-// inline (a function pointer did not): every acquire writes a record.
+// of plain bytes are appended whole: every acquire writes a record.
 void append_value(std::string& out, std::string_view v)
 {
     if (!v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return is_token_char(c); })) {

@@ -20,21 +20,15 @@ constexpr std::string_view kCallPrefix = R"({"method":"org.bpfbroker.Broker.Acqu
 
 // ---- encoding ------------------------------------------------------------------
 
-constexpr bool is_plain_json_char(unsigned char c)
-{
-    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
-}
-
 // Appends `s` as a JSON string, escaped as nlohmann-json escapes it;
 // false when `s` is not UTF-8.
 bool append_string(std::string& out, std::string_view s)
 {
     out.push_back('"');
     for (std::size_t i = 0; i < s.size();) {
-        // A run of printable ASCII other than '"' and '\\' is copied whole
-        // (names, tags, hashes are all of it).
+        // Names, tags and hashes are all plain bytes: copied in one piece.
         std::size_t plain = i;
-        while (plain < s.size() && is_plain_json_char(static_cast<unsigned char>(s[plain])))
+        while (plain < s.size() && is_plain_json_byte(static_cast<unsigned char>(s[plain])))
             ++plain;
         if (plain > i) {
             out.append(s.data() + i, plain - i);

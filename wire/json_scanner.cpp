@@ -265,12 +265,8 @@ bool JsonScanner::string(std::string& out)
         return false;
     for (;;) {
         std::size_t run = pos_;  // plain ASCII is copied in one piece
-        while (run < text_.size()) {
-            auto c = static_cast<unsigned char>(text_[run]);
-            if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
-                break;
+        while (run < text_.size() && is_plain_json_byte(static_cast<unsigned char>(text_[run])))
             ++run;
-        }
         out.append(text_.substr(pos_, run - pos_));
         pos_ = run;
         if (pos_ >= text_.size())

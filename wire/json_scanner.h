@@ -26,6 +26,13 @@ namespace bpfbroker::varlink {
 // above U+10FFFF. 0 when it is not one.
 [[nodiscard]] std::size_t utf8_sequence_length(std::string_view bytes) noexcept;
 
+// A byte that stands for itself inside a JSON string, read or written:
+// printable ASCII other than '"' and '\\'. Runs of them are copied whole.
+[[nodiscard]] constexpr bool is_plain_json_byte(unsigned char c) noexcept
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 enum class JsonKind { Object, Array, String, Number, Boolean, Null, Invalid };
 
 // The keys seen in one object, to refuse a repeated one.
