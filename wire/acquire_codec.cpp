@@ -8,134 +8,14 @@
 #include "wire/acquire_codec.h"
 
 #include "wire/json_scanner.h"
+#include "wire/json_writer.h"
 #include "wire/varlink_framing.h"
-
-#include <cstdio>
 
 namespace bpfbroker::varlink {
 
 namespace {
 
 constexpr std::string_view kCallPrefix = R"({"method":"org.bpfbroker.Broker.AcquireProgram")";
-
-// ---- encoding ------------------------------------------------------------------
-
-// Appends `s` as a JSON string, escaped as nlohmann-json escapes it;
-// false when `s` is not UTF-8.
-bool append_string(std::string& out, std::string_view s)
-{
-    out.push_back('"');
-    for (std::size_t i = 0; i < s.size();) {
-        // Names, tags and hashes are all plain bytes: copied in one piece.
-        std::size_t plain = i;
-        while (plain < s.size() && is_plain_json_byte(static_cast<unsigned char>(s[plain])))
-            ++plain;
-        if (plain > i) {
-            out.append(s.data() + i, plain - i);
-            i = plain;
-            continue;
-        }
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x80) {  // copied as it is, once it is known to be UTF-8
-            std::size_t len = utf8_sequence_length(s.substr(i));
-            if (len == 0)
-                return false;
-            out.append(s.substr(i, len));
-            i += len;
-            continue;
-        }
-        switch (c) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\b': out.append("\\b"); break;
-        case '\f': out.append("\\f"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
-        default: {  // the other control bytes; plain ones were copied above
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out.append(buf);
-        }
-        }
-        ++i;
-    }
-    out.push_back('"');
-    return true;
-}
-
-class Writer {
-public:
-    Writer& raw(std::string_view text)
-    {
-        out_.append(text);
-        return *this;
-    }
-    Writer& key(std::string_view k)
-    {
-        separate();
-        string(k);
-        out_.push_back(':');
-        return *this;
-    }
-    Writer& string(std::string_view s)
-    {
-        ok_ = append_string(out_, s) && ok_;
-        return *this;
-    }
-    Writer& number(std::uint64_t n)
-    {
-        out_.append(std::to_string(n));
-        return *this;
-    }
-    Writer& open()
-    {
-        out_.push_back('{');
-        first_ = true;
-        return *this;
-    }
-    Writer& close()
-    {
-        out_.push_back('}');
-        first_ = false;
-        return *this;
-    }
-    template <typename Map, typename Value>
-    Writer& object(const Map& map, Value&& value)
-    {
-        open();
-        for (const auto& [k, v] : map) {
-            key(k);
-            value(v);
-        }
-        return close();
-    }
-    Writer& u64_object(const std::map<std::string, std::uint64_t>& map)
-    {
-        return object(map, [this](std::uint64_t v) { number(v); });
-    }
-    Result<std::string> finish(std::size_t max_size)
-    {
-        if (!ok_)
-            return fail(ErrorCode::InvalidParameter, "a string in the message is not UTF-8");
-        if (out_.size() > max_size)
-            return fail(ErrorCode::LimitExceeded, "message of " + std::to_string(out_.size()) +
-                                                      " bytes exceeds the limit of " + std::to_string(max_size));
-        out_.push_back('\0');
-        return std::move(out_);
-    }
-
-private:
-    void separate()
-    {
-        if (!first_)
-            out_.push_back(',');
-        first_ = false;
-    }
-    std::string out_;
-    bool first_ = true;
-    bool ok_ = true;
-};
 
 // ---- decoding ------------------------------------------------------------------
 
@@ -253,7 +133,7 @@ bool looks_like_acquire_call(std::string_view frame) noexcept
 Result<std::string> encode_acquire_call(const AcquireCall& call)
 {
     // Keys in sorted order, as nlohmann writes them.
-    Writer w;
+    JsonWriter w;
     w.raw(kCallPrefix);
     if (call.more)
         w.raw(R"(,"more":true)");
@@ -266,7 +146,7 @@ Result<std::string> encode_acquire_call(const AcquireCall& call)
     if (call.upgrade)
         w.raw(R"(,"upgrade":true)");
     w.raw("}");
-    return w.finish(kDefaultMaxMessageSize);
+    return std::move(w).finish_frame(kDefaultMaxMessageSize);
 }
 
 Result<AcquireCall> decode_acquire_call(std::string_view frame)
@@ -330,7 +210,7 @@ Result<AcquireCall> decode_acquire_call(std::string_view frame)
 Result<std::string> encode_acquire_reply(const AcquireReply& reply)
 {
     const ProgramInfo& i = reply.info;
-    Writer w;
+    JsonWriter w;
     w.raw(R"({"parameters":{"info":)").open();
     if (!i.attach.empty())
         w.key("attach").string(i.attach);
@@ -346,7 +226,7 @@ Result<std::string> encode_acquire_reply(const AcquireReply& reply)
     if (reply.program)
         w.key("program").number(*reply.program);
     w.raw("}}");
-    return w.finish(kMaxReplySize);
+    return std::move(w).finish_frame(kMaxReplySize);
 }
 
 Result<AcquireReply> decode_acquire_reply(std::string_view frame)
