@@ -134,7 +134,7 @@ public:
 
 private:
     StateJournal(UniqueFd dir, UniqueFd file, std::size_t lines, std::string distrusted);
-    void append(const std::string& line);
+    void append(std::string line);
     [[nodiscard]] std::size_t shared_lines() const;  // under mutex_
 
     UniqueFd dir_;

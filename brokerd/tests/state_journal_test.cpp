@@ -1,6 +1,7 @@
 // The state journal on a scratch directory: what is replayed (adds minus
 // forgets, a torn last line dropped, garbage skipped and counted), the
-// rewrite, and the refusal of a file that is not the daemon's own 0600 one.
+// hand-written lines against the general encoder, the rewrite, and the
+// refusal of a file that is not the daemon's own 0600 one.
 #include "brokerd/state_journal.h"
 
 #include "support/scratch_root.h"
@@ -10,7 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <fstream>
+#include <string>
+#include <vector>
 
 namespace bpfbroker::brokerd {
 namespace {
@@ -70,6 +75,94 @@ TEST_F(StateJournalTest, replays_adds_minus_forgets_with_every_field)
     EXPECT_EQ(live[0].guard->map_id, 13u);
     EXPECT_EQ(live[0].guard->offset, 8u);
     EXPECT_EQ(live[1].held.peer.uid, 1000u);
+}
+
+// The general encoder the journal used before its lines were written by
+// hand: the reference they must match byte for byte.
+nlohmann::json reference_add(const SavedInstance& s)
+{
+    const auto& p = s.held.peer;
+    nlohmann::json j = {{"prog_id", s.prog_id},
+                        {"tag", s.tag},
+                        {"map_ids", s.map_ids},
+                        {"broker_attached", s.broker_attached},
+                        {"caller_pid", s.caller_pid},
+                        {"caller_start_time", s.caller_start_time},
+                        {"program", s.held.program},
+                        {"peer", {{"uid", p.uid}, {"gid", p.gid}, {"gids", p.gids}, {"user", p.user_name}, {"groups", p.group_names}}},
+                        {"manifest_sha256", s.held.manifest_sha256},
+                        {"signer", s.held.signer_key_id}};
+    if (s.link_id != 0)
+        j["link_id"] = s.link_id;
+    if (s.guard)
+        j["guard"] = {{"name", s.guard->name}, {"map_id", s.guard->map_id}, {"offset", s.guard->offset}};
+    return {{"add", j}};
+}
+
+std::vector<std::string> lines_of(const std::string& path)
+{
+    std::ifstream in(path);
+    std::vector<std::string> out;
+    for (std::string line; std::getline(in, line);)
+        out.push_back(line);
+    return out;
+}
+
+TEST_F(StateJournalTest, hand_written_lines_are_what_the_general_encoder_writes)
+{
+    std::vector<SavedInstance> cases;
+    cases.push_back(instance(10, 65534));
+    SavedInstance bare = instance(11, 0);
+    bare.guard.reset();
+    bare.map_ids.clear();
+    bare.held.peer.gids.clear();
+    bare.held.peer.user_name.clear();
+    cases.push_back(bare);
+    SavedInstance attached = instance(12, 1000);
+    attached.broker_attached = true;
+    attached.caller_pid = 4194304;
+    attached.caller_start_time = 18446744073709551615ull;
+    attached.link_id = 4294967295u;
+    attached.map_ids = {1, 2, 3};
+    attached.held.peer.group_names = {"wheel", "caf\xc3\xa9 \"q\" back\\slash", std::string("nul\0tab\t", 8)};
+    attached.held.peer.user_name = "\xf0\x9f\x98\x80 ctl\x01";
+    cases.push_back(attached);
+    {
+        auto j = open_journal();
+        for (const auto& c : cases)
+            j.record_added(c);
+        j.record_forgotten(4294967294u, 4294967295u);
+    }
+    auto lines = lines_of(path());
+    ASSERT_EQ(lines.size(), cases.size() + 1);
+    for (std::size_t i = 0; i < cases.size(); ++i)
+        EXPECT_EQ(lines[i], reference_add(cases[i]).dump()) << "case " << i;
+    EXPECT_EQ(lines.back(), nlohmann::json({{"forget", {{"prog_id", 4294967295u}, {"uid", 4294967294u}}}}).dump());
+
+    // A rewrite writes the same lines.
+    auto j = open_journal();
+    ASSERT_TRUE(j.rewrite(cases));
+    lines = lines_of(path());
+    ASSERT_EQ(lines.size(), cases.size());
+    for (std::size_t i = 0; i < cases.size(); ++i)
+        EXPECT_EQ(lines[i], reference_add(cases[i]).dump()) << "rewritten case " << i;
+}
+
+TEST_F(StateJournalTest, a_name_that_is_not_utf8_is_written_replaced_and_replays)
+{
+    SavedInstance odd = instance(20, 1001);
+    odd.held.peer.user_name = "bad\xff";
+    {
+        auto j = open_journal();
+        j.record_added(odd);
+    }
+    auto j = open_journal();
+    std::size_t skipped = 1;
+    auto live = j.replay(skipped);
+    EXPECT_EQ(skipped, 0u);
+    ASSERT_EQ(live.size(), 1u);
+    EXPECT_EQ(live[0].prog_id, 20u);
+    EXPECT_EQ(live[0].held.peer.user_name, "bad\xef\xbf\xbd");
 }
 
 TEST_F(StateJournalTest, garbage_is_skipped_and_a_torn_last_line_dropped)
