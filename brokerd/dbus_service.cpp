@@ -2,6 +2,7 @@
 #include "brokerd/dbus_service.h"
 
 #include "brokerd/bus_caller_cache.h"
+#include "brokerd/dbus_handout_info.h"
 #include "brokerd/log.h"
 #include "brokerd/pending_name_lookups.h"
 #include "brokerd/peer_identity.h"
@@ -29,9 +30,9 @@ sdbus::Error to_dbus_error(const Error& e)
 
 }  // namespace
 
-using AcquireResult = sdbus::Result<sdbus::UnixFd, std::map<std::string, sdbus::UnixFd>, std::map<std::string, sdbus::Variant>>;
 using FdsByName = std::map<std::string, sdbus::UnixFd>;
-using AcquireWithOptionsResult = sdbus::Result<FdsByName, FdsByName, FdsByName, std::map<std::string, sdbus::Variant>>;
+using AcquireResult = sdbus::Result<sdbus::UnixFd, FdsByName, DbusHandoutInfo>;
+using AcquireWithOptionsResult = sdbus::Result<FdsByName, FdsByName, FdsByName, DbusHandoutInfo>;
 
 // (name, {version, description, state, instance, allowed, needs_polkit, error, reason})
 using ProgramRow = sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>>;
@@ -39,28 +40,8 @@ using FeatureMap = std::map<std::string, sdbus::Struct<bool, std::string>>;
 
 namespace {
 
-// The bus's wire form of the core's answers: the info dictionary of an
-// acquire reply, and one ListPrograms row.
-std::map<std::string, sdbus::Variant> to_wire(const Handout& h)
-{
-    std::map<std::string, sdbus::Variant> info{
-        {"name", sdbus::Variant(h.name)},
-        {"version", sdbus::Variant(h.version)},
-        {"type", sdbus::Variant(std::string(policy::program_type_name(h.type)))},
-        {"instance", sdbus::Variant(std::string(policy::instance_mode_name(h.instance)))},
-        {"id", sdbus::Variant(h.prog_id)},
-        {"tag", sdbus::Variant(h.tag)}};
-    std::map<std::string, std::string> access;
-    for (const auto& m : h.maps)
-        access.emplace(m.name, std::string(policy::client_access_name(m.access)));
-    info.emplace("map_access", sdbus::Variant(access));
-    if (!h.attach.empty())
-        info.emplace("attach", sdbus::Variant(h.attach));
-    if (!h.parameters.empty())
-        info.emplace("parameters", sdbus::Variant(h.parameters));
-    return info;
-}
-
+// The bus's wire form of one ListPrograms row (an acquire reply's info:
+// dbus_handout_info.h).
 ProgramRow to_wire(const ProgramListing& l)
 {
     std::map<std::string, sdbus::Variant> fields{
@@ -83,6 +64,7 @@ public:
     Broker1Object(sdbus::IConnection& connection, Broker& broker, PolkitAuthority* polkit)
         : AdaptorInterfaces(connection, kDbusObjectPath), broker_(broker), polkit_(polkit), callers_(connection)
     {
+        register_acquire_methods();
         registerAdaptor();
     }
     ~Broker1Object() { unregisterAdaptor(); }
@@ -157,7 +139,30 @@ private:
             finish(result, outcome.value());
     }
 
-    void AcquireProgram(AcquireResult&& result, std::string name) override
+    // By hand, not by the generated adaptor, so their info a{sv} is written
+    // straight into the reply; names and types as the interface XML says.
+    void register_acquire_methods()
+    {
+        getObject()
+            .registerMethod("AcquireProgram")
+            .onInterface(INTERFACE_NAME)
+            .withInputParamNames("name")
+            .withOutputParamNames("program", "maps", "info")
+            .implementedAs([this](AcquireResult&& result, std::string name) {
+                AcquireProgram(std::move(result), std::move(name));
+            });
+        getObject()
+            .registerMethod("AcquireProgramWithOptions")
+            .onInterface(INTERFACE_NAME)
+            .withInputParamNames("name", "options")
+            .withOutputParamNames("programs", "links", "maps", "info")
+            .implementedAs([this](AcquireWithOptionsResult&& result, std::string name,
+                                  std::map<std::string, sdbus::Variant> options) {
+                AcquireProgramWithOptions(std::move(result), std::move(name), std::move(options));
+            });
+    }
+
+    void AcquireProgram(AcquireResult&& result, std::string name)
     {
         auto shared = std::make_shared<AcquireResult>(std::move(result));
         acquire(shared, AcquireRequest{std::move(name), {}, false}, [](const AcquireResult& r, Handout& h) {
@@ -168,13 +173,12 @@ private:
                     ErrorCode::InvalidParameter, "\"" + h.name + "\" is attached by the broker: use AcquireProgramWithOptions")));
                 return;
             }
-            auto info = to_wire(h);
-            r.returnResults(sdbus::UnixFd(h.program.release(), sdbus::adopt_fd), map_fds(h), info);
+            r.returnResults(sdbus::UnixFd(h.program.release(), sdbus::adopt_fd), map_fds(h), DbusHandoutInfo{h});
         });
     }
 
     void AcquireProgramWithOptions(AcquireWithOptionsResult&& result, std::string name,
-                                   std::map<std::string, sdbus::Variant> options) override
+                                   std::map<std::string, sdbus::Variant> options)
     {
         auto shared = std::make_shared<AcquireWithOptionsResult>(std::move(result));
         auto request = acquire_request(std::move(name), options);
@@ -189,8 +193,7 @@ private:
             std::map<std::string, sdbus::UnixFd> links;
             for (auto& l : h.links)
                 links.emplace(l.program, sdbus::UnixFd(l.fd.release(), sdbus::adopt_fd));
-            auto info = to_wire(h);
-            r.returnResults(programs, links, map_fds(h), info);
+            r.returnResults(programs, links, map_fds(h), DbusHandoutInfo{h});
         });
     }
 
