@@ -9,11 +9,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <set>
 
@@ -84,7 +87,7 @@ Result<std::unique_ptr<SocketTransport>> SocketTransport::connect(const std::str
     ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
         return fail(make_system_error("cannot connect to bpfbrokerd at " + path, errno));
-    return std::unique_ptr<SocketTransport>(new SocketTransport(std::move(fd)));
+    return std::unique_ptr<SocketTransport>(new SocketTransport(std::move(fd), timeout));
 }
 
 Result<SocketTransport::Frame> SocketTransport::round_trip(Result<std::string> request)
@@ -111,6 +114,7 @@ Result<SocketTransport::Frame> SocketTransport::exchange(std::string_view reques
     if (auto sent = send_all_with_fds(fd_.get(), request, {}); !sent)
         return fail(std::move(sent).error());
 
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
     varlink::FrameReader reader(varlink::kMaxReplySize);
     Frame reply;
     char buf[65536];
@@ -123,6 +127,8 @@ Result<SocketTransport::Frame> SocketTransport::exchange(std::string_view reques
             reply.text = std::move(**frame);
             return reply;
         }
+        if (!wait_readable(deadline))
+            return fail(make_system_error("bpfbrokerd did not answer in time", ETIMEDOUT));
         auto r = recv_with_fds(fd_.get(), buf, kMaxReplyFds);
         if (!r) {
             if (r.error().sys_errno == EAGAIN)
@@ -137,6 +143,26 @@ Result<SocketTransport::Frame> SocketTransport::exchange(std::string_view reques
             return fail(ErrorCode::ProtocolError, "reply carried too many fds");
         if (auto fed = reader.feed(std::string_view(buf, r->bytes)); !fed)
             return fail(std::move(fed).error());
+    }
+}
+
+bool SocketTransport::wait_readable(std::chrono::steady_clock::time_point deadline) const
+{
+    // No timeout (zero or less) waits as long as it takes, as SO_RCVTIMEO 0 does.
+    const bool forever = timeout_.count() <= 0;
+    for (;;) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (!forever && left.count() <= 0)
+            return false;
+        pollfd p{fd_.get(), POLLIN, 0};
+        const int wait_ms = forever ? -1 : static_cast<int>(std::min<std::chrono::milliseconds::rep>(left.count(), 1 << 30));
+        const int n = ::poll(&p, 1, wait_ms);
+        if (n > 0)
+            return true;  // readable, or hung up or failed: recvmsg says which
+        if (n == 0)
+            return false;
+        if (errno != EINTR)
+            return true;  // recvmsg reports the socket's own error
     }
 }
 

@@ -34,7 +34,7 @@ private:
         std::vector<UniqueFd> fds;
     };
 
-    explicit SocketTransport(UniqueFd fd) : fd_(std::move(fd)) {}
+    SocketTransport(UniqueFd fd, std::chrono::milliseconds timeout) : fd_(std::move(fd)), timeout_(timeout) {}
     // Sends an encoded call and reads its reply frame.
     Result<Frame> round_trip(Result<std::string> request);
     Result<Frame> exchange(std::string_view request, bool& in_step);
@@ -44,7 +44,14 @@ private:
     // The Program an AcquireProgram-shaped reply (program/links, maps, info) hands out.
     static Result<Program> take_program(Frame& frame);
 
+    // Waits until the reply can be read, at most until `deadline`; false on
+    // a timeout. A blocked recvmsg would be woken for nothing when the
+    // daemon reads the call (the kernel wakes a unix socket's sleepers when
+    // its peer frees send space); poll waits for input only.
+    [[nodiscard]] bool wait_readable(std::chrono::steady_clock::time_point deadline) const;
+
     UniqueFd fd_;
+    std::chrono::milliseconds timeout_;
 };
 
 }  // namespace bpfbroker

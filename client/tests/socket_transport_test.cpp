@@ -2,7 +2,8 @@
 // socket: a timed-out call closes the connection for good, so a late reply
 // can never be read as the answer to the next call; a reply for another
 // program than the one asked for, or handing out a program and links (or
-// neither), or with an unknown field, is refused; links arrive as links.
+// neither), or with an unknown field, is refused; links arrive as links; a
+// waiting call sleeps once, not woken when the daemon reads it.
 #include <bpfbroker/client.h>
 
 #include "wire/fd_passing.h"
@@ -17,6 +18,8 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <string>
 #include <thread>
 
 using namespace bpfbroker;
@@ -163,4 +166,44 @@ TEST(socket_transport, an_error_reply_keeps_its_code)
     ASSERT_FALSE(p);
     EXPECT_EQ(p.error().code, ErrorCode::PermissionDenied);
     EXPECT_EQ(p.error().message, "no grant");
+}
+
+namespace {
+
+long voluntary_switches_of_this_thread()
+{
+    std::ifstream in("/proc/thread-self/status");
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+            return std::stol(line.substr(line.find(':') + 1));
+    return -1;
+}
+
+}  // namespace
+
+// The kernel wakes whoever sleeps on a unix socket when its peer reads and
+// so frees send space; a client blocked in recvmsg would wake for nothing
+// when the daemon reads its call, and sleep again. The client waits in
+// poll for input only: it sleeps once per call.
+TEST(socket_transport, a_waiting_call_is_not_woken_when_the_daemon_reads_it)
+{
+    ScriptedDaemon daemon;
+    std::thread peer([&] {
+        auto conn = daemon.accept();
+        std::this_thread::sleep_for(100ms);  // the client is asleep waiting now
+        char buf[4096];
+        (void)::read(conn.get(), buf, sizeof buf);
+        std::this_thread::sleep_for(100ms);
+        UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        EXPECT_TRUE(send_reply(conn.get(), acquire_reply("src_allow"), devnull.get()));
+    });
+    auto client = Client::connect_socket(daemon.path(), 10s);
+    ASSERT_TRUE(client) << client.error().describe();
+    const long before = voluntary_switches_of_this_thread();
+    auto got = client->acquire("src_allow");
+    const long slept = voluntary_switches_of_this_thread() - before;
+    peer.join();
+    ASSERT_TRUE(got) << got.error().describe();
+    ASSERT_GE(before, 0);
+    EXPECT_EQ(slept, 1) << "the client slept " << slept << " times for one call";
 }
