@@ -4,7 +4,9 @@
 //                  with the daemon's own reply bytes (same size) and one fd
 //   warm_socket  - AcquireProgram of a shared program (already loaded), the
 //                  client speaking raw Varlink
-//   warm_client  - the same through Client::acquire
+//   warm_socket_poll - the same, the client waiting for the reply in poll
+//                  (as Client does), against floor_poll: the floor so
+//   warm_client  - warm_socket through Client::acquire (which waits in poll)
 //   cold         - Client::acquire of a per-client program (a fresh load)
 //   direct_load  - bpf_object__open_mem + load of that same object, as root
 //   dbus_floor   - a bare sdbus-c++ method returning one fd, on a private bus
@@ -29,6 +31,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -175,9 +178,15 @@ UniqueFd connect_unix(const std::string& path)
 
 // A Varlink client with no library: sends the request bytes, reads up to
 // the reply's NUL, keeps the fds until the next call.
+// How a raw client waits for its reply. Blocked in recvmsg it is woken for
+// nothing when the server reads its call (the kernel wakes a unix socket's
+// sleepers when its peer frees send space); poll's sleeper only input wakes,
+// as Client waits.
+enum class Wait { InRecvmsg, InPoll };
+
 class RawClient {
 public:
-    explicit RawClient(const std::string& path) : fd_(connect_unix(path)) {}
+    explicit RawClient(const std::string& path, Wait wait = Wait::InRecvmsg) : fd_(connect_unix(path)), wait_(wait) {}
     [[nodiscard]] bool connected() const { return fd_.valid(); }
     // The reply frame with its NUL; empty on any failure or an error reply.
     std::string acquire()
@@ -188,6 +197,11 @@ public:
         std::size_t fds = 0;
         char buf[4096];
         while (reply.empty() || reply.back() != '\0') {
+            if (wait_ == Wait::InPoll) {
+                pollfd p{fd_.get(), POLLIN, 0};
+                if (::poll(&p, 1, 10000) != 1)
+                    return {};
+            }
             auto r = recv_with_fds(fd_.get(), buf, 8);
             if (!r || (r->bytes == 0 && r->fds.empty()))
                 return {};
@@ -201,6 +215,7 @@ public:
 
 private:
     UniqueFd fd_;
+    Wait wait_;
 };
 
 // The socket floor: thread per connection, each request answered with
@@ -509,6 +524,7 @@ int main(int argc, char** argv)
     auto client = must(Client::connect_socket(daemon.socket()), "connect");
     auto dbus_client = must(Client::connect_dbus(), "connect over D-Bus");
     RawClient raw(daemon.socket()), raw_floor(floor_socket);
+    RawClient raw_poll(daemon.socket(), Wait::InPoll), raw_floor_poll(floor_socket, Wait::InPoll);
     auto floor_bus = sdbus::createSystemBusConnection();
     auto floor_proxy = sdbus::createProxy(*floor_bus, kFloorBusName, kFloorPath);
     floor_proxy->finishRegistration();
@@ -519,14 +535,17 @@ int main(int argc, char** argv)
     const std::vector<pid_t> by_daemon = {daemon.pid()}, by_floor = {floor_server};
     const std::vector<pid_t> by_daemon_and_bus = {daemon.pid(), daemon.bus_pid()};
     const std::vector<pid_t> by_dbus_floor_and_bus = {dbus_floor_server, daemon.bus_pid()};
-    auto floor = measure(iterations, by_floor, [&] {
-        if (raw_floor.acquire().empty())
-            die("floor reply lost its fd");
-    });
-    auto warm_socket = measure(iterations, by_daemon, [&] {
-        if (raw.acquire().empty())
-            die("raw warm acquire failed");
-    });
+    // Raw acquires on `c`, served by `servers`.
+    auto raw_acquires = [&](RawClient& c, const std::vector<pid_t>& servers, const char* failure) {
+        return measure(iterations, servers, [&c, failure] {
+            if (c.acquire().empty())
+                die(failure);
+        });
+    };
+    auto floor = raw_acquires(raw_floor, by_floor, "floor reply lost its fd");
+    auto warm_socket = raw_acquires(raw, by_daemon, "raw warm acquire failed");
+    auto floor_poll = raw_acquires(raw_floor_poll, by_floor, "floor reply lost its fd");
+    auto warm_socket_poll = raw_acquires(raw_poll, by_daemon, "raw warm acquire failed");
     auto warm_client = measure(iterations, by_daemon, [&] { must(client.acquire("drop_small"), "warm acquire"); });
     auto dbus_floor = measure(iterations, by_dbus_floor_and_bus, [&] {
         sdbus::UnixFd fd;
@@ -549,7 +568,9 @@ int main(int argc, char** argv)
     };
     row("floor: bare server, same reply, one fd", floor);
     row("warm_socket: AcquireProgram drop_small, raw Varlink", warm_socket);
-    row("warm_client: the same through Client::acquire", warm_client);
+    row("floor_poll: the floor, the client waiting in poll", floor_poll);
+    row("warm_socket_poll: warm_socket, waiting in poll", warm_socket_poll);
+    row("warm_client: warm_socket through Client::acquire", warm_client);
     row("dbus_floor: bare sdbus-c++ method, one fd", dbus_floor);
     row("dbus_warm: Client::acquire over D-Bus", dbus_warm);
     row("cold_per_client: Client::acquire udp_stats", cold);
@@ -560,6 +581,7 @@ int main(int argc, char** argv)
 
     std::vector<Ratio> ratios = {
         {"warm_socket/floor", warm_socket.median_us / floor.median_us},
+        {"warm_socket_poll/floor_poll", warm_socket_poll.median_us / floor_poll.median_us},
         {"warm_client/floor", warm_client.median_us / floor.median_us},
         {"dbus_warm/dbus_floor", dbus_warm.median_us / dbus_floor.median_us},
         {"cold_per_client/direct_load", cold.median_us / direct.median_us},
@@ -567,6 +589,7 @@ int main(int argc, char** argv)
         // The same comparisons by the servers' CPU per call (the D-Bus ones
         // with the bus daemon's share): steadier on a noisy machine.
         {"cpu_warm_socket/cpu_floor", warm_socket.server_cpu_us / floor.server_cpu_us},
+        {"cpu_warm_socket_poll/cpu_floor_poll", warm_socket_poll.server_cpu_us / floor_poll.server_cpu_us},
         {"cpu_dbus_warm/cpu_dbus_floor", dbus_warm.server_cpu_us / dbus_floor.server_cpu_us},
         {"cpu_cold_per_client/cpu_direct_load", cold.server_cpu_us / direct.server_cpu_us},
     };
