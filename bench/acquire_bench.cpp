@@ -5,7 +5,8 @@
 //   warm_socket  - AcquireProgram of a shared program (already loaded), the
 //                  client speaking raw Varlink
 //   warm_socket_poll - the same, the client waiting for the reply in poll
-//                  (as Client does), against floor_poll: the floor so
+//                  (as Client does), against floor_poll: the floor waited
+//                  on the same way
 //   warm_client  - warm_socket through Client::acquire (which waits in poll)
 //   cold         - Client::acquire of a per-client program (a fresh load)
 //   direct_load  - bpf_object__open_mem + load of that same object, as root
@@ -176,14 +177,14 @@ UniqueFd connect_unix(const std::string& path)
     return fd;
 }
 
-// A Varlink client with no library: sends the request bytes, reads up to
-// the reply's NUL, keeps the fds until the next call.
 // How a raw client waits for its reply. Blocked in recvmsg it is woken for
 // nothing when the server reads its call (the kernel wakes a unix socket's
 // sleepers when its peer frees send space); poll's sleeper only input wakes,
 // as Client waits.
 enum class Wait { InRecvmsg, InPoll };
 
+// A Varlink client with no library: sends the request bytes, reads up to
+// the reply's NUL, keeps the fds until the next call.
 class RawClient {
 public:
     explicit RawClient(const std::string& path, Wait wait = Wait::InRecvmsg) : fd_(connect_unix(path)), wait_(wait) {}
