@@ -36,6 +36,11 @@ constexpr std::uint64_t kSignalTag = 1ull << 61;
 constexpr std::uint64_t kCallerExitsTag = 1ull << 60;
 constexpr std::uint64_t kNamesTag = 1ull << 59;
 
+// Calls are peeked and taken off the socket later, in batches (see
+// on_readable): at most this many bytes wait, or for at most this long.
+constexpr std::size_t kPeekedBytesBeforeConsume = 1024;
+constexpr auto kPeekedConsumeAfter = std::chrono::milliseconds(10);
+
 // The kernel's pidfd of the peer, or an empty fd on kernels before 6.5
 // (then programs bound to the calling process are refused).
 UniqueFd peer_pidfd(int fd)
@@ -67,6 +72,15 @@ struct VarlinkServer::Connection {
     Clock::time_point output_since{};   // when replies began waiting for the peer to read
     Clock::time_point last_active = Clock::now();  // last bytes from the peer
     bool close_after_flush = false;
+    // Calls are read with MSG_PEEK (SO_PEEK_OFF set at accept) and taken
+    // off the socket later: `unconsumed` bytes were read but still sit in
+    // the kernel, since `unconsumed_since`. Without SO_PEEK_OFF, plain reads.
+    bool peeks = false;
+    std::size_t unconsumed = 0;
+    Clock::time_point unconsumed_since{};
+    // Edge-triggered polling reports only new input: whether the last read
+    // saw the socket empty, or the connection must be read again unasked.
+    bool drained = true;
     // Polled only once the peer's names are known: until then its bytes
     // wait in the kernel's socket buffer (see PeerNameResolver).
     bool registered = false;
@@ -148,6 +162,8 @@ void VarlinkServer::accept_all()
         auto conn = std::make_unique<Connection>(std::move(fd), std::move(*peer), limits_.max_message_bytes,
                                                  static_cast<double>(limits_.requests_per_second));
         conn->pidfd = peer_pidfd(raw);
+        const int zero = 0;
+        conn->peeks = ::setsockopt(raw, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
         conn->serial = ++next_serial_;
         connections_per_uid_[conn->peer.uid]++;
         auto& c = *conn;
@@ -163,7 +179,7 @@ void VarlinkServer::accept_all()
 void VarlinkServer::register_connection(Connection& c)
 {
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.events = EPOLLIN | EPOLLRDHUP | edge_trigger(c);
     ev.data.u64 = static_cast<std::uint64_t>(c.fd.get());
     if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, c.fd.get(), &ev) != 0) {
         close_connection(c.fd.get());
@@ -214,6 +230,8 @@ void VarlinkServer::close_connection(int fd)
     if (--connections_per_uid_[uid] == 0)
         connections_per_uid_.erase(uid);
     release_queued_fds(*it->second, it->second->queued_fds);
+    if (it->second->unconsumed > 0)
+        --connections_unconsumed_;
     connections_.erase(it);
 }
 
@@ -240,6 +258,7 @@ void VarlinkServer::refresh_all_interest()
             flush(*c);
         }
         update_interest(*c);
+        settle(fd, *c);
     }
 }
 
@@ -264,7 +283,7 @@ void VarlinkServer::resume_accepting_if_due()
 
 void VarlinkServer::update_interest(Connection& c)
 {
-    std::uint32_t want = EPOLLRDHUP;
+    std::uint32_t want = EPOLLRDHUP | edge_trigger(c);
     // Backpressure: a client that leaves replies unread is not read from.
     if (!c.close_after_flush && may_queue(c))
         want |= EPOLLIN;
@@ -376,16 +395,27 @@ void VarlinkServer::process_frames(Connection& c)
                                                     : Clock::time_point{};
 }
 
-void VarlinkServer::on_readable(Connection& c)
+// A peeked call stays on the socket until consume_peeked(): taking it off
+// frees send space on the caller's socket, and the kernel then wakes
+// whoever sleeps on it, so a caller blocked in recvmsg for the reply would
+// wake for nothing, and on one CPU preempt the loop. Consumed in batches,
+// that happens once per kPeekedBytesBeforeConsume instead of once per call.
+// The waiting bytes are charged to the caller's send buffer, not to the
+// daemon, and wait kPeekedConsumeAfter at most (a caller with a tiny send
+// buffer waits for space that long).
+void VarlinkServer::on_readable(Connection& c, bool peer_closed)
 {
     char buf[16384];
+    c.drained = false;
     // Bounded per wakeup so one chatty client cannot monopolize the loop.
     for (int round = 0; round < 8 && !c.close_after_flush && may_queue(c); ++round) {
-        auto r = recv_with_fds(c.fd.get(), buf, 0);
+        auto r = c.peeks ? peek_with_fds(c.fd.get(), buf, 0) : recv_with_fds(c.fd.get(), buf, 0);
         if (!r) {
-            if (would_block(r.error()))
+            if (would_block(r.error())) {
+                c.drained = true;
                 break;
-            // Any fd sent to us is refused (and was closed by recv_with_fds).
+            }
+            // Any fd sent to us is refused (and none was installed).
             queue_response(c, varlink::make_error_reply(ErrorCode::ProtocolError, r.error().message));
             c.close_after_flush = true;
             break;
@@ -393,6 +423,13 @@ void VarlinkServer::on_readable(Connection& c)
         if (r->bytes == 0) {
             c.close_after_flush = true;  // EOF: answer what was complete, then close
             break;
+        }
+        if (c.peeks) {
+            if (c.unconsumed == 0) {
+                c.unconsumed_since = Clock::now();
+                ++connections_unconsumed_;
+            }
+            c.unconsumed += r->bytes;
         }
         c.last_active = Clock::now();
         auto fed = c.reader.feed(std::string_view(buf, r->bytes));
@@ -402,26 +439,87 @@ void VarlinkServer::on_readable(Connection& c)
             break;
         }
         process_frames(c);
-        // A short read drained the socket: no second recvmsg to learn it
-        // (one syscall per request less); epoll reports what comes later.
-        if (r->bytes < sizeof buf)
+        // A short read drained the socket: no second read to learn it (one
+        // syscall per request less); what comes later is a new edge. A
+        // peer that closed meanwhile is read to its EOF, which is not.
+        if (r->bytes < sizeof buf && !peer_closed) {
+            c.drained = true;
             break;
+        }
     }
     process_frames(c);
+}
+
+void VarlinkServer::consume_peeked(Connection& c)
+{
+    char scratch[16384];
+    while (c.unconsumed > 0) {
+        const ssize_t n = ::recv(c.fd.get(), scratch, std::min(c.unconsumed, sizeof scratch), MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {  // the peeked bytes are gone: nothing can be trusted to follow
+            c.close_after_flush = true;
+            break;
+        }
+        c.unconsumed -= std::min(c.unconsumed, static_cast<std::size_t>(n));
+    }
+    c.unconsumed = 0;
+    c.unconsumed_since = {};
+    --connections_unconsumed_;
+}
+
+// After a connection was served: its peeked bytes taken off in a batch,
+// and a connection whose read stopped before the socket was empty (the
+// per-wakeup bound, a budget that freed up since) queued to be read again,
+// as no edge will come for what is already there.
+void VarlinkServer::settle(int fd, Connection& c)
+{
+    if (c.unconsumed >= kPeekedBytesBeforeConsume)
+        consume_peeked(c);
+    if (c.peeks && !c.drained && !c.close_after_flush && (c.interest & EPOLLIN)) {
+        c.drained = true;  // queued once
+        read_again_.push_back(fd);
+    }
+}
+
+void VarlinkServer::serve(int fd, Connection& c, std::uint32_t events)
+{
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        on_readable(c, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+    flush(c);
+    if ((c.close_after_flush && c.out.empty()) || (events & (EPOLLHUP | EPOLLERR))) {
+        close_connection(fd);
+        return;
+    }
+    update_interest(c);
+    settle(fd, c);
+}
+
+std::uint32_t VarlinkServer::edge_trigger(const Connection& c)
+{
+    return c.peeks ? static_cast<std::uint32_t>(EPOLLET) : 0u;
 }
 
 void VarlinkServer::sweep_timeouts()
 {
     auto now = Clock::now();
+    // Every connection is looked at: once a millisecond is close enough
+    // for timeouts of seconds, and a busy loop does not walk them per call.
+    if (now < next_sweep_)
+        return;
+    next_sweep_ = now + std::chrono::milliseconds(1);
     std::vector<int> stale;
     // A peer that stalls mid-message, or stops reading its replies, loses
     // its connection after the timeout; it only ever held its own slot.
     auto expired = [&](Clock::time_point since) {
         return since != Clock::time_point{} && now - since > limits_.partial_message_timeout;
     };
-    for (auto& [fd, c] : connections_)
+    for (auto& [fd, c] : connections_) {
         if (expired(c->partial_since) || expired(c->output_since))
             stale.push_back(fd);
+        else if (c->unconsumed > 0 && now - c->unconsumed_since >= kPeekedConsumeAfter)
+            consume_peeked(*c);
+    }
     for (int fd : stale)
         close_connection(fd);
 }
@@ -454,6 +552,10 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
         int wait_ms = static_cast<int>(std::clamp<long long>(limits_.partial_message_timeout.count() / 4, 10, 1000));
         if (accept_paused_until_ != Clock::time_point{})
             wait_ms = std::min(wait_ms, 50);
+        if (connections_unconsumed_ > 0)
+            wait_ms = std::min(wait_ms, static_cast<int>(kPeekedConsumeAfter.count()));
+        if (!read_again_.empty())
+            wait_ms = 0;
         int n = ::epoll_wait(epoll_fd_.get(), events, 64, wait_ms);
         if (n < 0) {
             if (errno == EINTR)
@@ -485,20 +587,13 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
             auto it = connections_.find(fd);
             if (it == connections_.end())
                 continue;
-            auto& c = *it->second;
-            if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                on_readable(c);
-            flush(c);
-            if (c.close_after_flush && c.out.empty()) {
-                close_connection(fd);
-                continue;
-            }
-            if (events[i].events & (EPOLLHUP | EPOLLERR)) {
-                close_connection(fd);
-                continue;
-            }
-            update_interest(c);
+            serve(fd, *it->second, events[i].events);
         }
+        // Read before polling again: what they hold brings no new edge. A
+        // number reused by a new connection since only costs it a read.
+        for (int fd : std::exchange(read_again_, {}))
+            if (auto it = connections_.find(fd); it != connections_.end() && it->second->registered)
+                serve(fd, *it->second, EPOLLIN);
         // Limits follow the settings of the current policy (SIGHUP, Reload).
         if (auto snap = broker_.snapshot(); snap != limits_source_) {
             limits_ = Limits(snap->settings);

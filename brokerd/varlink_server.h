@@ -9,6 +9,9 @@
 // loop or any other client. A peer's user and group names come from a cache
 // or from a worker thread (PeerNameResolver): the loop never waits on NSS.
 // Each frame is parsed once (parse_frame: the fast codec for AcquireProgram).
+// Calls are peeked and taken off the socket in batches, so that reading one
+// does not wake a caller blocked in recvmsg (on_readable says why); the
+// connections are polled edge-triggered for it.
 #pragma once
 
 #include "brokerd/broker.h"
@@ -24,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace bpfbroker::brokerd {
 
@@ -49,8 +53,11 @@ private:
     void accept_all();
     void register_connection(Connection& c);
     void names_resolved();
-    void on_readable(Connection& c);
-    void on_writable(Connection& c);
+    void on_readable(Connection& c, bool peer_closed);
+    void serve(int fd, Connection& c, std::uint32_t events);
+    void settle(int fd, Connection& c);
+    void consume_peeked(Connection& c);
+    static std::uint32_t edge_trigger(const Connection& c);
     void process_frames(Connection& c);
     void queue_response(Connection& c, nlohmann::json message);
     void queue_encoded(Connection& c, EncodedResponse resp);
@@ -76,6 +83,9 @@ private:
     std::map<uid_t, std::size_t> queued_fds_per_uid_;
     std::size_t queued_fds_total_ = 0;
     bool queues_shrank_ = false;
+    std::vector<int> read_again_;            // connections to read without an event (see settle)
+    std::size_t connections_unconsumed_ = 0;  // connections with peeked bytes still on their socket
+    std::chrono::steady_clock::time_point next_sweep_{};
     // Out of fds (EMFILE): stop polling the listener for a moment instead
     // of spinning on a socket that stays readable.
     std::chrono::steady_clock::time_point accept_paused_until_{};

@@ -86,7 +86,9 @@ Result<void> send_all_with_fds(int sock, std::string_view bytes, std::span<const
     return {};
 }
 
-Result<Received> recv_with_fds(int sock, std::span<char> buffer, std::size_t max_fds)
+namespace {
+
+Result<Received> receive(int sock, std::span<char> buffer, std::size_t max_fds, int flags)
 {
     if (max_fds > uapi::kScmMaxFd)
         return fail(ErrorCode::InvalidParameter,
@@ -109,7 +111,7 @@ Result<Received> recv_with_fds(int sock, std::span<char> buffer, std::size_t max
 
     ssize_t n;
     for (;;) {
-        n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
         if (n >= 0)
             break;
         if (errno == EINTR)
@@ -157,6 +159,18 @@ Result<Received> recv_with_fds(int sock, std::span<char> buffer, std::size_t max
     if (unexpected_control)
         return fail(ErrorCode::ProtocolError, "unexpected control message (not SCM_RIGHTS)");
     return received;
+}
+
+}  // namespace
+
+Result<Received> recv_with_fds(int sock, std::span<char> buffer, std::size_t max_fds)
+{
+    return receive(sock, buffer, max_fds, 0);
+}
+
+Result<Received> peek_with_fds(int sock, std::span<char> buffer, std::size_t max_fds)
+{
+    return receive(sock, buffer, max_fds, MSG_PEEK);
 }
 
 }  // namespace bpfbroker

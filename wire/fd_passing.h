@@ -53,6 +53,11 @@ struct Received {
 Result<Received> recv_with_fds(int sock, std::span<char> buffer,
                                std::size_t max_fds = kDefaultMaxFdsPerMessage);
 
+// recv_with_fds() with MSG_PEEK: the bytes stay on the socket (with
+// SO_PEEK_OFF set, the next peek starts after them). Any fd attached to
+// them is refused the same way, and none is installed when max_fds is 0.
+Result<Received> peek_with_fds(int sock, std::span<char> buffer, std::size_t max_fds);
+
 // True for the SystemError a non-blocking socket returns when it would block.
 [[nodiscard]] bool would_block(const Error& error) noexcept;
 

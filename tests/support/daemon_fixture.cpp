@@ -108,12 +108,18 @@ bool RawConnection::send_call(const std::string& method, const nlohmann::json& p
     return send_bytes(frame);
 }
 
+void RawConnection::wait_in_recvmsg()
+{
+    timeval five_seconds{5, 0};
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof five_seconds);
+    waits_in_poll_ = false;
+}
+
 bool RawConnection::receive_some(Millis timeout)
 {
     if (closed_)
         return false;
-    int ready = poll_until(fd_.get(), POLLIN, Clock::now() + timeout);
-    if (ready <= 0)
+    if (waits_in_poll_ && poll_until(fd_.get(), POLLIN, Clock::now() + timeout) <= 0)
         return false;
     char buf[65536];
     alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int) * 253)];
@@ -128,8 +134,9 @@ bool RawConnection::receive_some(Millis timeout)
         n = ::recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
-        // ECONNRESET: the daemon closed with bytes of ours still unread.
-        closed_ = true;
+        // EAGAIN: the receive timeout. ECONNRESET: the daemon closed with
+        // bytes of ours still unread.
+        closed_ = errno != EAGAIN;
         return false;
     }
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {

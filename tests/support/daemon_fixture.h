@@ -94,6 +94,10 @@ public:
     };
     // The next NUL-terminated reply; nullopt on EOF, reset or timeout (see closed()).
     std::optional<Message> read_message(Millis timeout = 5s);
+    // From now on read_message waits in recvmsg itself, as a plain blocking
+    // client does, not in poll; a receive timeout (SO_RCVTIMEO) of 5 s
+    // bounds each read instead of `timeout`.
+    void wait_in_recvmsg();
     // True once the daemon has closed the connection (EOF or ECONNRESET).
     [[nodiscard]] bool closed() const { return closed_; }
     // Reads (and drops) until the peer closes; false on timeout.
@@ -113,6 +117,7 @@ private:
     std::string buffer_;
     std::vector<UniqueFd> pending_fds_;
     std::size_t fds_received_ = 0;
+    bool waits_in_poll_ = true;
     bool closed_ = false;
 };
 
