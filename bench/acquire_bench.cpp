@@ -219,9 +219,14 @@ private:
     Wait wait_;
 };
 
+// How a floor server reads: plainly, or as bpfbrokerd does, peeking each
+// request and taking requests off the socket in batches of 1 KiB (see
+// VarlinkServer::on_readable), so the reading wakes no client.
+enum class FloorReads { Plain, Peeked };
+
 // The socket floor: thread per connection, each request answered with
 // `reply` and one fd (of /dev/null), no parsing, no policy.
-pid_t start_floor_server(const std::string& path, const std::string& reply)
+pid_t start_floor_server(const std::string& path, const std::string& reply, FloorReads reads)
 {
     UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un addr{};
@@ -236,15 +241,27 @@ pid_t start_floor_server(const std::string& path, const std::string& reply)
             int conn = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
             if (conn < 0)
                 continue;
-            std::thread([conn, fd, &reply] {
+            std::thread([conn, fd, &reply, reads] {
                 UniqueFd c(conn);
+                const int zero = 0;
+                const bool peeks =
+                    reads == FloorReads::Peeked && ::setsockopt(conn, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
                 char buf[4096];
+                std::size_t unconsumed = 0;
                 for (;;) {
-                    auto r = recv_with_fds(c.get(), buf, 0);
+                    auto r = peeks ? peek_with_fds(c.get(), buf, 0) : recv_with_fds(c.get(), buf, 0);
                     if (!r || r->bytes == 0)
                         return;
                     for (std::size_t n = std::count(buf, buf + r->bytes, '\0'); n > 0; --n)
                         (void)send_all_with_fds(c.get(), reply, std::span<const int>(&fd, 1));
+                    if (peeks && (unconsumed += r->bytes) >= 1024) {
+                        for (; unconsumed > 0;) {
+                            const ssize_t n = ::recv(c.get(), buf, std::min(unconsumed, sizeof buf), 0);
+                            if (n <= 0)
+                                return;
+                            unconsumed -= static_cast<std::size_t>(n);
+                        }
+                    }
                 }
             }).detach();
         }
@@ -519,21 +536,23 @@ int main(int argc, char** argv)
     if (reply.empty())
         die("the daemon refused the raw AcquireProgram call");
     std::string floor_socket = daemon.scratch("floor.sock");
-    pid_t floor_server = start_floor_server(floor_socket, reply);
+    pid_t floor_server = start_floor_server(floor_socket, reply, FloorReads::Plain);
+    std::string peeked_floor_socket = daemon.scratch("floor-peeked.sock");
+    pid_t peeked_floor_server = start_floor_server(peeked_floor_socket, reply, FloorReads::Peeked);
     pid_t dbus_floor_server = start_dbus_floor();
 
     auto client = must(Client::connect_socket(daemon.socket()), "connect");
     auto dbus_client = must(Client::connect_dbus(), "connect over D-Bus");
-    RawClient raw(daemon.socket()), raw_floor(floor_socket);
+    RawClient raw(daemon.socket()), raw_floor(floor_socket), raw_peeked_floor(peeked_floor_socket);
     RawClient raw_poll(daemon.socket(), Wait::InPoll), raw_floor_poll(floor_socket, Wait::InPoll);
     auto floor_bus = sdbus::createSystemBusConnection();
     auto floor_proxy = sdbus::createProxy(*floor_bus, kFloorBusName, kFloorPath);
     floor_proxy->finishRegistration();
 
-    std::vector<pid_t> everyone = {0, daemon.pid(), daemon.bus_pid(), floor_server, dbus_floor_server};
+    std::vector<pid_t> everyone = {0, daemon.pid(), daemon.bus_pid(), floor_server, peeked_floor_server, dbus_floor_server};
     set_cpus(everyone, true);
     // Who serves each figure: its CPU per call is printed beside it.
-    const std::vector<pid_t> by_daemon = {daemon.pid()}, by_floor = {floor_server};
+    const std::vector<pid_t> by_daemon = {daemon.pid()}, by_floor = {floor_server}, by_peeked_floor = {peeked_floor_server};
     const std::vector<pid_t> by_daemon_and_bus = {daemon.pid(), daemon.bus_pid()};
     const std::vector<pid_t> by_dbus_floor_and_bus = {dbus_floor_server, daemon.bus_pid()};
     // Raw acquires on `c`, served by `servers`.
@@ -545,6 +564,7 @@ int main(int argc, char** argv)
     };
     auto floor = raw_acquires(raw_floor, by_floor, "floor reply lost its fd");
     auto warm_socket = raw_acquires(raw, by_daemon, "raw warm acquire failed");
+    auto floor_peeked = raw_acquires(raw_peeked_floor, by_peeked_floor, "peeked floor reply lost its fd");
     auto floor_poll = raw_acquires(raw_floor_poll, by_floor, "floor reply lost its fd");
     auto warm_socket_poll = raw_acquires(raw_poll, by_daemon, "raw warm acquire failed");
     auto warm_client = measure(iterations, by_daemon, [&] { must(client.acquire("drop_small"), "warm acquire"); });
@@ -569,6 +589,7 @@ int main(int argc, char** argv)
     };
     row("floor: bare server, same reply, one fd", floor);
     row("warm_socket: AcquireProgram drop_small, raw Varlink", warm_socket);
+    row("floor_peeked: the floor, reading as the daemon does", floor_peeked);
     row("floor_poll: the floor, the client waiting in poll", floor_poll);
     row("warm_socket_poll: warm_socket, waiting in poll", warm_socket_poll);
     row("warm_client: warm_socket through Client::acquire", warm_client);
@@ -582,6 +603,9 @@ int main(int argc, char** argv)
 
     std::vector<Ratio> ratios = {
         {"warm_socket/floor", warm_socket.median_us / floor.median_us},
+        // Against a floor that reads the way the daemon does: what the
+        // daemon's own work costs, with the read's wake-up taken out of both.
+        {"warm_socket/floor_peeked", warm_socket.median_us / floor_peeked.median_us},
         {"warm_socket_poll/floor_poll", warm_socket_poll.median_us / floor_poll.median_us},
         {"warm_client/floor", warm_client.median_us / floor.median_us},
         {"dbus_warm/dbus_floor", dbus_warm.median_us / dbus_floor.median_us},
@@ -604,6 +628,7 @@ int main(int argc, char** argv)
         ratios.push_back({"tput" + n + "/floor_tput" + n, broker.per_second / bare.per_second});
     }
     stop(floor_server);
+    stop(peeked_floor_server);
     stop(dbus_floor_server);
     for (const auto& r : ratios)
         std::printf("ratio %s %.2f\n", r.name.c_str(), r.value);
