@@ -484,8 +484,18 @@ void VarlinkServer::settle(int fd, Connection& c)
 
 void VarlinkServer::serve(int fd, Connection& c, std::uint32_t events)
 {
+    read_if_ready(c, events);
+    finish(fd, c, events);
+}
+
+void VarlinkServer::read_if_ready(Connection& c, std::uint32_t events)
+{
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         on_readable(c, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+}
+
+void VarlinkServer::finish(int fd, Connection& c, std::uint32_t events)
+{
     flush(c);
     if ((c.close_after_flush && c.out.empty()) || (events & (EPOLLHUP | EPOLLERR))) {
         close_connection(fd);
@@ -587,8 +597,16 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
             auto it = connections_.find(fd);
             if (it == connections_.end())
                 continue;
-            serve(fd, *it->second, events[i].events);
+            read_if_ready(*it->second, events[i].events);
+            ready_.push_back({fd, it->second->serial, events[i].events});
         }
+        // Every call of this turn read and answered first, then the replies
+        // sent back to back: the clients they wake on the other CPU are
+        // woken together, which spares inter-processor interrupts there.
+        for (const auto& r : ready_)
+            if (auto it = connections_.find(r.fd); it != connections_.end() && it->second->serial == r.serial)
+                finish(r.fd, *it->second, r.events);
+        ready_.clear();
         // Read before polling again: what they hold brings no new edge. A
         // number reused by a new connection since only costs it a read.
         for (int fd : std::exchange(read_again_, {}))

@@ -55,6 +55,8 @@ private:
     void names_resolved();
     void on_readable(Connection& c, bool peer_closed);
     void serve(int fd, Connection& c, std::uint32_t events);
+    void read_if_ready(Connection& c, std::uint32_t events);
+    void finish(int fd, Connection& c, std::uint32_t events);
     void settle(int fd, Connection& c);
     void consume_peeked(Connection& c);
     static std::uint32_t edge_trigger(const Connection& c);
@@ -83,6 +85,12 @@ private:
     std::map<uid_t, std::size_t> queued_fds_per_uid_;
     std::size_t queued_fds_total_ = 0;
     bool queues_shrank_ = false;
+    struct Ready {
+        int fd;
+        std::uint64_t serial;  // a number reused meanwhile is another connection
+        std::uint32_t events;
+    };
+    std::vector<Ready> ready_;  // connections read this turn, to flush after
     std::vector<int> read_again_;            // connections to read without an event (see settle)
     std::size_t connections_unconsumed_ = 0;  // connections with peeked bytes still on their socket
     std::chrono::steady_clock::time_point next_sweep_{};
