@@ -7,6 +7,8 @@
 
 #include <sys/socket.h>
 
+#include <csignal>
+
 namespace bpfbroker::e2e {
 namespace {
 
@@ -74,6 +76,41 @@ TEST_F(PeekedCallsTest, ACallerWithATinySendBufferIsStillServed)
     auto after = conn.call("org.bpfbroker.Broker.GetFeatures");
     ASSERT_TRUE(after.has_value());
     EXPECT_EQ(error_name(*after), "") << after->frame;
+}
+
+// More calls waiting at once than two turns read (8 reads of 16 KiB each):
+// the daemon is stopped while they are written, so it finds them all behind
+// a single edge. They ask for no reply (oneway), so no reply's backpressure
+// brings the loop back; only the last one does. An edge-triggered loop that
+// stopped reading before the socket was empty must come back to it
+// unasked, or the last call is never answered.
+TEST_F(PeekedCallsTest, CallsBeyondOneTurnsReadsAreAllRead)
+{
+    auto frame = [](bool oneway) {
+        nlohmann::json call = {{"method", "org.varlink.service.GetInfo"}, {"parameters", nlohmann::json::object()}};
+        if (oneway)
+            call["oneway"] = true;
+        std::string f = call.dump();
+        f.push_back('\0');
+        return f;
+    };
+    std::string burst;
+    while (burst.size() < 3u * 8u * 16384u)
+        burst += frame(true);
+    burst += frame(false);
+
+    ASSERT_EQ(::kill(daemon_pid(), SIGSTOP), 0);
+    auto conn = RawConnection::connect(socket_path());  // the listen backlog takes it
+    const int room = 4 << 20;
+    const bool sized = conn.valid() && ::setsockopt(conn.fd(), SOL_SOCKET, SO_SNDBUFFORCE, &room, sizeof room) == 0;
+    const bool sent = sized && conn.send_bytes(burst);  // all of it sits on the socket
+    ASSERT_EQ(::kill(daemon_pid(), SIGCONT), 0);
+    ASSERT_TRUE(sent) << "the burst could not be written while the daemon was stopped: " << errno_text(errno);
+
+    // The last call is over the rate limit: its answer is the limit's error.
+    auto reply = conn.read_message();
+    ASSERT_TRUE(reply.has_value()) << "the last of " << burst.size() << " bytes of calls was never answered";
+    EXPECT_EQ(error_name(*reply), "org.bpfbroker.Broker.LimitExceeded") << reply->frame;
 }
 
 }  // namespace
