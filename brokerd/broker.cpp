@@ -495,6 +495,7 @@ std::map<std::string, LoadedInstance>::iterator Broker::drop_shared(std::map<std
         fd_store_->drop_shared(it->second.programs.front().id, map_ids);
     }
     shared_holders_.erase(it->first);
+    shared_program_fds_.erase(it->first);  // replies still queued keep theirs open
     return shared_instances_.erase(it);
 }
 
@@ -656,10 +657,16 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
             if (auto ok = add_links(**inst, h); !ok)
                 return fail(std::move(ok).error());
         } else {
-            auto fd = programs_->program_fd_for_client(prog.fd);
-            if (!fd)
-                return fail(std::move(fd).error());
-            h.program = std::move(*fd);
+            // One duplicate per shared instance, not per acquire: each
+            // reply holds a reference to it until its fd is sent.
+            auto& for_clients = shared_program_fds_[key];
+            if (!for_clients) {
+                auto fd = programs_->program_fd_for_client(prog.fd);
+                if (!fd)
+                    return fail(std::move(fd).error());
+                for_clients = std::make_shared<const UniqueFd>(std::move(*fd));
+            }
+            h.program = HandedFd(for_clients);
         }
         if (auto ok = add_client_maps(**inst, h); !ok)
             return fail(std::move(ok).error());

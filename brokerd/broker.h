@@ -207,6 +207,9 @@ private:
         bool overflowed = false;            // some holder was not recorded
     };
     std::map<std::string, SharedHolders> shared_holders_;  // by the same key
+    // Client-attached shared instances: the fd every holder is handed (see
+    // handed_fd.h), made at the first acquire; by the same key.
+    std::map<std::string, std::shared_ptr<const UniqueFd>> shared_program_fds_;
     std::unique_ptr<FdStore> fd_store_;    // null without a service manager; before live_, which uses it
     std::optional<StateJournal> journal_;  // before live_, which writes to it
     LiveInstances live_{kMaxTrackedInstances};

@@ -173,7 +173,12 @@ private:
                     ErrorCode::InvalidParameter, "\"" + h.name + "\" is attached by the broker: use AcquireProgramWithOptions")));
                 return;
             }
-            r.returnResults(sdbus::UnixFd(h.program.release(), sdbus::adopt_fd), map_fds(h), DbusHandoutInfo{h});
+            auto program = taken_program(h);
+            if (!program) {
+                r.returnError(to_dbus_error(program.error()));
+                return;
+            }
+            r.returnResults(std::move(*program), map_fds(h), DbusHandoutInfo{h});
         });
     }
 
@@ -188,8 +193,14 @@ private:
         }
         acquire(shared, std::move(*request), [](const AcquireWithOptionsResult& r, Handout& h) {
             std::map<std::string, sdbus::UnixFd> programs;
-            if (h.program)
-                programs.emplace(h.program_name, sdbus::UnixFd(h.program.release(), sdbus::adopt_fd));
+            if (h.program) {
+                auto program = taken_program(h);
+                if (!program) {
+                    r.returnError(to_dbus_error(program.error()));
+                    return;
+                }
+                programs.emplace(h.program_name, std::move(*program));
+            }
             std::map<std::string, sdbus::UnixFd> links;
             for (auto& l : h.links)
                 links.emplace(l.program, sdbus::UnixFd(l.fd.release(), sdbus::adopt_fd));
@@ -206,6 +217,15 @@ private:
                 result, ctx, [this, ctx, request](const PolkitVerdict* v) { return broker_.acquire(ctx, request, v); },
                 send);
         });
+    }
+
+    // The reply's own copy of the program fd (handed_fd.h), for sd-bus.
+    static Result<sdbus::UnixFd> taken_program(Handout& h)
+    {
+        UniqueFd fd = h.program.take();
+        if (!fd)
+            return fail(make_system_error("duplicating the program fd for the reply failed", errno));
+        return sdbus::UnixFd(fd.release(), sdbus::adopt_fd);
     }
 
     static std::map<std::string, sdbus::UnixFd> map_fds(Handout& h)

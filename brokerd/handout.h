@@ -4,6 +4,7 @@
 // names for the enums come from policy/manifest.h and policy/catalog.h.
 #pragma once
 
+#include "brokerd/handed_fd.h"
 #include "brokerd/ring_layout.h"
 #include "policy/catalog.h"
 #include "policy/manifest.h"
@@ -89,7 +90,7 @@ struct Handout {
     std::uint32_t prog_id = 0;
     std::string tag;
     std::string program_name;        // the program's function name (manifest)
-    UniqueFd program;                // client-attached programs only
+    HandedFd program;                // client-attached programs only (shared: see handed_fd.h)
     std::vector<HandedLink> links;   // broker-attached programs only
     std::vector<HandedMap> maps;     // only maps with client access
     std::string attach;              // broker-attached: the attach point

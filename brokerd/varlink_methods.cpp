@@ -193,7 +193,7 @@ VarlinkResponse dispatch(const MethodSpec& m, Broker& broker, const RequestConte
 AcquireAnswer to_wire(Handout& h)
 {
     AcquireAnswer a;
-    auto add_fd = [&a](UniqueFd fd) {
+    auto add_fd = [&a](HandedFd fd) {
         a.fds.push_back(std::move(fd));
         return a.fds.size() - 1;
     };

@@ -20,7 +20,7 @@ namespace bpfbroker::brokerd {
 
 struct VarlinkResponse {
     nlohmann::json message;      // a full reply or error message object
-    std::vector<UniqueFd> fds;   // referenced by index from message.parameters
+    std::vector<HandedFd> fds;   // referenced by index from message.parameters
     bool reply = true;           // false: a oneway call, answered by nothing
 };
 
@@ -32,7 +32,7 @@ VarlinkResponse handle_varlink_call(Broker& broker, const policy::Peer& peer, co
 // A reply as bytes for the socket (NUL included) with the fds it references.
 struct EncodedResponse {
     std::string bytes;
-    std::vector<UniqueFd> fds;
+    std::vector<HandedFd> fds;
     bool reply = true;  // false: nothing to send (a oneway call)
 };
 
@@ -67,7 +67,7 @@ EncodedResponse answer_frame(Broker& broker, const policy::Peer& peer, const Par
 // program, then the links, then the maps.
 struct AcquireAnswer {
     varlink::AcquireReply reply;
-    std::vector<UniqueFd> fds;
+    std::vector<HandedFd> fds;
 };
 
 // The socket's wire form of the core's answers: an acquire's reply (the

@@ -61,7 +61,7 @@ struct VarlinkServer::Connection {
     varlink::FrameReader reader;
     struct Outgoing {
         std::string bytes;
-        std::vector<UniqueFd> fds;  // sent with the first byte, then dropped
+        std::vector<HandedFd> fds;  // sent with the first byte, then dropped
         std::size_t offset = 0;
     };
     std::deque<Outgoing> out;

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+
 namespace bpfbroker::brokerd {
 
 // The one way a test makes a verdict (PolkitVerdict's constructor is private).
@@ -40,6 +42,36 @@ TEST_F(BrokerCore, approved_shared_program_is_handed_out_once_loaded_and_audited
     EXPECT_NE(lines.back().find("action=acquire transport=socket program=drop_small uid=65534"), std::string::npos)
         << lines.back();
     EXPECT_NE(lines.back().find("decision=allow"), std::string::npos) << lines.back();
+}
+
+// handed_fd.h: every holder of a shared instance is handed the same open
+// fd, not a duplicate per acquire, and a reply still waiting to send it
+// keeps it open after a revocation drops the instance.
+TEST_F(BrokerCore, shared_hand_outs_carry_one_fd_that_outlives_the_instance)
+{
+    approve("drop_small", false);
+    auto first = broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}});
+    auto second = broker_->acquire(socket_as(1000), AcquireRequest{"drop_small", {}});
+    ASSERT_TRUE(first.ok() && second.ok());
+    const int fd = first.value().program.get();
+    EXPECT_EQ(second.value().program.get(), fd) << "a duplicate per acquire";
+
+    auto revoked = broker_->revoke(socket_as(0), RevokeRequest{"drop_small"});
+    ASSERT_TRUE(revoked.ok()) << (revoked.denied() ? revoked.error().describe() : "asked polkit");
+    EXPECT_NE(::fcntl(fd, F_GETFD), -1) << "the instance's drop closed an fd a reply still holds";
+
+    // The holder's own copy, as D-Bus takes it, is another descriptor.
+    UniqueFd own = first.value().program.take();
+    ASSERT_TRUE(own.valid());
+    EXPECT_NE(own.get(), fd);
+    EXPECT_EQ(::fcntl(own.get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+
+    // Approved again, the next acquire gets a fresh instance and fd.
+    approve("drop_small", false);
+    auto third = broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}});
+    ASSERT_TRUE(third.ok());
+    EXPECT_EQ(source_->loads(), 2u);
+    EXPECT_NE(third.value().program.get(), fd);
 }
 
 TEST_F(BrokerCore, unapproved_program_is_denied_and_audited_without_loading)
