@@ -19,13 +19,30 @@ constexpr std::string_view kCallPrefix = R"({"method":"org.bpfbroker.Broker.Acqu
 
 // ---- decoding ------------------------------------------------------------------
 
+// A field's name as a fault names it, "where.key": joined only when a fault
+// is noted, so a well-formed message builds no names.
+struct FieldName {
+    std::string_view where;
+    std::string_view key{};
+
+    [[nodiscard]] std::string text() const
+    {
+        if (where.empty() || key.empty())
+            return std::string(where.empty() ? key : where);
+        std::string out(where);
+        out += '.';
+        out += key;
+        return out;
+    }
+};
+
 // The first field of the wrong type or unknown, while the rest is still read.
 class ShapeFault {
 public:
-    void note(std::string field)
+    void note(FieldName field)
     {
         if (!first_)
-            first_ = std::move(field);
+            first_ = field.text();
     }
     [[nodiscard]] const std::optional<std::string>& first() const noexcept { return first_; }
 
@@ -35,38 +52,38 @@ private:
 
 // Each reader returns false only when the scanner failed (the frame is
 // malformed); a value of the wrong type is noted in `fault` and skipped.
-bool read_string(JsonScanner& s, std::string& out, ShapeFault& fault, std::string field)
+bool read_string(JsonScanner& s, std::string& out, ShapeFault& fault, FieldName field)
 {
     if (s.peek() != JsonKind::String) {
-        fault.note(std::move(field));
+        fault.note(field);
         return s.skip_value();
     }
     return s.string(out);
 }
 
-bool read_u64(JsonScanner& s, std::optional<std::uint64_t>& out, ShapeFault& fault, std::string field)
+bool read_u64(JsonScanner& s, std::optional<std::uint64_t>& out, ShapeFault& fault, FieldName field)
 {
     if (s.peek() != JsonKind::Number) {
-        fault.note(std::move(field));
+        fault.note(field);
         return s.skip_value();
     }
     if (!s.number(out))
         return false;
     if (!out)
-        fault.note(std::move(field));
+        fault.note(field);
     return true;
 }
 
-bool read_u64_map(JsonScanner& s, std::map<std::string, std::uint64_t>& out, ShapeFault& fault,
-                  const std::string& field)
+// A map's entries are named "field.entry" in a fault; `field` is whole.
+bool read_u64_map(JsonScanner& s, std::map<std::string, std::uint64_t>& out, ShapeFault& fault, const std::string& field)
 {
     if (s.peek() != JsonKind::Object) {
-        fault.note(field);
+        fault.note({field});
         return s.skip_value();
     }
     return s.object([&](const std::string& key) {
         std::optional<std::uint64_t> value;
-        if (!read_u64(s, value, fault, field + "." + key))
+        if (!read_u64(s, value, fault, {field, key}))
             return false;
         if (value)
             out.emplace(key, *value);
@@ -78,32 +95,33 @@ bool read_string_map(JsonScanner& s, std::map<std::string, std::string>& out, Sh
                      const std::string& field)
 {
     if (s.peek() != JsonKind::Object) {
-        fault.note(field);
+        fault.note({field});
         return s.skip_value();
     }
-    return s.object([&](const std::string& key) { return read_string(s, out[key], fault, field + "." + key); });
+    return s.object([&](const std::string& key) { return read_string(s, out[key], fault, {field, key}); });
 }
 
 // Reads an object whose known fields are named in `fields` (at most 32);
-// `seen` gets one bit per field read.
+// `seen` gets one bit per field read, and `field(index, key)` reads the
+// value of fields[index] (dispatch by index: no second comparison of keys).
 template <typename Field>
 bool read_fields(JsonScanner& s, std::initializer_list<std::string_view> fields, std::uint32_t& seen,
-                 ShapeFault& fault, const std::string& where, Field&& field)
+                 ShapeFault& fault, std::string_view where, Field&& field)
 {
     if (s.peek() != JsonKind::Object) {
-        fault.note(where);
+        fault.note({where});
         return s.skip_value();
     }
     return s.object([&](const std::string& key) {
-        std::uint32_t bit = 1;
+        std::size_t index = 0;
         for (std::string_view f : fields) {
             if (f == key) {
-                seen |= bit;
-                return field(key);
+                seen |= 1u << index;
+                return field(index, key);
             }
-            bit <<= 1;
+            ++index;
         }
-        fault.note(where.empty() ? key : where + "." + key);
+        fault.note({where, key});
         return s.skip_value();
     });
 }
@@ -164,11 +182,11 @@ Result<AcquireCall> decode_acquire_call(std::string_view frame)
     auto parameter = [&](const std::string& key) {
         if (key == "name") {
             have_name = s.peek() == JsonKind::String;
-            return read_string(s, call.name, fault, "name");
+            return read_string(s, call.name, fault, {"name"});
         }
         if (key == "parameters")
             return read_u64_map(s, call.parameters, fault, "parameters");
-        fault.note(key);
+        fault.note({key});
         return s.skip_value();
     };
     auto member = [&](const std::string& key) {
@@ -210,7 +228,9 @@ Result<AcquireCall> decode_acquire_call(std::string_view frame)
 Result<std::string> encode_acquire_reply(const AcquireReply& reply)
 {
     const ProgramInfo& i = reply.info;
-    JsonWriter w;
+    // A socket_filter reply with no maps is ~215 bytes; one with a few maps
+    // and values fits 512.
+    JsonWriter w(512);
     w.raw(R"({"parameters":{"info":)").open();
     if (!i.attach.empty())
         w.key("attach").string(i.attach);
@@ -237,10 +257,13 @@ Result<AcquireReply> decode_acquire_reply(std::string_view frame)
     bool error_reply = false;
     std::uint32_t top = 0, info_seen = 0;
 
-    auto info_field = [&](const std::string& key) {
+    // In the order read_fields is given them below.
+    enum InfoField : std::size_t { Name, Id, Tag, Type, Instance, Version, MapAccess, Attach, Parameters };
+    auto info_field = [&](std::size_t index, const std::string& key) {
         ProgramInfo& i = reply.info;
-        std::string field = "info." + key;
-        if (key == "id") {
+        const FieldName field{"info", key};
+        switch (index) {
+        case Id: {
             std::optional<std::uint64_t> id;
             if (!read_u64(s, id, fault, field))
                 return false;
@@ -249,27 +272,26 @@ Result<AcquireReply> decode_acquire_reply(std::string_view frame)
             i.id = static_cast<std::uint32_t>(id.value_or(0));
             return true;
         }
-        if (key == "map_access")
-            return read_string_map(s, i.map_access, fault, field);
-        if (key == "parameters")
-            return read_u64_map(s, i.parameters, fault, field);
-        std::string& text = key == "name"       ? i.name
-                            : key == "tag"      ? i.tag
-                            : key == "type"     ? i.type
-                            : key == "instance" ? i.instance
-                            : key == "version"  ? i.version
-                                                : i.attach;
-        return read_string(s, text, fault, field);
+        case MapAccess: return read_string_map(s, i.map_access, fault, field.text());
+        case Parameters: return read_u64_map(s, i.parameters, fault, field.text());
+        case Name: return read_string(s, i.name, fault, field);
+        case Tag: return read_string(s, i.tag, fault, field);
+        case Type: return read_string(s, i.type, fault, field);
+        case Instance: return read_string(s, i.instance, fault, field);
+        case Version: return read_string(s, i.version, fault, field);
+        default: return read_string(s, i.attach, fault, field);
+        }
     };
-    auto parameter = [&](const std::string& key) {
-        if (key == "program")
-            return read_u64(s, reply.program, fault, key);
-        if (key == "links")
-            return read_u64_map(s, reply.links.emplace(), fault, key);
-        if (key == "maps")
-            return read_u64_map(s, reply.maps, fault, key);
-        return read_fields(s, {"name", "id", "tag", "type", "instance", "version", "map_access", "attach", "parameters"},
-                           info_seen, fault, "info", info_field);
+    enum TopField : std::size_t { Program, Links, Maps, Info };
+    auto parameter = [&](std::size_t index, const std::string& key) {
+        switch (index) {
+        case Program: return read_u64(s, reply.program, fault, {key});
+        case Links: return read_u64_map(s, reply.links.emplace(), fault, key);
+        case Maps: return read_u64_map(s, reply.maps, fault, key);
+        default:
+            return read_fields(s, {"name", "id", "tag", "type", "instance", "version", "map_access", "attach", "parameters"},
+                               info_seen, fault, "info", info_field);
+        }
     };
     auto member = [&](const std::string& key) {
         if (key == "error") {  // an error reply: the general path reads those
@@ -281,7 +303,7 @@ Result<AcquireReply> decode_acquire_reply(std::string_view frame)
             if (s.peek() != JsonKind::Boolean)
                 return s.fault("\"continues\" must be a boolean");
             if (s.boolean(continues) && continues)
-                fault.note("continues");
+                fault.note({"continues"});
             return !s.failed();
         }
         if (key == "parameters") {

@@ -45,19 +45,23 @@ std::size_t utf8_sequence_length(std::string_view bytes) noexcept
     return length;
 }
 
-bool JsonKeySet::insert(std::string_view key)
+bool JsonKeySet::insert(std::string_view key, bool stable)
 {
     if (!large_.empty())
         return large_.emplace(key).second;
-    for (const auto& k : small_)
-        if (k == key)
+    for (std::size_t i = 0; i < small_count_; ++i)
+        if (small_[i] == key)
             return false;
-    if (small_.size() < kLinear) {
-        small_.emplace_back(key);
+    if (small_count_ < kLinear) {
+        if (!stable)
+            key = owned_.emplace_front(key);
+        small_[small_count_++] = key;
         return true;
     }
-    large_.insert(small_.begin(), small_.end());
-    small_.clear();
+    for (std::size_t i = 0; i < small_count_; ++i)
+        large_.emplace(small_[i]);
+    small_count_ = 0;
+    owned_.clear();
     return large_.emplace(key).second;
 }
 

@@ -11,8 +11,10 @@
 // wrong type is not a syntax fault, so the decoder can note it and skip it.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <forward_list>
 #include <optional>
 #include <set>
 #include <string>
@@ -38,12 +40,16 @@ enum class JsonKind { Object, Array, String, Number, Boolean, Null, Invalid };
 // The keys seen in one object, to refuse a repeated one.
 class JsonKeySet {
 public:
-    // False when `key` was seen before.
-    bool insert(std::string_view key);
+    // False when `key` was seen before. A `stable` key outlives the set
+    // (a view into the message) and is kept as a view, not copied: a
+    // message's small objects allocate nothing for their keys.
+    bool insert(std::string_view key, bool stable = false);
 
 private:
     static constexpr std::size_t kLinear = 16;  // beyond this, a tree (no quadratic cost)
-    std::vector<std::string> small_;
+    std::array<std::string_view, kLinear> small_{};
+    std::size_t small_count_ = 0;
+    std::forward_list<std::string> owned_;  // what the unstable views in small_ see
     std::set<std::string, std::less<>> large_;
 };
 
@@ -67,9 +73,16 @@ public:
             return leave();
         std::string key;
         do {
-            if (!string(key) || !expect(':'))
+            if (!string(key))
                 return false;
-            if (!keys.insert(key))
+            // The key as it stands in the text, when it is written there
+            // unescaped: the set keeps that view.
+            const std::string_view raw =
+                pos_ > key.size() ? text_.substr(pos_ - 1 - key.size(), key.size()) : std::string_view();
+            const bool in_text = raw == key;
+            if (!expect(':'))
+                return false;
+            if (!keys.insert(in_text ? raw : std::string_view(key), in_text))
                 return fault("duplicate key \"" + key + "\"");
             if (!member(key) || failed())
                 return false;

@@ -19,6 +19,9 @@ namespace bpfbroker::varlink {
 
 class JsonWriter {
 public:
+    JsonWriter() = default;
+    // Room for `expected_bytes` up front: a hot message grows no buffer.
+    explicit JsonWriter(std::size_t expected_bytes) { out_.reserve(expected_bytes); }
     JsonWriter& raw(std::string_view text)
     {
         out_.append(text);

@@ -154,6 +154,14 @@ TEST(acquire_codec, bad_calls_are_refused_alike)
         {"{" + m + R"(,"parameters":{"name":"a","extra":1}})", ErrorCode::InvalidParameter},      // unknown field
         {"{" + m + R"(,"parameters":{"name":"a"},"extra":1})", ErrorCode::ProtocolError},         // unknown field
         {"{" + m + R"(,"parameters":{"name":"a","x":1,"x":2}})", ErrorCode::ProtocolError},       // repeated unknown
+        // A key written escaped repeats one written plainly, either way round.
+        {"{" + m + R"(,"parameters":{"name":"a","\u006eame":"b"}})", ErrorCode::ProtocolError},
+        {"{" + m + R"(,"parameters":{"n\u0061me":"a","name":"b"}})", ErrorCode::ProtocolError},
+        {"{" + m + R"(,"parameters":{"name":"a","parameters":{"x\"":1,"x\u0022":2}}})", ErrorCode::ProtocolError},
+        // Past the 16 keys kept in place, a repeat of an early (escaped) one.
+        {"{" + m + R"(,"parameters":{"name":"a","parameters":{"\u0061":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,)"
+                   R"("h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17,"a":18}}})",
+         ErrorCode::ProtocolError},
         {"{" + m + R"(,"parameters":{"name":"a\xff"}})", ErrorCode::ProtocolError},               // invalid UTF-8
         {"{" + m + R"(,"parameters":{"name":"\xED\xA0\x80"}})", ErrorCode::ProtocolError},        // a surrogate
         {"{" + m + R"(,"parameters":{"name":"\ud800"}})", ErrorCode::ProtocolError},              // lone surrogate
