@@ -1,6 +1,8 @@
 // The audit log; see audit_log.h.
 #include "brokerd/audit_log.h"
 
+#include "base/key_number.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -73,16 +75,6 @@ void append_field(std::string& out, std::string_view key, std::string_view v)
     append_value(out, v);
 }
 
-void append_number(std::string& out, std::string_view key, unsigned long long n)
-{
-    char digits[24];
-    auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
-    out += ' ';
-    out += key;
-    out += '=';
-    out.append(digits, end);
-}
-
 bool fits_uncapped(const AuditRecord& r)
 {
     for (const auto* field : {&r.action, &r.transport, &r.program, &r.reason, &r.tag, &r.manifest_sha256, &r.signer})
@@ -139,7 +131,7 @@ std::string AuditLog::format_line(const AuditRecord& r)
     append_field(line, "action", r.action);
     append_field(line, "transport", r.transport);
     append_field(line, "program", r.program);
-    append_number(line, "uid", r.uid);
+    append_key_number(line, "uid", r.uid);
     line += " pid=";
     line += std::to_string(r.pid);
     line += r.allowed ? " decision=allow" : " decision=deny";
@@ -148,7 +140,7 @@ std::string AuditLog::format_line(const AuditRecord& r)
         line += error_code_name(*r.code);
     }
     if (r.prog_id) {
-        append_number(line, "prog_id", r.prog_id);
+        append_key_number(line, "prog_id", r.prog_id);
         append_field(line, "tag", r.tag);
     }
     if (!r.manifest_sha256.empty())

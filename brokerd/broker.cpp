@@ -7,6 +7,7 @@
 #include "policy/approvals_store.h"
 #include "policy/paths.h"
 #include "base/hex.h"
+#include "base/key_number.h"
 
 #include <grp.h>
 #include <pwd.h>
@@ -93,7 +94,7 @@ std::string shared_key(const std::string& manifest_sha256, const ParameterValues
 {
     std::string key = manifest_sha256;
     for (const auto& [name, value] : values)
-        key += " " + name + "=" + std::to_string(value);
+        append_key_number(key, name, value);
     return key;
 }
 
@@ -143,17 +144,20 @@ Result<CallerIdentity> caller_identity(const RequestContext& ctx, const policy::
 // The audit reason's tail: where a broker-attached hand-out was attached
 // (every program's attach point) and every value the program was loaded
 // with, bound or chosen.
-std::string handout_summary(const policy::Manifest& m, const Handout& h)
+// `reason` with what was handed out: the attach points, the values.
+std::string with_handout_summary(std::string reason, const policy::Manifest& m, const Handout& h)
 {
-    std::string out;
     if (!h.links.empty()) {
-        out = " attach=";
-        for (std::size_t i = 0; i < m.programs.size(); ++i)
-            out += (i == 0 ? "" : ",") + m.programs[i].attach;
+        reason += " attach=";
+        for (std::size_t i = 0; i < m.programs.size(); ++i) {
+            if (i > 0)
+                reason += ',';
+            reason += m.programs[i].attach;
+        }
     }
     for (const auto& [name, value] : h.parameters)
-        out += " " + name + "=" + std::to_string(value);
-    return out;
+        append_key_number(reason, name, value);
+    return reason;
 }
 
 }  // namespace
@@ -337,7 +341,7 @@ std::vector<policy::PolicyProblem> Broker::problems() const
 }
 
 void Broker::audit(std::string_view action, const RequestContext& ctx, const std::string& program, const Error* denial,
-                   const std::string& reason, const Handout* handout)
+                   std::string reason, const Handout* handout, const policy::CatalogEntry* decided_on)
 {
     AuditRecord r;
     r.action = std::string(action);
@@ -348,18 +352,26 @@ void Broker::audit(std::string_view action, const RequestContext& ctx, const std
     r.allowed = denial == nullptr;
     if (denial)
         r.code = denial->code;
-    r.reason = denial ? denial->message : reason;
+    r.reason = denial ? denial->message : std::move(reason);
     if (handout) {
         r.prog_id = handout->prog_id;
         r.tag = handout->tag;
     }
-    // An acquire record names the manifest and signer of the entry (the
-    // catalog now: a reload racing the request may show the newer one).
-    if (action == "acquire" && policy::is_valid_program_name(program))
-        if (const auto* entry = snapshot()->catalog.find(program)) {
+    // An acquire record names the manifest and signer of the entry it was
+    // decided on, or, refused before that, of the catalog's now (a reload
+    // racing the request may show the newer one).
+    if (action == "acquire") {
+        const policy::CatalogEntry* entry = decided_on;
+        std::shared_ptr<const PolicySnapshot> now;
+        if (!entry && policy::is_valid_program_name(program)) {
+            now = snapshot();
+            entry = now->catalog.find(program);
+        }
+        if (entry) {
             r.manifest_sha256 = entry->manifest_sha256;
             r.signer = entry->signer_key_id;
         }
+    }
     audit_.record(r);
 }
 
@@ -476,7 +488,8 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
     auto h = hand_out(ctx, *snap, *entry, *values, ring ? &*ring : nullptr);
     if (!h)
         return deny(kAction, ctx, name, std::move(h).error());
-    audit(kAction, ctx, name, nullptr, decision.reason + handout_summary(*entry->manifest, *h), &*h);
+    audit(kAction, ctx, name, nullptr, with_handout_summary(std::move(decision.reason), *entry->manifest, *h), &*h,
+          entry);
     return std::move(*h);
 }
 
@@ -551,11 +564,10 @@ void Broker::store_instance_fds(LiveInstances::Entry& live, std::optional<Revoca
         keep_in_store(link_fd_name(live.prog_id), live.link_to_detach.get());
 }
 
-Result<LoadedInstance*> Broker::shared_instance(const policy::CatalogEntry& entry, const ParameterValues& values,
-                                                const Metrics::Slots* slots)
+Result<LoadedInstance*> Broker::shared_instance(const std::string& key, const policy::CatalogEntry& entry,
+                                                const ParameterValues& values, const Metrics::Slots* slots)
 {
     // Held across the load so that concurrent first acquires load once.
-    const auto key = shared_key(entry.manifest_sha256, values);
     auto it = shared_instances_.find(key);
     if (it != shared_instances_.end())
         return &it->second;
@@ -630,24 +642,28 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
         h.attach = manifest.programs.front().attach;
 
     if (manifest.instance == policy::InstanceMode::Shared) {
+        const auto key = shared_key(entry.manifest_sha256, values);
         std::lock_guard lock(shared_mutex_);
-        auto inst = shared_instance(entry, values, snap.metric_slots.get());
+        auto inst = shared_instance(key, entry, values, snap.metric_slots.get());
         if (!inst)
             return fail(std::move(inst).error());
         const auto& prog = (*inst)->programs.front();
         h.prog_id = prog.id;
         h.tag = prog.tag;
         // Who holds it, to judge their grants again after a policy change.
-        const auto key = shared_key(entry.manifest_sha256, values);
         auto& holders = shared_holders_[key];
-        HeldGrant held{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
         const bool journalled = journal_ && !broker_attached;
-        if (holders.by_uid.size() < kMaxSharedHoldersPerInstance || holders.by_uid.contains(ctx.peer.uid)) {
-            // A new holder is journalled; a repeat acquire writes nothing.
-            auto [at, fresh] = holders.by_uid.try_emplace(ctx.peer.uid, held);
-            if (fresh && journalled)
+        if (auto at = holders.by_uid.find(ctx.peer.uid); at != holders.by_uid.end()) {
+            // A repeat acquire writes nothing; the record follows the
+            // newest (its peer, the version), copied only when it changed.
+            if (!holds_as(at->second, entry, ctx.peer))
+                at->second = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
+        } else if (holders.by_uid.size() < kMaxSharedHoldersPerInstance) {
+            // A new holder is journalled.
+            auto& held = holders.by_uid[ctx.peer.uid];
+            held = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
+            if (journalled)
                 journal_->record_shared_holder(key, held);
-            at->second = std::move(held);
         } else if (!holders.overflowed) {
             holders.overflowed = true;
             if (journalled)

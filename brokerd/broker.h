@@ -141,9 +141,11 @@ private:
     struct AdminGate;
     AdminGate admit_admin(const RequestContext& ctx, std::string_view action, const std::string& program,
                           const PolkitVerdict* verdict);
-    // One audit record, every field capped by AuditLog.
+    // One audit record, every field capped by AuditLog. An acquire's names
+    // the manifest and signer of `decided_on`, else of the catalog's entry.
     void audit(std::string_view action, const RequestContext& ctx, const std::string& program, const Error* denial,
-               const std::string& reason, const Handout* handout = nullptr);
+               std::string reason, const Handout* handout = nullptr,
+               const policy::CatalogEntry* decided_on = nullptr);
     Error deny(std::string_view action, const RequestContext& ctx, const std::string& program, Error error);
     // Whether `verdict` is polkit's answer about this caller and action.
     [[nodiscard]] static bool verdict_matches(const PolkitVerdict& verdict, const RequestContext& ctx,
@@ -170,8 +172,9 @@ private:
     // false (logged, throttled) when there is none or it did not take it.
     bool keep_in_store(const std::string& name, int fd);
     void store_instance_fds(LiveInstances::Entry& live, std::optional<RevocationGuard>& guard);
-    Result<LoadedInstance*> shared_instance(const policy::CatalogEntry& entry, const ParameterValues& values,
-                                            const Metrics::Slots* slots);
+    // `key` is shared_key() of the entry and values.
+    Result<LoadedInstance*> shared_instance(const std::string& key, const policy::CatalogEntry& entry,
+                                            const ParameterValues& values, const Metrics::Slots* slots);
     Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
                              const ParameterValues& values, const CallerRing* ring = nullptr);
     Result<void> add_client_maps(const LoadedInstance& instance, Handout& h);

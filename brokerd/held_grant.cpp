@@ -45,4 +45,10 @@ std::optional<std::string> grant_gone(const HeldGrant& held, const policy::Catal
            "...; no grant by signer covers the running version " + held.manifest_sha256.substr(0, 16) + "...";
 }
 
+bool holds_as(const HeldGrant& held, const policy::CatalogEntry& entry, const policy::Peer& peer)
+{
+    return held.peer == peer && held.manifest_sha256 == entry.manifest_sha256 &&
+           held.signer_key_id == entry.signer_key_id && held.program == entry.name;
+}
+
 }  // namespace bpfbroker::brokerd

@@ -24,6 +24,10 @@ struct HeldGrant {
     std::string signer_key_id;    // the key that signed that version
 };
 
+// Whether `held` already records `peer` holding `entry`'s version (a repeat
+// acquire then leaves it as it is).
+bool holds_as(const HeldGrant& held, const policy::CatalogEntry& entry, const policy::Peer& peer);
+
 // Why `held` is no longer granted under this policy, or nullopt while it
 // still is. The same version still in the catalog is judged by decide()
 // (limits aside: a held instance is within them by construction). Another

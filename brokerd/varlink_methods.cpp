@@ -30,13 +30,6 @@ error PermissionDenied ()
 error ExpectedMore ()
 )";
 
-RequestContext socket_context(const policy::Peer& peer, int caller_pidfd)
-{
-    RequestContext ctx{TransportKind::Socket, peer, {}, false};
-    ctx.caller_pidfd = caller_pidfd;
-    return ctx;
-}
-
 VarlinkResponse error_response(const Error& e)
 {
     return {varlink::make_error_reply(e.code, e.message), {}};
@@ -198,8 +191,16 @@ AcquireAnswer to_wire(Handout& h)
         return a.fds.size() - 1;
     };
     ProgramInfo& info = a.reply.info;
-    info = {h.name, h.version, std::string(policy::program_type_name(h.type)),
-            std::string(policy::instance_mode_name(h.instance)), h.prog_id, h.tag, {}, h.attach, h.parameters};
+    // Moved, not copied: the hand-out is spent on its reply.
+    info = {std::move(h.name),
+            std::move(h.version),
+            std::string(policy::program_type_name(h.type)),
+            std::string(policy::instance_mode_name(h.instance)),
+            h.prog_id,
+            std::move(h.tag),
+            {},
+            std::move(h.attach),
+            std::move(h.parameters)};
     if (h.program)
         a.reply.program = add_fd(std::move(h.program));
     if (!h.links.empty()) {
@@ -239,10 +240,9 @@ EncodedResponse encode_for_socket(VarlinkResponse resp)
     return {std::move(*bytes), std::move(resp.fds), resp.reply};
 }
 
-EncodedResponse handle_acquire_call(Broker& broker, const policy::Peer& peer, const varlink::AcquireCall& call,
-                                    int caller_pidfd)
+EncodedResponse handle_acquire_call(Broker& broker, const RequestContext& ctx, const varlink::AcquireCall& call)
 {
-    auto o = broker.acquire(socket_context(peer, caller_pidfd), AcquireRequest{call.name, call.parameters});
+    auto o = broker.acquire(ctx, AcquireRequest{call.name, call.parameters});
     if (auto stop = unless_done(o))
         return encode_for_socket(std::move(*stop));
     auto answer = to_wire(o.value());
@@ -288,16 +288,24 @@ Result<ParsedFrame> parse_frame(std::string_view frame)
     return parsed;
 }
 
-EncodedResponse answer_frame(Broker& broker, const policy::Peer& peer, const ParsedFrame& frame, int caller_pidfd)
+RequestContext socket_context(const policy::Peer& peer, int caller_pidfd)
+{
+    RequestContext ctx{TransportKind::Socket, peer, {}, false};
+    ctx.caller_pidfd = caller_pidfd;
+    return ctx;
+}
+
+EncodedResponse answer_frame(Broker& broker, const RequestContext& ctx, const ParsedFrame& frame)
 {
     if (frame.acquire)
-        return handle_acquire_call(broker, peer, *frame.acquire, caller_pidfd);
+        return handle_acquire_call(broker, ctx, *frame.acquire);
     const auto& call = frame.call;
     if (call.more || call.upgrade)
         return encode_for_socket({varlink::make_error_reply(
             ErrorCode::InvalidParameter, "this service answers every call once: \"more\" and \"upgrade\" are not supported"),
                                   {}});
-    return encode_for_socket(handle_varlink_call(broker, peer, call.method, call.parameters, call.oneway, caller_pidfd));
+    return encode_for_socket(
+        handle_varlink_call(broker, ctx.peer, call.method, call.parameters, call.oneway, ctx.caller_pidfd));
 }
 
 }  // namespace bpfbroker::brokerd

@@ -44,8 +44,11 @@ EncodedResponse encode_for_socket(VarlinkResponse resp);
 // (fast_acquire_call()), decided by the Broker, the reply written by the
 // fast encoder; the same bytes handle_varlink_call + encode_for_socket give
 // (brokerd/tests/varlink_fast_path_test.cpp).
-EncodedResponse handle_acquire_call(Broker& broker, const policy::Peer& peer, const varlink::AcquireCall& call,
-                                    int caller_pidfd = -1);
+EncodedResponse handle_acquire_call(Broker& broker, const RequestContext& ctx, const varlink::AcquireCall& call);
+
+// A socket caller's context: `peer` as SO_PEERCRED vouched for it, and the
+// connection's SO_PEERPIDFD (-1: none).
+RequestContext socket_context(const policy::Peer& peer, int caller_pidfd = -1);
 
 // One frame from a socket peer, parsed once: an AcquireProgram call the
 // table takes as it stands by the fast codec, every other frame by the
@@ -61,7 +64,7 @@ Result<ParsedFrame> parse_frame(std::string_view frame);
 
 // The answer to a parsed frame: "more" and "upgrade" refused, the rest to
 // handle_acquire_call or handle_varlink_call.
-EncodedResponse answer_frame(Broker& broker, const policy::Peer& peer, const ParsedFrame& frame, int caller_pidfd = -1);
+EncodedResponse answer_frame(Broker& broker, const RequestContext& ctx, const ParsedFrame& frame);
 
 // An acquire reply and its fds, numbered as the reply references them: the
 // program, then the links, then the maps.

@@ -56,8 +56,10 @@ UniqueFd peer_pidfd(int fd)
 
 struct VarlinkServer::Connection {
     UniqueFd fd;
-    policy::Peer peer;
     UniqueFd pidfd;  // SO_PEERPIDFD at accept, may be empty
+    // Who asks on this connection, built once (the peer's names filled in
+    // before it is polled): every call is decided with it, uncopied.
+    RequestContext context;
     varlink::FrameReader reader;
     struct Outgoing {
         std::string bytes;
@@ -88,8 +90,10 @@ struct VarlinkServer::Connection {
     std::uint32_t interest = 0;
 
     Connection(UniqueFd f, policy::Peer p, std::size_t max_message, double burst)
-        : fd(std::move(f)), peer(std::move(p)), reader(max_message), requests(burst, Clock::now())
+        : fd(std::move(f)), reader(max_message), requests(burst, Clock::now())
     {
+        context.transport = TransportKind::Socket;
+        context.peer = std::move(p);
     }
 };
 
@@ -162,17 +166,18 @@ void VarlinkServer::accept_all()
         auto conn = std::make_unique<Connection>(std::move(fd), std::move(*peer), limits_.max_message_bytes,
                                                  static_cast<double>(limits_.requests_per_second));
         conn->pidfd = peer_pidfd(raw);
+        conn->context.caller_pidfd = conn->pidfd.get();
         const int zero = 0;
         conn->peeks = ::setsockopt(raw, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
         conn->serial = ++next_serial_;
-        connections_per_uid_[conn->peer.uid]++;
+        connections_per_uid_[conn->context.peer.uid]++;
         auto& c = *conn;
         connections_.emplace(raw, std::move(conn));
         // Names from the cache, or from a worker: an accept never waits on NSS.
-        if (resolve_peer_names_cached(c.peer))
+        if (resolve_peer_names_cached(c.context.peer))
             register_connection(c);
         else
-            names_.submit(c.serial, c.peer);
+            names_.submit(c.serial, c.context.peer);
     }
 }
 
@@ -196,7 +201,7 @@ void VarlinkServer::names_resolved()
                                [serial = serial](const auto& kv) { return kv.second->serial == serial; });
         if (it == connections_.end() || it->second->registered)
             continue;  // closed (evicted) meanwhile
-        it->second->peer = std::move(peer);
+        it->second->context.peer = std::move(peer);
         register_connection(*it->second);
     }
 }
@@ -226,7 +231,7 @@ void VarlinkServer::close_connection(int fd)
     if (it == connections_.end())
         return;
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
-    auto uid = it->second->peer.uid;
+    auto uid = it->second->context.peer.uid;
     if (--connections_per_uid_[uid] == 0)
         connections_per_uid_.erase(uid);
     release_queued_fds(*it->second, it->second->queued_fds);
@@ -237,7 +242,7 @@ void VarlinkServer::close_connection(int fd)
 
 bool VarlinkServer::may_queue(const Connection& c) const
 {
-    auto per_uid = queued_fds_per_uid_.find(c.peer.uid);
+    auto per_uid = queued_fds_per_uid_.find(c.context.peer.uid);
     std::size_t uid_fds = per_uid == queued_fds_per_uid_.end() ? 0 : per_uid->second;
     return c.queued_bytes < limits_.max_queued_reply_bytes && c.queued_fds < limits_.max_queued_fds_per_connection &&
            uid_fds < limits_.max_queued_fds_per_uid && queued_fds_total_ < limits_.max_queued_fds_total;
@@ -307,7 +312,7 @@ void VarlinkServer::queue_encoded(Connection& c, EncodedResponse resp)
 {
     c.queued_bytes += resp.bytes.size();
     c.queued_fds += resp.fds.size();
-    queued_fds_per_uid_[c.peer.uid] += resp.fds.size();
+    queued_fds_per_uid_[c.context.peer.uid] += resp.fds.size();
     queued_fds_total_ += resp.fds.size();
     c.out.push_back({std::move(resp.bytes), std::move(resp.fds), 0});
 }
@@ -318,8 +323,8 @@ void VarlinkServer::release_queued_fds(Connection& c, std::size_t count)
         return;
     c.queued_fds -= count;
     queued_fds_total_ -= count;
-    if ((queued_fds_per_uid_[c.peer.uid] -= count) == 0)
-        queued_fds_per_uid_.erase(c.peer.uid);
+    if ((queued_fds_per_uid_[c.context.peer.uid] -= count) == 0)
+        queued_fds_per_uid_.erase(c.context.peer.uid);
     queues_shrank_ = true;
 }
 
@@ -387,7 +392,7 @@ void VarlinkServer::process_frames(Connection& c)
             continue;
         }
         // The method table checks it and the Broker decides.
-        auto resp = answer_frame(broker_, c.peer, *parsed, c.pidfd.get());
+        auto resp = answer_frame(broker_, c.context, *parsed);
         if (resp.reply)
             queue_encoded(c, std::move(resp));
     }

@@ -23,6 +23,8 @@ struct Peer {
     std::vector<gid_t> gids;                // supplementary groups, including gid
     std::string user_name;                  // empty when uid has no name
     std::vector<std::string> group_names;   // names of gids that have one
+
+    bool operator==(const Peer&) const = default;
 };
 
 struct Limits {

@@ -69,7 +69,7 @@ Answer server_path(Broker& broker, std::string_view frame, bool& fast)
     if (!parsed)
         return refusal(parsed.error());
     fast = parsed->acquire.has_value();
-    auto resp = answer_frame(broker, nobody(), *parsed);
+    auto resp = answer_frame(broker, socket_context(nobody()), *parsed);
     return {false, resp.reply, resp.bytes, resp.fds.size()};
 }
 
