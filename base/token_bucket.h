@@ -18,7 +18,7 @@ public:
     bool take(double rate, Clock::time_point now)
     {
         tokens_ = level(rate, now);
-        at_ = now;
+        at_ = std::max(at_, now);  // a stamp older than the last (a loop's turn start) adds nothing
         if (tokens_ < 1.0)
             return false;
         tokens_ -= 1.0;
@@ -32,7 +32,8 @@ public:
 private:
     [[nodiscard]] double level(double rate, Clock::time_point now) const
     {
-        return std::min(rate, tokens_ + rate * std::chrono::duration<double>(now - at_).count());
+        const auto elapsed = std::max(now - at_, Clock::duration::zero());
+        return std::min(rate, tokens_ + rate * std::chrono::duration<double>(elapsed).count());
     }
 
     double tokens_;

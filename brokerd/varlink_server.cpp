@@ -384,7 +384,7 @@ void VarlinkServer::process_frames(Connection& c)
             c.close_after_flush = true;
             return;
         }
-        if (!c.requests.take(limits_.requests_per_second, Clock::now())) {
+        if (!c.requests.take(limits_.requests_per_second, turn_started_)) {
             if (!parsed->oneway())
                 queue_response(c, varlink::make_error_reply(ErrorCode::LimitExceeded,
                                                             "more than " + std::to_string(limits_.requests_per_second) +
@@ -396,7 +396,7 @@ void VarlinkServer::process_frames(Connection& c)
         if (resp.reply)
             queue_encoded(c, std::move(resp));
     }
-    c.partial_since = c.reader.buffered_bytes() > 0 ? (c.partial_since == Clock::time_point{} ? Clock::now() : c.partial_since)
+    c.partial_since = c.reader.buffered_bytes() > 0 ? (c.partial_since == Clock::time_point{} ? turn_started_ : c.partial_since)
                                                     : Clock::time_point{};
 }
 
@@ -431,12 +431,12 @@ void VarlinkServer::on_readable(Connection& c, bool peer_closed)
         }
         if (c.peeks) {
             if (c.unconsumed == 0) {
-                c.unconsumed_since = Clock::now();
+                c.unconsumed_since = turn_started_;
                 ++connections_unconsumed_;
             }
             c.unconsumed += r->bytes;
         }
-        c.last_active = Clock::now();
+        c.last_active = turn_started_;
         auto fed = c.reader.feed(std::string_view(buf, r->bytes));
         if (!fed) {
             queue_response(c, varlink::make_error_reply(fed.error().code, fed.error().message));
@@ -517,7 +517,7 @@ std::uint32_t VarlinkServer::edge_trigger(const Connection& c)
 
 void VarlinkServer::sweep_timeouts()
 {
-    auto now = Clock::now();
+    const auto now = turn_started_;
     // Every connection is looked at: once a millisecond is close enough
     // for timeouts of seconds, and a busy loop does not walk them per call.
     if (now < next_sweep_)
@@ -572,6 +572,7 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
         if (!read_again_.empty())
             wait_ms = 0;
         int n = ::epoll_wait(epoll_fd_.get(), events, 64, wait_ms);
+        turn_started_ = Clock::now();
         if (n < 0) {
             if (errno == EINTR)
                 continue;

@@ -94,6 +94,10 @@ private:
     std::vector<int> read_again_;            // connections to read without an event (see settle)
     std::size_t connections_unconsumed_ = 0;  // connections with peeked bytes still on their socket
     std::chrono::steady_clock::time_point next_sweep_{};
+    // Read once when epoll_wait returns: the time of everything this turn
+    // does (a turn is bounded work, timeouts are of milliseconds at least),
+    // instead of a clock read per call for each stamp.
+    std::chrono::steady_clock::time_point turn_started_{};
     // Out of fds (EMFILE): stop polling the listener for a moment instead
     // of spinning on a socket that stays readable.
     std::chrono::steady_clock::time_point accept_paused_until_{};

@@ -233,18 +233,18 @@ Result<std::string> encode_acquire_reply(const AcquireReply& reply)
     JsonWriter w(512);
     w.raw(R"({"parameters":{"info":)").open();
     if (!i.attach.empty())
-        w.key("attach").string(i.attach);
-    w.key("id").number(i.id).key("instance").string(i.instance).key("map_access");
+        w.literal_key("attach").string(i.attach);
+    w.literal_key("id").number(i.id).literal_key("instance").string(i.instance).literal_key("map_access");
     w.object(i.map_access, [&w](const std::string& v) { w.string(v); });
-    w.key("name").string(i.name);
+    w.literal_key("name").string(i.name);
     if (!i.parameters.empty())
-        w.key("parameters").u64_object(i.parameters);
-    w.key("tag").string(i.tag).key("type").string(i.type).key("version").string(i.version).close();
+        w.literal_key("parameters").u64_object(i.parameters);
+    w.literal_key("tag").string(i.tag).literal_key("type").string(i.type).literal_key("version").string(i.version).close();
     if (reply.links)
-        w.key("links").u64_object(*reply.links);
-    w.key("maps").u64_object(reply.maps);
+        w.literal_key("links").u64_object(*reply.links);
+    w.literal_key("maps").u64_object(reply.maps);
     if (reply.program)
-        w.key("program").number(*reply.program);
+        w.literal_key("program").number(*reply.program);
     w.raw("}}");
     return std::move(w).finish_frame(kMaxReplySize);
 }

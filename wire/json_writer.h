@@ -35,6 +35,17 @@ public:
         out_.push_back(':');
         return *this;
     }
+    // A key this program spells (a literal of plain ASCII letters and '_'),
+    // written without the escaping scan `key` runs over keys from data.
+    template <std::size_t N>
+    JsonWriter& literal_key(const char (&k)[N])
+    {
+        separate();
+        out_.push_back('"');
+        out_.append(k, N - 1);
+        out_.append("\":", 2);
+        return *this;
+    }
     JsonWriter& string(std::string_view s);
     JsonWriter& number(std::uint64_t n);
     JsonWriter& signed_number(std::int64_t n);
