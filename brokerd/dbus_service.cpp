@@ -111,17 +111,18 @@ private:
         }
     }
 
-    // Asks the core; when it asks for polkit, asks polkit and the core again
-    // with the verdict; then replies with `finish` or the core's error.
-    template <typename T, typename ResultT, typename Finish>
-    void decide(std::shared_ptr<ResultT> result, const RequestContext& ctx,
-                std::function<Outcome<T>(const PolkitVerdict*)> ask, Finish finish)
+    // Asks the core (`ask(ctx, verdict)`); when it asks for polkit, asks
+    // polkit and the core again with the verdict; then replies with
+    // `finish` or the core's error. Only a call that waits for polkit keeps
+    // copies of its context and request: the rest are decided in place.
+    template <typename T, typename ResultT, typename Ask, typename Finish>
+    void decide(std::shared_ptr<ResultT> result, const RequestContext& ctx, Ask ask, Finish finish)
     {
-        auto outcome = ask(nullptr);
+        Outcome<T> outcome = ask(ctx, nullptr);
         if (outcome.needs_polkit() && polkit_) {
             polkit_->check(ctx.peer.uid, ctx.bus_name, outcome.question().action,
-                           [result, ask, finish](const PolkitVerdict& verdict) {
-                               complete(*result, ask(&verdict), finish);
+                           [result, ctx, ask = std::move(ask), finish](const PolkitVerdict& verdict) {
+                               complete(*result, Outcome<T>(ask(ctx, &verdict)), finish);
                            });
             return;
         }
@@ -214,7 +215,9 @@ private:
     {
         with_caller(result, [this, result, request = std::move(request), send](const RequestContext& ctx) {
             decide<Handout>(
-                result, ctx, [this, ctx, request](const PolkitVerdict* v) { return broker_.acquire(ctx, request, v); },
+                result, ctx,
+                // By value: a call waiting for polkit outlives this body.
+                [this, request](const RequestContext& c, const PolkitVerdict* v) { return broker_.acquire(c, request, v); },
                 send);
         });
     }
@@ -309,7 +312,7 @@ private:
         auto shared = std::make_shared<sdbus::Result<std::string>>(std::move(result));
         with_caller(shared, [this, shared, req = std::move(req)](const RequestContext& ctx) {
             decide<policy::Grant>(
-                shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.approve(ctx, req, v); },
+                shared, ctx, [this, req](const RequestContext& c, const PolkitVerdict* v) { return broker_.approve(c, req, v); },
                 [](const sdbus::Result<std::string>& r, policy::Grant& g) { r.returnResults(g.match_value); });
         });
     }
@@ -337,7 +340,8 @@ private:
         auto shared = std::make_shared<ResultT>(std::move(result));
         with_caller(shared, [this, shared, req = RevokeRequest{std::move(program)}, send](const RequestContext& ctx) {
             decide<RevokeSummary>(
-                shared, ctx, [this, ctx, req](const PolkitVerdict* v) { return broker_.revoke(ctx, req, v); }, send);
+                shared, ctx, [this, req](const RequestContext& c, const PolkitVerdict* v) { return broker_.revoke(c, req, v); },
+                send);
         });
     }
 
@@ -346,7 +350,7 @@ private:
         auto shared = std::make_shared<sdbus::Result<>>(std::move(result));
         with_caller(shared, [this, shared](const RequestContext& ctx) {
             decide<ReloadSummary>(
-                shared, ctx, [this, ctx](const PolkitVerdict* v) { return broker_.reload(ctx, v); },
+                shared, ctx, [this](const RequestContext& c, const PolkitVerdict* v) { return broker_.reload(c, v); },
                 [](const sdbus::Result<>& r, ReloadSummary&) { r.returnResults(); });
         });
     }

@@ -50,20 +50,23 @@ Result<void> invoke(sdbus::IProxy& proxy, std::chrono::milliseconds timeout, con
     return {};
 }
 
-// sdbus-c++ 1.2 duplicates received fds with plain dup(): take each one over
-// with F_DUPFD_CLOEXEC so no received fd can leak into an exec'd child.
-Result<UniqueFd> take_cloexec(const sdbus::UnixFd& fd)
+// sdbus-c++ 1.2 duplicates received fds with plain dup(): each copy is
+// taken over and marked FD_CLOEXEC so no received fd can leak into an
+// exec'd child (one fcntl, not a second dup and a close).
+Result<UniqueFd> take_cloexec(sdbus::UnixFd& fd)
 {
-    UniqueFd copy = UniqueFd::dup_cloexec(fd.get());
-    if (!copy)
-        return fail(make_system_error("cannot duplicate a received fd", errno));
-    return copy;
+    UniqueFd taken(fd.release());
+    if (!taken)
+        return fail(ErrorCode::ProtocolError, "the reply's fd is not valid");
+    if (::fcntl(taken.get(), F_SETFD, FD_CLOEXEC) != 0)
+        return fail(make_system_error("cannot mark a received fd close-on-exec", errno));
+    return taken;
 }
 
-Result<std::map<std::string, UniqueFd>> take_all(const FdMap& fds)
+Result<std::map<std::string, UniqueFd>> take_all(FdMap& fds)
 {
     std::map<std::string, UniqueFd> out;
-    for (const auto& [name, fd] : fds) {
+    for (auto& [name, fd] : fds) {
         auto copy = take_cloexec(fd);
         if (!copy)
             return fail(std::move(copy).error());
