@@ -263,12 +263,12 @@ CutCounts Broker::cut_ungranted(const RequestContext& cause)
     // everyone, and those still granted get a fresh one at their next acquire.
     std::lock_guard lock(shared_mutex_);
     for (auto it = shared_instances_.begin(); it != shared_instances_.end();) {
-        auto& holders = shared_holders_[it->first];
+        const auto& holders = it->second.holders;
         std::vector<std::pair<uid_t, std::string>> lost;
-        for (const auto& [uid, held] : holders.by_uid)
+        for (const auto& [uid, held] : holders)
             if (auto why = gone(held))
                 lost.emplace_back(uid, std::move(*why));
-        if (lost.empty() && holders.overflowed)
+        if (lost.empty() && it->second.holders_overflowed)
             lost.emplace_back(static_cast<uid_t>(-1), "more holders than the broker records (" +
                                                           std::to_string(kMaxSharedHoldersPerInstance) +
                                                           "): their grants cannot be judged");
@@ -276,9 +276,9 @@ CutCounts Broker::cut_ungranted(const RequestContext& cause)
             ++it;
             continue;
         }
-        const auto& prog = it->second.programs.front();
-        const std::string why_not = cut_instance(it->second.guard, UniqueFd());
-        const std::string name = holders.by_uid.empty() ? std::string() : holders.by_uid.begin()->second.program;
+        const auto& prog = it->second.loaded.programs.front();
+        const std::string why_not = cut_instance(it->second.loaded.guard, UniqueFd());
+        const std::string name = holders.empty() ? std::string() : holders.begin()->second.program;
         for (auto& [uid, why] : lost)
             audit_cut(cause, LiveInstances::Judged{name, uid, prog.id, why_not.empty(), "shared instance: " + why, why_not});
         ++(why_not.empty() ? counts.cut : counts.uncut);
@@ -493,23 +493,21 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
     return std::move(*h);
 }
 
-std::map<std::string, LoadedInstance>::iterator Broker::drop_shared(std::map<std::string, LoadedInstance>::iterator it)
+std::map<std::string, Broker::SharedInstance>::iterator Broker::drop_shared(
+    std::map<std::string, SharedInstance>::iterator it)
 {
-    if (auto m = shared_metrics_.find(it->first); m != shared_metrics_.end()) {
-        m->second->live_instances.fetch_sub(1, std::memory_order_relaxed);
-        shared_metrics_.erase(m);
-    }
+    if (it->second.gauge)
+        it->second.gauge->live_instances.fetch_sub(1, std::memory_order_relaxed);
     if (journal_)
         journal_->record_shared_forgotten(it->first);
-    if (fd_store_ && !it->second.programs.empty()) {
+    const LoadedInstance& loaded = it->second.loaded;
+    if (fd_store_ && !loaded.programs.empty()) {
         std::vector<std::uint32_t> map_ids;
-        for (const auto& m : it->second.maps)
+        for (const auto& m : loaded.maps)
             map_ids.push_back(m.id);
-        fd_store_->drop_shared(it->second.programs.front().id, map_ids);
+        fd_store_->drop_shared(loaded.programs.front().id, map_ids);
     }
-    shared_holders_.erase(it->first);
-    shared_program_fds_.erase(it->first);  // replies still queued keep theirs open
-    return shared_instances_.erase(it);
+    return shared_instances_.erase(it);  // replies still queued keep their fd open
 }
 
 void Broker::journal_shared(const std::string& key, const policy::CatalogEntry& entry, const LoadedInstance& instance)
@@ -564,7 +562,7 @@ void Broker::store_instance_fds(LiveInstances::Entry& live, std::optional<Revoca
         keep_in_store(link_fd_name(live.prog_id), live.link_to_detach.get());
 }
 
-Result<LoadedInstance*> Broker::shared_instance(const std::string& key, const policy::CatalogEntry& entry,
+Result<Broker::SharedInstance*> Broker::shared_instance(const std::string& key, const policy::CatalogEntry& entry,
                                                 const ParameterValues& values, const Metrics::Slots* slots)
 {
     // Held across the load so that concurrent first acquires load once.
@@ -580,11 +578,11 @@ Result<LoadedInstance*> Broker::shared_instance(const std::string& key, const po
     auto loaded = programs_->load(entry, values);
     if (!loaded)
         return fail(std::move(loaded).error());
-    auto [inserted, _] = shared_instances_.emplace(key, std::move(*loaded));
-    journal_shared(key, entry, inserted->second);
+    auto [inserted, _] = shared_instances_.emplace(key, SharedInstance{std::move(*loaded), nullptr, {}, false, nullptr});
+    journal_shared(key, entry, inserted->second.loaded);
     auto& gauge = metrics_.program(slots, entry.name);
     gauge.live_instances.fetch_add(1, std::memory_order_relaxed);
-    shared_metrics_[key] = &gauge;
+    inserted->second.gauge = &gauge;
     return &inserted->second;
 }
 
@@ -647,35 +645,36 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
         auto inst = shared_instance(key, entry, values, snap.metric_slots.get());
         if (!inst)
             return fail(std::move(inst).error());
-        const auto& prog = (*inst)->programs.front();
+        SharedInstance& shared = **inst;
+        const auto& prog = shared.loaded.programs.front();
         h.prog_id = prog.id;
         h.tag = prog.tag;
         // Who holds it, to judge their grants again after a policy change.
-        auto& holders = shared_holders_[key];
+        auto& holders = shared.holders;
         const bool journalled = journal_ && !broker_attached;
-        if (auto at = holders.by_uid.find(ctx.peer.uid); at != holders.by_uid.end()) {
+        if (auto at = holders.find(ctx.peer.uid); at != holders.end()) {
             // A repeat acquire writes nothing; the record follows the
             // newest (its peer, the version), copied only when it changed.
             if (!holds_as(at->second, entry, ctx.peer))
                 at->second = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
-        } else if (holders.by_uid.size() < kMaxSharedHoldersPerInstance) {
+        } else if (holders.size() < kMaxSharedHoldersPerInstance) {
             // A new holder is journalled.
-            auto& held = holders.by_uid[ctx.peer.uid];
+            auto& held = holders[ctx.peer.uid];
             held = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
             if (journalled)
                 journal_->record_shared_holder(key, held);
-        } else if (!holders.overflowed) {
-            holders.overflowed = true;
+        } else if (!shared.holders_overflowed) {
+            shared.holders_overflowed = true;
             if (journalled)
                 journal_->record_shared_overflowed(key);
         }
         if (broker_attached) {
-            if (auto ok = add_links(**inst, h); !ok)
+            if (auto ok = add_links(shared.loaded, h); !ok)
                 return fail(std::move(ok).error());
         } else {
             // One duplicate per shared instance, not per acquire: each
             // reply holds a reference to it until its fd is sent.
-            auto& for_clients = shared_program_fds_[key];
+            auto& for_clients = shared.for_clients;
             if (!for_clients) {
                 auto fd = programs_->program_fd_for_client(prog.fd);
                 if (!fd)
@@ -684,7 +683,7 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
             }
             h.program = HandedFd(for_clients);
         }
-        if (auto ok = add_client_maps(**inst, h); !ok)
+        if (auto ok = add_client_maps(shared.loaded, h); !ok)
             return fail(std::move(ok).error());
         return h;
     }

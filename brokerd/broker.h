@@ -137,6 +137,18 @@ public:
     [[nodiscard]] std::vector<policy::PolicyProblem> problems() const;
 
 private:
+    // Everything the broker keeps of one shared instance, in one record so
+    // a warm acquire finds it with one lookup and dropping it forgets all.
+    struct SharedInstance {
+        LoadedInstance loaded;
+        ProgramMetrics* gauge = nullptr;  // its program's metrics slot
+        std::map<uid_t, HeldGrant> holders;  // at most kMaxSharedHoldersPerInstance
+        bool holders_overflowed = false;     // some holder was not recorded
+        // Client-attached: the fd every holder is handed (see handed_fd.h),
+        // made at the first acquire.
+        std::shared_ptr<const UniqueFd> for_clients;
+    };
+
     // The admin gate: empty to go on, else the denial (audited) or question.
     struct AdminGate;
     AdminGate admit_admin(const RequestContext& ctx, std::string_view action, const std::string& program,
@@ -161,7 +173,7 @@ private:
     CutCounts cut_ungranted(const RequestContext& cause);
     void audit_cut(const RequestContext& cause, const LiveInstances::Judged& judged);
     // Drops shared instance `it` (its gauge, holders and journal record); under shared_mutex_.
-    std::map<std::string, LoadedInstance>::iterator drop_shared(std::map<std::string, LoadedInstance>::iterator it);
+    std::map<std::string, SharedInstance>::iterator drop_shared(std::map<std::string, SharedInstance>::iterator it);
     // Journals a newly loaded client-attached shared instance; under shared_mutex_.
     void journal_shared(const std::string& key, const policy::CatalogEntry& entry, const LoadedInstance& instance);
     // restore_state()'s half for shared instances: re-adopts each one the
@@ -173,7 +185,7 @@ private:
     bool keep_in_store(const std::string& name, int fd);
     void store_instance_fds(LiveInstances::Entry& live, std::optional<RevocationGuard>& guard);
     // `key` is shared_key() of the entry and values.
-    Result<LoadedInstance*> shared_instance(const std::string& key, const policy::CatalogEntry& entry,
+    Result<SharedInstance*> shared_instance(const std::string& key, const policy::CatalogEntry& entry,
                                             const ParameterValues& values, const Metrics::Slots* slots);
     Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
                              const ParameterValues& values, const CallerRing* ring = nullptr);
@@ -203,16 +215,7 @@ private:
     std::mutex shared_mutex_;
     // By manifest sha256, then the chosen and bound values (one instance
     // per distinct set, at most kMaxSharedInstancesPerManifest each).
-    std::map<std::string, LoadedInstance> shared_instances_;
-    std::map<std::string, ProgramMetrics*> shared_metrics_;  // the slot of each, by the same key
-    struct SharedHolders {
-        std::map<uid_t, HeldGrant> by_uid;  // at most kMaxSharedHoldersPerInstance
-        bool overflowed = false;            // some holder was not recorded
-    };
-    std::map<std::string, SharedHolders> shared_holders_;  // by the same key
-    // Client-attached shared instances: the fd every holder is handed (see
-    // handed_fd.h), made at the first acquire; by the same key.
-    std::map<std::string, std::shared_ptr<const UniqueFd>> shared_program_fds_;
+    std::map<std::string, SharedInstance> shared_instances_;
     std::unique_ptr<FdStore> fd_store_;    // null without a service manager; before live_, which uses it
     std::optional<StateJournal> journal_;  // before live_, which writes to it
     LiveInstances live_{kMaxTrackedInstances};

@@ -184,11 +184,10 @@ void Broker::restore_shared(StateJournal& journal, const PolicySnapshot& snap, c
             ++summary.shared_gone;
             continue;
         }
-        shared_instances_.insert_or_assign(s.key, std::move(*inst));
         auto& gauge = metrics_.program(snap.metric_slots.get(), entry->name);
         gauge.live_instances.fetch_add(1, std::memory_order_relaxed);
-        shared_metrics_[s.key] = &gauge;
-        shared_holders_[s.key] = SharedHolders{std::move(s.holders), s.overflowed};
+        shared_instances_.insert_or_assign(s.key, SharedInstance{std::move(*inst), &gauge, std::move(s.holders),
+                                                                 s.overflowed, nullptr});
         ++summary.shared_restored;
         if (back.keep())
             ++summary.from_fd_store;
