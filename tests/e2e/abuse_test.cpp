@@ -2,7 +2,7 @@
 // documented error (and, where the stream cannot continue, loses its
 // connection), and that a well-behaved client on another connection is
 // served meanwhile: one hostile peer never stalls the daemon.
-#include "support/daemon_fixture.h"
+#include "support/drop_small_for_anyone.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -25,14 +25,13 @@ std::string frame_of(const std::string& method, const nlohmann::json& params)
     return f;
 }
 
-class AbuseTest : public DaemonFixture {
+class AbuseTest : public DropSmallForAnyoneFixture {
 protected:
     void SetUp() override
     {
-        DaemonFixture::SetUp();
+        DropSmallForAnyoneFixture::SetUp();
         if (IsSkipped() || HasFatalFailure())
             return;
-        ASSERT_TRUE(approve("drop_small", for_anyone()));
         auto c = connect_client(5s);
         ASSERT_TRUE(c) << c.error().describe();
         good_.emplace(std::move(*c));
@@ -41,7 +40,7 @@ protected:
     void TearDown() override
     {
         good_.reset();
-        DaemonFixture::TearDown();
+        DropSmallForAnyoneFixture::TearDown();
     }
 
     // The well-behaved client, connected before the abuse began, acquires

@@ -2,7 +2,7 @@
 // (VarlinkServer::on_readable): a caller blocked in recvmsg is not woken
 // when its call is read, and a caller whose send buffer the waiting calls
 // fill is still served, without reading a reply first.
-#include "support/daemon_fixture.h"
+#include "support/drop_small_for_anyone.h"
 #include "support/ring_echo_loop.h"
 
 #include <sys/socket.h>
@@ -14,16 +14,7 @@ namespace {
 
 constexpr const char* kAcquire = "org.bpfbroker.Broker.AcquireProgram";
 
-class PeekedCallsTest : public DaemonFixture {
-protected:
-    void SetUp() override
-    {
-        DaemonFixture::SetUp();
-        if (IsSkipped() || HasFatalFailure())
-            return;
-        ASSERT_TRUE(approve("drop_small", for_anyone()));
-    }
-};
+class PeekedCallsTest : public DropSmallForAnyoneFixture {};
 
 // Before: reading a call freed send space on the caller's socket and the
 // kernel woke the caller, asleep in recvmsg for the reply, for nothing:
