@@ -81,20 +81,27 @@ struct HandedLink {
     UniqueFd fd;
 };
 
-// What a caller receives for one acquire.
-struct Handout {
+// What a hand-out's reply says of the program, on either transport (its
+// info): comparable, so a reply written before can be known to say it.
+struct HandoutInfo {
     std::string name;
     std::string version;
     policy::ProgramType type = policy::ProgramType::SocketFilter;
     policy::InstanceMode instance = policy::InstanceMode::Shared;
     std::uint32_t prog_id = 0;
     std::string tag;
+    std::string attach;                               // broker-attached: the attach point
+    std::map<std::string, std::uint64_t> parameters;  // values written into .rodata
+
+    bool operator==(const HandoutInfo&) const = default;
+};
+
+// What a caller receives for one acquire.
+struct Handout : HandoutInfo {
     std::string program_name;        // the program's function name (manifest)
     HandedFd program;                // client-attached programs only (shared: see handed_fd.h)
     std::vector<HandedLink> links;   // broker-attached programs only
     std::vector<HandedMap> maps;     // only maps with client access
-    std::string attach;              // broker-attached: the attach point
-    std::map<std::string, std::uint64_t> parameters;  // values written into .rodata
 };
 
 // One row of ListPrograms, from the caller's point of view on its transport.

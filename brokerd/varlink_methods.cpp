@@ -215,6 +215,19 @@ AcquireAnswer to_wire(Handout& h)
     return a;
 }
 
+std::vector<HandedFd> reply_fds(Handout& h)
+{
+    std::vector<HandedFd> fds;
+    fds.reserve(1 + h.links.size() + h.maps.size());
+    if (h.program)
+        fds.push_back(std::move(h.program));
+    for (auto& l : h.links)
+        fds.emplace_back(std::move(l.fd));
+    for (auto& m : h.maps)
+        fds.emplace_back(std::move(m.fd));
+    return fds;
+}
+
 nlohmann::json to_wire(const ProgramListing& l)
 {
     nlohmann::json j = {{"name", l.name},
@@ -240,14 +253,25 @@ EncodedResponse encode_for_socket(VarlinkResponse resp)
     return {std::move(*bytes), std::move(resp.fds), resp.reply};
 }
 
-EncodedResponse handle_acquire_call(Broker& broker, const RequestContext& ctx, const varlink::AcquireCall& call)
+EncodedResponse handle_acquire_call(Broker& broker, const RequestContext& ctx, const varlink::AcquireCall& call,
+                                    AcquireReplyCache* cache)
 {
     auto o = broker.acquire(ctx, AcquireRequest{call.name, call.parameters});
     if (auto stop = unless_done(o))
         return encode_for_socket(std::move(*stop));
-    auto answer = to_wire(o.value());
-    if (auto bytes = varlink::encode_acquire_reply(answer.reply))
+    Handout& h = o.value();
+    std::optional<HandoutShape> shape;
+    if (cache) {
+        if (const std::string* bytes = cache->find(h))
+            return {*bytes, reply_fds(h), true};
+        shape = HandoutShape::of(h);
+    }
+    auto answer = to_wire(h);
+    if (auto bytes = varlink::encode_acquire_reply(answer.reply)) {
+        if (shape)
+            cache->remember(std::move(*shape), *bytes);
         return {std::move(*bytes), std::move(answer.fds), true};
+    }
     // Refused by the strict encoder (a string not UTF-8, a reply too
     // large): answered as the general path answers it.
     return encode_for_socket({varlink::acquire_reply_message(answer.reply), std::move(answer.fds), true});
@@ -295,10 +319,11 @@ RequestContext socket_context(const policy::Peer& peer, int caller_pidfd)
     return ctx;
 }
 
-EncodedResponse answer_frame(Broker& broker, const RequestContext& ctx, const ParsedFrame& frame)
+EncodedResponse answer_frame(Broker& broker, const RequestContext& ctx, const ParsedFrame& frame,
+                             AcquireReplyCache* cache)
 {
     if (frame.acquire)
-        return handle_acquire_call(broker, ctx, *frame.acquire);
+        return handle_acquire_call(broker, ctx, *frame.acquire, cache);
     const auto& call = frame.call;
     if (call.more || call.upgrade)
         return encode_for_socket({varlink::make_error_reply(

@@ -5,6 +5,7 @@
 // this file only translates.
 #pragma once
 
+#include "brokerd/acquire_reply_cache.h"
 #include "brokerd/broker.h"
 
 #include <bpfbroker/unique_fd.h>
@@ -44,7 +45,10 @@ EncodedResponse encode_for_socket(VarlinkResponse resp);
 // (fast_acquire_call()), decided by the Broker, the reply written by the
 // fast encoder; the same bytes handle_varlink_call + encode_for_socket give
 // (brokerd/tests/varlink_fast_path_test.cpp).
-EncodedResponse handle_acquire_call(Broker& broker, const RequestContext& ctx, const varlink::AcquireCall& call);
+// With a `cache`, a reply it holds for what the hand-out says is sent
+// again instead of encoding it anew (acquire_reply_cache.h).
+EncodedResponse handle_acquire_call(Broker& broker, const RequestContext& ctx, const varlink::AcquireCall& call,
+                                    AcquireReplyCache* cache = nullptr);
 
 // A socket caller's context: `peer` as SO_PEERCRED vouched for it, and the
 // connection's SO_PEERPIDFD (-1: none).
@@ -64,7 +68,8 @@ Result<ParsedFrame> parse_frame(std::string_view frame);
 
 // The answer to a parsed frame: "more" and "upgrade" refused, the rest to
 // handle_acquire_call or handle_varlink_call.
-EncodedResponse answer_frame(Broker& broker, const RequestContext& ctx, const ParsedFrame& frame);
+EncodedResponse answer_frame(Broker& broker, const RequestContext& ctx, const ParsedFrame& frame,
+                             AcquireReplyCache* cache = nullptr);
 
 // An acquire reply and its fds, numbered as the reply references them: the
 // program, then the links, then the maps.
@@ -76,6 +81,8 @@ struct AcquireAnswer {
 // The socket's wire form of the core's answers: an acquire's reply (the
 // hand-out's fds move into it), and one ListPrograms row.
 AcquireAnswer to_wire(Handout& h);
+// The hand-out's fds in the order to_wire() numbers them.
+std::vector<HandedFd> reply_fds(Handout& h);
 nlohmann::json to_wire(const ProgramListing& l);
 
 }  // namespace bpfbroker::brokerd

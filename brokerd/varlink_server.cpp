@@ -392,7 +392,7 @@ void VarlinkServer::process_frames(Connection& c)
             continue;
         }
         // The method table checks it and the Broker decides.
-        auto resp = answer_frame(broker_, c.context, *parsed);
+        auto resp = answer_frame(broker_, c.context, *parsed, &replies_);
         if (resp.reply)
             queue_encoded(c, std::move(resp));
     }

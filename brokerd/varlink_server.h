@@ -93,6 +93,7 @@ private:
     std::vector<Ready> ready_;  // connections read this turn, to flush after
     std::vector<int> read_again_;            // connections to read without an event (see settle)
     std::size_t connections_unconsumed_ = 0;  // connections with peeked bytes still on their socket
+    AcquireReplyCache replies_;  // this loop's warm acquire replies
     std::chrono::steady_clock::time_point next_sweep_{};
     // Read once when epoll_wait returns: the time of everything this turn
     // does (a turn is bounded work, timeouts are of milliseconds at least),
