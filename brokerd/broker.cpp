@@ -682,6 +682,14 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
                 for_clients = std::make_shared<const UniqueFd>(std::move(*fd));
             }
             h.program = HandedFd(for_clients);
+            // sd-bus adopts an fd of the reply's own: the copy is made here,
+            // so a failure to make it is a refusal, audited as one.
+            if (ctx.transport == TransportKind::Dbus) {
+                UniqueFd own = h.program.take();
+                if (!own)
+                    return fail(make_system_error("duplicating the program fd for the reply failed", errno));
+                h.program = HandedFd(std::move(own));
+            }
         }
         if (auto ok = add_client_maps(shared.loaded, h); !ok)
             return fail(std::move(ok).error());

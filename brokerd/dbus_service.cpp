@@ -222,12 +222,13 @@ private:
         });
     }
 
-    // The reply's own copy of the program fd (handed_fd.h), for sd-bus.
+    // The reply's own copy of the program fd, for sd-bus to adopt: the core
+    // makes it for a D-Bus caller (handed_fd.h), so this only moves it.
     static Result<sdbus::UnixFd> taken_program(Handout& h)
     {
         UniqueFd fd = h.program.take();
         if (!fd)
-            return fail(make_system_error("duplicating the program fd for the reply failed", errno));
+            return fail(make_system_error("the hand-out carries no program fd of its own", errno));
         return sdbus::UnixFd(fd.release(), sdbus::adopt_fd);
     }
 

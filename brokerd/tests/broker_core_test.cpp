@@ -74,6 +74,28 @@ TEST_F(BrokerCore, shared_hand_outs_carry_one_fd_that_outlives_the_instance)
     EXPECT_NE(third.value().program.get(), fd);
 }
 
+// sd-bus adopts an fd of the reply's own: a D-Bus hand-out of a shared
+// instance carries its own CLOEXEC copy, made by the core (a failure to make
+// it is then a refusal the audit records, not an error after an "allow").
+TEST_F(BrokerCore, a_dbus_hand_out_of_a_shared_instance_owns_its_copy)
+{
+    approve("drop_small", false);
+    auto socket = broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}, false});
+    auto first = broker_->acquire(dbus_as(65534), AcquireRequest{"drop_small", {}, false});
+    auto second = broker_->acquire(dbus_as(65534), AcquireRequest{"drop_small", {}, false});
+    ASSERT_TRUE(socket.ok() && first.ok() && second.ok());
+    const int shared = socket.value().program.get();
+    const int a = first.value().program.get(), b = second.value().program.get();
+    EXPECT_NE(a, shared);
+    EXPECT_NE(b, shared);
+    EXPECT_NE(a, b);
+    EXPECT_EQ(::fcntl(a, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    // Taking it is a move, not another duplicate.
+    UniqueFd taken = first.value().program.take();
+    EXPECT_EQ(taken.get(), a);
+    EXPECT_EQ(source_->loads(), 1u);
+}
+
 TEST_F(BrokerCore, unapproved_program_is_denied_and_audited_without_loading)
 {
     auto o = broker_->acquire(socket_as(65534), AcquireRequest{"udp_stats", {}});
