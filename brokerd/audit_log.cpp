@@ -77,8 +77,11 @@ void append_field(std::string& out, std::string_view key, std::string_view v)
 
 bool fits_uncapped(const AuditRecord& r)
 {
-    for (const auto* field : {&r.action, &r.transport, &r.program, &r.reason, &r.tag, &r.manifest_sha256, &r.signer})
+    for (const auto* field : {&r.action, &r.transport, &r.program, &r.reason})
         if (field->size() > kMaxAuditFieldBytes)
+            return false;
+    for (const auto* view : {&r.tag, &r.manifest_sha256, &r.signer})
+        if (view->size() > kMaxAuditFieldBytes)
             return false;
     return true;
 }
@@ -122,11 +125,19 @@ AuditLog::AuditLog(bool journal, std::string file) : journal_(journal)
         file_fd_ = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 }
 
-std::string AuditLog::format_line(const AuditRecord& r)
+namespace {
+
+std::string line_buffer(const AuditRecord& r)
 {
     // Built by appending into one buffer: every acquire writes a record.
     std::string line;
     line.reserve(160 + r.program.size() + r.reason.size() + r.tag.size() + r.manifest_sha256.size() + r.signer.size());
+    return line;
+}
+
+// Who asked for what, and the decision.
+void append_head(std::string& line, const AuditRecord& r)
+{
     line += "audit:";
     append_field(line, "action", r.action);
     append_field(line, "transport", r.transport);
@@ -139,6 +150,11 @@ std::string AuditLog::format_line(const AuditRecord& r)
         line += " code=";
         line += error_code_name(*r.code);
     }
+}
+
+// The program, its manifest and signer, the reason, the message id.
+void append_tail(std::string& line, const AuditRecord& r)
+{
     if (r.prog_id) {
         append_key_number(line, "prog_id", r.prog_id);
         append_field(line, "tag", r.tag);
@@ -150,34 +166,68 @@ std::string AuditLog::format_line(const AuditRecord& r)
     append_field(line, "reason", r.reason);
     line += " message_id=";
     line += r.message_id();
+}
+
+}  // namespace
+
+std::string AuditLog::format_line(const AuditRecord& r)
+{
+    std::string line = line_buffer(r);
+    append_head(line, r);
+    append_tail(line, r);
+    return line;
+}
+
+std::string AuditLog::line_reusing_tail(const AuditRecord& r)
+{
+    std::string line = line_buffer(r);
+    append_head(line, r);
+    const bool acquire = r.action == "acquire";
+    const auto& t = last_tail_;
+    if (t && t->prog_id == r.prog_id && t->acquire == acquire && t->tag == r.tag && t->reason == r.reason &&
+        t->manifest_sha256 == r.manifest_sha256 && t->signer == r.signer) {
+        line += t->text;
+        return line;
+    }
+    const std::size_t head = line.size();
+    append_tail(line, r);
+    last_tail_ = Tail{r.prog_id,    std::string(r.tag), std::string(r.manifest_sha256), std::string(r.signer),
+                      r.reason,     acquire,            line.substr(head)};
     return line;
 }
 
 void AuditLog::record(const AuditRecord& given)
 {
-    // Only a record with an oversized field is copied to be capped.
+    // Only a record with an oversized field is copied to be capped (its
+    // views then see `capped_views`).
     std::optional<AuditRecord> capped;
+    std::array<std::string, 3> capped_views;
     if (!fits_uncapped(given)) {
         capped = given;
-        for (auto* field : {&capped->action, &capped->transport, &capped->program, &capped->reason, &capped->tag,
-                            &capped->manifest_sha256, &capped->signer})
+        for (auto* field : {&capped->action, &capped->transport, &capped->program, &capped->reason})
             *field = cap_for_record(*field);
+        std::string_view* views[] = {&capped->tag, &capped->manifest_sha256, &capped->signer};
+        for (std::size_t i = 0; i < capped_views.size(); ++i) {
+            capped_views[i] = cap_for_record(*views[i]);
+            *views[i] = capped_views[i];
+        }
     }
     const AuditRecord& r = capped ? *capped : given;
     std::lock_guard lock(mutex_);
-    auto line = format_line(r);
+    auto line = line_reusing_tail(r);
     if (journal_) {
         std::string code = r.code ? std::string(error_code_name(*r.code)) : std::string();
         const std::string message_id(r.message_id());
+        // sd_journal_send takes C strings.
+        const std::string tag(r.tag), manifest(r.manifest_sha256), signer(r.signer);
         sd_journal_send("MESSAGE=%s", line.c_str(), "MESSAGE_ID=%s", message_id.c_str(), "PRIORITY=%d",
                         r.allowed ? 6 : 5,
                         "BPFBROKER_ACTION=%s", r.action.c_str(), "BPFBROKER_TRANSPORT=%s", r.transport.c_str(),
                         "BPFBROKER_PROGRAM=%s", r.program.c_str(), "BPFBROKER_UID=%u", static_cast<unsigned>(r.uid),
                         "BPFBROKER_PID=%d", static_cast<int>(r.pid), "BPFBROKER_DECISION=%s",
                         r.allowed ? "allow" : "deny", "BPFBROKER_CODE=%s", code.c_str(), "BPFBROKER_REASON=%s",
-                        r.reason.c_str(), "BPFBROKER_PROG_ID=%u", r.prog_id, "BPFBROKER_PROG_TAG=%s", r.tag.c_str(),
-                        "BPFBROKER_MANIFEST_SHA256=%s", r.manifest_sha256.c_str(), "BPFBROKER_SIGNER=%s",
-                        r.signer.c_str(), nullptr);
+                        r.reason.c_str(), "BPFBROKER_PROG_ID=%u", r.prog_id, "BPFBROKER_PROG_TAG=%s", tag.c_str(),
+                        "BPFBROKER_MANIFEST_SHA256=%s", manifest.c_str(), "BPFBROKER_SIGNER=%s", signer.c_str(), nullptr);
     }
     line += '\n';
     // One write(2) per line, no stdio buffer: lines of concurrent records

@@ -36,9 +36,12 @@ struct AuditRecord {
     std::optional<ErrorCode> code;    // when denied
     std::string reason;
     std::uint32_t prog_id = 0;        // when a program was handed out
-    std::string tag;
-    std::string manifest_sha256;      // acquire of a catalog entry: the manifest it was decided on
-    std::string signer;               // ... and the key id that signed it
+    // Views: a record lives only for the record() call, and these three
+    // are the daemon's own hex of state that outlives it (the hand-out,
+    // the catalog entry); not copied per acquire.
+    std::string_view tag;
+    std::string_view manifest_sha256;  // acquire of a catalog entry: the manifest it was decided on
+    std::string_view signer;           // ... and the key id that signed it
 
     // kAcquireMessageId for acquire, kAdminMessageId for everything else.
     [[nodiscard]] std::string_view message_id() const;
@@ -66,9 +69,22 @@ public:
     static std::string format_line(const AuditRecord& r);
 
 private:
+    // format_line, with the line's tail (prog_id onward: the program, its
+    // manifest and signer, the reason) kept from the last record and
+    // reused when the next one's are the same; a warm acquire repeats
+    // them, and escaping them is most of the line's cost. Under mutex_.
+    std::string line_reusing_tail(const AuditRecord& r);
+
+    struct Tail {
+        std::uint32_t prog_id = 0;
+        std::string tag, manifest_sha256, signer, reason;
+        bool acquire = false;  // which message id
+        std::string text;
+    };
     std::mutex mutex_;
     bool journal_;
     int file_fd_ = -1;
+    std::optional<Tail> last_tail_;
 };
 
 }  // namespace bpfbroker::brokerd

@@ -360,9 +360,9 @@ void Broker::audit(std::string_view action, const RequestContext& ctx, const std
     // An acquire record names the manifest and signer of the entry it was
     // decided on, or, refused before that, of the catalog's now (a reload
     // racing the request may show the newer one).
+    std::shared_ptr<const PolicySnapshot> now;  // held until recorded: the record views its entry
     if (action == "acquire") {
         const policy::CatalogEntry* entry = decided_on;
-        std::shared_ptr<const PolicySnapshot> now;
         if (!entry && policy::is_valid_program_name(program)) {
             now = snapshot();
             entry = now->catalog.find(program);

@@ -9,7 +9,12 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <vector>
 
 using bpfbroker::brokerd::AuditLog;
 using bpfbroker::brokerd::AuditRecord;
@@ -38,8 +43,9 @@ TEST(audit_log, an_acquire_names_the_manifest_and_its_signer)
     r.program = "udp_stats";
     r.uid = 1000;
     r.code = bpfbroker::ErrorCode::PermissionDenied;
-    r.manifest_sha256 = std::string(64, 'a');
-    r.signer = std::string(64, 'b');
+    const std::string manifest(64, 'a'), signer(64, 'b');  // the record only views them
+    r.manifest_sha256 = manifest;
+    r.signer = signer;
     r.reason = "no grant";
     EXPECT_EQ(AuditLog::format_line(r),
               "audit: action=acquire transport=dbus program=udp_stats uid=1000 pid=0 decision=deny code=PermissionDenied "
@@ -97,4 +103,55 @@ TEST(audit_log, hostile_values_cannot_forge_fields_or_lines)
     r.reason = std::string("\\\x01" "a b\x1f\"");
     line = AuditLog::format_line(r);
     EXPECT_NE(line.find(" reason=\"\\\\?a b?\\\"\" "), std::string::npos) << line;
+}
+
+// The log reuses the tail of the last line (prog_id onward) when the next
+// record's program, manifest, signer, reason and kind are the same: every
+// line it writes is still exactly format_line of its record.
+TEST(audit_log, each_written_line_is_its_records_format_whatever_came_before)
+{
+    char dir[] = "/tmp/audit_tail.XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    const std::string file = std::string(dir) + "/audit.log";
+    AuditRecord base;
+    base.transport = "socket";
+    base.program = "drop_small";
+    base.uid = 0;
+    base.pid = 100;
+    base.allowed = true;
+    base.prog_id = 7;
+    base.tag = "00ff";
+    const std::string a(64, 'a'), b(64, 'b'), c(64, 'c'), d(64, 'd');  // the records view them
+    base.manifest_sha256 = a;
+    base.signer = b;
+    base.reason = "granted by etc/bpfbroker/allowlist.d/a.json min_payload_len=8";
+    std::vector<AuditRecord> records;
+    auto with = [&](auto change) {
+        AuditRecord r = base;
+        change(r);
+        records.push_back(r);
+    };
+    with([](AuditRecord&) {});
+    with([](AuditRecord& r) { r.pid = 101; r.uid = 65534; r.transport = "dbus"; });  // the tail repeats
+    with([](AuditRecord& r) { r.reason = "granted by etc/bpfbroker/allowlist.d/b.json min_payload_len=8"; });
+    with([](AuditRecord&) {});
+    with([](AuditRecord& r) { r.tag = "00fe"; });
+    with([](AuditRecord& r) { r.prog_id = 8; });
+    with([&](AuditRecord& r) { r.manifest_sha256 = c; });
+    with([&](AuditRecord& r) { r.signer = d; });
+    with([](AuditRecord& r) { r.action = "approve"; });  // another message id
+    with([](AuditRecord& r) { r.allowed = false; r.code = bpfbroker::ErrorCode::LimitExceeded; r.prog_id = 0; });
+    with([](AuditRecord& r) { r.reason = "no \"grant\"\nfake: line"; });
+    with([](AuditRecord&) {});
+    {
+        AuditLog log(false, file);
+        for (const auto& r : records)
+            log.record(r);
+    }
+    auto lines = bpfbroker::test_support::read_text_lines(file);
+    ::unlink(file.c_str());
+    ::rmdir(dir);
+    ASSERT_EQ(lines.size(), records.size());
+    for (std::size_t i = 0; i < records.size(); ++i)
+        EXPECT_EQ(lines[i], AuditLog::format_line(records[i])) << "record " << i;
 }
