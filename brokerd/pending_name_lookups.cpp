@@ -20,11 +20,12 @@ Result<void> PendingNameLookups::with_names(policy::Peer peer, Continuation then
     }
     auto& per_uid = parked_per_uid_[peer.uid];
     if (per_uid >= Limits::kNameWaitsPerUid || parked_total_ >= Limits::kNameWaitsTotal) {
-        if (per_uid == 0)
+        const std::size_t waiting = per_uid;  // read before the entry may go
+        if (waiting == 0)
             parked_per_uid_.erase(peer.uid);
         return fail(ErrorCode::LimitExceeded,
-                    per_uid >= Limits::kNameWaitsPerUid
-                        ? "uid " + std::to_string(peer.uid) + " already has " + std::to_string(per_uid) +
+                    waiting >= Limits::kNameWaitsPerUid
+                        ? "uid " + std::to_string(peer.uid) + " already has " + std::to_string(waiting) +
                               " calls waiting for the user database; try again when they are answered"
                         : "too many calls are waiting for the user database; try again later");
     }
