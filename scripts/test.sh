@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds everything with
-# warnings as errors, runs every test under ctest, each fuzzer briefly, then
-# the Debian package test (about one more full build). BPFBROKER_TEST_KERNEL:
+# warnings as errors, runs every test under ctest, the unit tests again
+# under sanitizers, each fuzzer briefly, then the Debian package test
+# (about one more full build). BPFBROKER_TEST_KERNEL:
 # see below.
 # Run as root, no sudo needed (the tests load BPF programs and drop to uid 65534).
 set -euo pipefail
@@ -20,6 +21,8 @@ if [[ -n "${BPFBROKER_TEST_KERNEL:-}" ]]; then
   scripts/vm-test.sh --kernel "$BPFBROKER_TEST_KERNEL" -- sh -c \
     "build/brokerd/brokerd_tests --gtest_filter='RingAttach*' && build/tests/broker_e2e_tests --gtest_filter='Ring*'"
 fi
+# The unit tests again under AddressSanitizer and UBSan (build-asan/).
+scripts/run-sanitized-unit-tests.sh
 scripts/run-fuzzers.sh "${FUZZ_SECONDS:-10}"
 # The Debian packages: build, lintian, reproducible objects, install, a
 # member of group bpfbroker acquires udp_stats and a non-member does not,
