@@ -210,9 +210,15 @@ Result<Program> SocketTransport::attach_ring(std::string_view name, int ring_fd,
 
 Result<Program> SocketTransport::take_program(Frame& frame)
 {
-    auto reply = varlink::decode_acquire_reply(frame.text);
+    const bool repeated = last_reply_ && frame.text == last_reply_text_;
+    Result<varlink::AcquireReply> reply =
+        repeated ? Result<varlink::AcquireReply>(*last_reply_) : varlink::decode_acquire_reply(frame.text);
     if (!reply)
         return fail(std::move(reply).error());
+    if (!repeated) {
+        last_reply_text_ = frame.text;
+        last_reply_ = *reply;
+    }
     FdTaker taker(frame.fds);
     UniqueFd program;
     if (reply->program) {

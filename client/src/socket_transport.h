@@ -6,9 +6,12 @@
 
 #include <bpfbroker/client.h>
 
+#include "wire/acquire_codec.h"
+
 #include <nlohmann/json_fwd.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 namespace bpfbroker {
@@ -42,7 +45,7 @@ private:
     // daemon's error.
     Result<nlohmann::json> call_json(std::string_view member, const nlohmann::json& parameters);
     // The Program an AcquireProgram-shaped reply (program/links, maps, info) hands out.
-    static Result<Program> take_program(Frame& frame);
+    Result<Program> take_program(Frame& frame);
 
     // Waits until the reply can be read, at most until `deadline`; false on
     // a timeout. A blocked recvmsg would be woken for nothing when the
@@ -52,6 +55,11 @@ private:
 
     UniqueFd fd_;
     std::chrono::milliseconds timeout_;
+    // The last acquire reply and what it decoded to: a warm acquire of a
+    // shared program is answered with the same bytes every time, and
+    // decoding is a function of the bytes alone, so those are decoded once.
+    std::string last_reply_text_;
+    std::optional<varlink::AcquireReply> last_reply_;
 };
 
 }  // namespace bpfbroker

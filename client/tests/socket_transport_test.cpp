@@ -218,3 +218,44 @@ TEST(socket_transport, a_waiting_call_is_not_woken_when_the_daemon_reads_it)
     EXPECT_LE(slept, kCalls + 3) << "the client slept " << slept << " times for " << kCalls << " calls";
 }
 
+// A reply byte for byte the same as the last is not decoded again; every
+// reply still yields its own program: the same info for the same bytes, the
+// new info for new ones, and each its own fd.
+TEST(socket_transport, repeated_replies_give_the_same_program_and_new_ones_their_own)
+{
+    const auto reply_for = [](const std::string& id) {
+        return R"({"parameters":{"program":0,"maps":{},"info":{"name":"src_allow","id":)" + id +
+               R"(,"tag":"00ff00ff00ff00ff","type":"socket_filter","instance":"shared","version":"1",)"
+               R"("map_access":{},"parameters":{"min_len":64}}}})";
+    };
+    const std::vector<std::string> replies = {reply_for("7"), reply_for("7"), reply_for("8"), reply_for("7")};
+    ScriptedDaemon daemon;
+    std::thread peer([&] {
+        auto conn = daemon.accept();
+        for (const auto& reply : replies) {
+            char buf[4096];
+            (void)::read(conn.get(), buf, sizeof buf);
+            UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+            EXPECT_TRUE(send_reply(conn.get(), reply, devnull.get()));
+        }
+    });
+    auto client = Client::connect_socket(daemon.path(), 5s);
+    ASSERT_TRUE(client) << client.error().describe();
+    std::vector<Program> got;
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+        auto p = client->acquire("src_allow");
+        ASSERT_TRUE(p) << "call " << i << ": " << p.error().describe();
+        got.push_back(std::move(*p));
+    }
+    peer.join();
+    const std::vector<std::uint32_t> ids = {7, 7, 8, 7};
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].info().id, ids[i]) << "call " << i;
+        EXPECT_EQ(got[i].info().tag, "00ff00ff00ff00ff");
+        EXPECT_EQ(got[i].info().parameters.at("min_len"), 64u);
+        EXPECT_TRUE(got[i].fd().valid());
+        for (std::size_t j = 0; j < i; ++j)
+            EXPECT_NE(got[i].fd().get(), got[j].fd().get()) << "calls " << j << " and " << i << " share an fd";
+    }
+    EXPECT_EQ(got[0].info(), got[1].info());
+}
