@@ -141,10 +141,9 @@ Result<CallerIdentity> caller_identity(const RequestContext& ctx, const policy::
     return caller;
 }
 
-// The audit reason's tail: where a broker-attached hand-out was attached
-// (every program's attach point) and every value the program was loaded
-// with, bound or chosen.
-// `reason` with what was handed out: the attach points, the values.
+// `reason` with the audit record's tail: where a broker-attached hand-out
+// was attached (every program's attach point) and every value the program
+// was loaded with, bound or chosen.
 std::string with_handout_summary(std::string reason, const policy::Manifest& m, const Handout& h)
 {
     if (!h.links.empty()) {

@@ -186,32 +186,32 @@ VarlinkResponse dispatch(const MethodSpec& m, Broker& broker, const RequestConte
 AcquireAnswer to_wire(Handout& h)
 {
     AcquireAnswer a;
-    auto add_fd = [&a](HandedFd fd) {
-        a.fds.push_back(std::move(fd));
-        return a.fds.size() - 1;
-    };
-    ProgramInfo& info = a.reply.info;
-    // Moved, not copied: the hand-out is spent on its reply.
-    info = {std::move(h.name),
-            std::move(h.version),
-            std::string(policy::program_type_name(h.type)),
-            std::string(policy::instance_mode_name(h.instance)),
-            h.prog_id,
-            std::move(h.tag),
-            {},
-            std::move(h.attach),
-            std::move(h.parameters)};
-    if (h.program)
-        a.reply.program = add_fd(std::move(h.program));
+    // The reply numbers the fds in the order reply_fds() takes them:
+    // the program, the links, the maps.
+    const bool has_program = h.program.valid();
+    std::size_t index = 0;
+    if (has_program)
+        a.reply.program = index++;
     if (!h.links.empty()) {
         auto& links = a.reply.links.emplace();
-        for (auto& l : h.links)
-            links[l.program] = add_fd(std::move(l.fd));
+        for (const auto& l : h.links)
+            links[l.program] = index++;
     }
-    for (auto& m : h.maps) {
+    ProgramInfo& info = a.reply.info;
+    for (const auto& m : h.maps) {
         info.map_access[m.name] = std::string(policy::client_access_name(m.access));
-        a.reply.maps[m.name] = add_fd(std::move(m.fd));
+        a.reply.maps[m.name] = index++;
     }
+    a.fds = reply_fds(h);
+    // Moved, not copied: the hand-out is spent on its reply.
+    info.name = std::move(h.name);
+    info.version = std::move(h.version);
+    info.type = std::string(policy::program_type_name(h.type));
+    info.instance = std::string(policy::instance_mode_name(h.instance));
+    info.id = h.prog_id;
+    info.tag = std::move(h.tag);
+    info.attach = std::move(h.attach);
+    info.parameters = std::move(h.parameters);
     return a;
 }
 
