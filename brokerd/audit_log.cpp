@@ -178,21 +178,22 @@ std::string AuditLog::format_line(const AuditRecord& r)
     return line;
 }
 
-std::string AuditLog::line_reusing_tail(const AuditRecord& r)
+std::string& AuditLog::line_reusing_tail(const AuditRecord& r)
 {
-    std::string line = line_buffer(r);
+    std::string& line = line_;
+    line.clear();  // keeps its capacity: no allocation for a line no longer than the longest yet
     append_head(line, r);
     const bool acquire = r.action == "acquire";
     const auto& t = last_tail_;
     if (t && t->prog_id == r.prog_id && t->acquire == acquire && t->tag == r.tag && t->reason == r.reason &&
         t->manifest_sha256 == r.manifest_sha256 && t->signer == r.signer) {
         line += t->text;
-        return line;
+    } else {
+        const std::size_t head = line.size();
+        append_tail(line, r);
+        last_tail_ = Tail{r.prog_id, std::string(r.tag), std::string(r.manifest_sha256), std::string(r.signer),
+                          r.reason,  acquire,            line.substr(head)};
     }
-    const std::size_t head = line.size();
-    append_tail(line, r);
-    last_tail_ = Tail{r.prog_id,    std::string(r.tag), std::string(r.manifest_sha256), std::string(r.signer),
-                      r.reason,     acquire,            line.substr(head)};
     return line;
 }
 
@@ -214,7 +215,7 @@ void AuditLog::record(const AuditRecord& given)
     }
     const AuditRecord& r = capped ? *capped : given;
     std::lock_guard lock(mutex_);
-    auto line = line_reusing_tail(r);
+    std::string& line = line_reusing_tail(r);
     if (journal_) {
         std::string code = r.code ? std::string(error_code_name(*r.code)) : std::string();
         const std::string message_id(r.message_id());

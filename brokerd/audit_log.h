@@ -73,7 +73,8 @@ private:
     // manifest and signer, the reason) kept from the last record and
     // reused when the next one's are the same; a warm acquire repeats
     // them, and escaping them is most of the line's cost. Under mutex_.
-    std::string line_reusing_tail(const AuditRecord& r);
+    // The line is line_, which keeps its buffer from record to record.
+    std::string& line_reusing_tail(const AuditRecord& r);
 
     struct Tail {
         std::uint32_t prog_id = 0;
@@ -85,6 +86,7 @@ private:
     bool journal_;
     int file_fd_ = -1;
     std::optional<Tail> last_tail_;
+    std::string line_;  // the line being written
 };
 
 }  // namespace bpfbroker::brokerd

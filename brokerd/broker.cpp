@@ -88,11 +88,12 @@ std::string admin_unreachable_reason(std::string_view action, TransportKind tran
     return "only root may administer bpfbroker: polkit is not in use";
 }
 
-// The shared-instance key: the manifest's hash, then every parameter value
-// (a manifest hash is 64 hex digits, so the key starts with exactly it).
-std::string shared_key(const std::string& manifest_sha256, const ParameterValues& values)
+// The shared-instance key, written into `key`: the manifest's hash, then
+// every parameter value (a manifest hash is 64 hex digits, so the key
+// starts with exactly it).
+const std::string& shared_key(std::string& key, const std::string& manifest_sha256, const ParameterValues& values)
 {
-    std::string key = manifest_sha256;
+    key.assign(manifest_sha256);
     for (const auto& [name, value] : values)
         append_key_number(key, name, value);
     return key;
@@ -639,8 +640,8 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
         h.attach = manifest.programs.front().attach;
 
     if (manifest.instance == policy::InstanceMode::Shared) {
-        const auto key = shared_key(entry.manifest_sha256, values);
         std::lock_guard lock(shared_mutex_);
+        const std::string& key = shared_key(shared_key_buffer_, entry.manifest_sha256, values);
         auto inst = shared_instance(key, entry, values, snap.metric_slots.get());
         if (!inst)
             return fail(std::move(inst).error());

@@ -216,6 +216,7 @@ private:
     // By manifest sha256, then the chosen and bound values (one instance
     // per distinct set, at most kMaxSharedInstancesPerManifest each).
     std::map<std::string, SharedInstance> shared_instances_;
+    std::string shared_key_buffer_;  // an acquire's key is built here, under shared_mutex_: no allocation per call
     std::unique_ptr<FdStore> fd_store_;    // null without a service manager; before live_, which uses it
     std::optional<StateJournal> journal_;  // before live_, which writes to it
     LiveInstances live_{kMaxTrackedInstances};
