@@ -74,6 +74,7 @@ private:
     void release_queued_fds(Connection& c, std::size_t count);
     void pause_accepting();
     void resume_accepting_if_due();
+    void choose_read_ahead(bool was_read_ahead, std::uint64_t frames_before);
 
     Broker& broker_;
     UniqueFd listen_fd_;
@@ -91,7 +92,19 @@ private:
         std::uint32_t events;
     };
     std::vector<Ready> ready_;  // connections read this turn, to flush after
+    std::vector<int> fd_numbers_;  // a reply's fds for sendmsg, kept to spare an allocation per reply
     std::vector<int> read_again_;            // connections to read without an event (see settle)
+    // The connection the next turn reads without polling first (see
+    // choose_read_ahead), how many turns in a row did, and how many polled
+    // turns must pass before the next read-ahead.
+    struct ReadAhead {
+        int fd = -1;
+        std::uint64_t serial = 0;
+        unsigned turns = 0;
+        unsigned paused = 0;
+    };
+    ReadAhead ahead_;
+    std::uint64_t frames_read_ = 0;  // calls taken from all connections, to tell a read-ahead that found none
     std::size_t connections_unconsumed_ = 0;  // connections with peeked bytes still on their socket
     AcquireReplyCache replies_;  // this loop's warm acquire replies
     std::chrono::steady_clock::time_point next_sweep_{};
