@@ -102,6 +102,22 @@ std::vector<std::uint8_t> ethernet_frame(const UdpPacket& packet)
     return v6 ? ipv6_frame(packet) : ipv4_frame(packet);
 }
 
+std::vector<std::uint8_t> v4(std::size_t payload_len, std::size_t option_words)
+{
+    return ethernet_frame({.source = "192.0.2.1",
+                           .destination = "192.0.2.2",
+                           .payload_len = payload_len,
+                           .ipv4_option_words = option_words});
+}
+
+std::vector<std::uint8_t> v6(std::size_t payload_len, bool destination_options)
+{
+    return ethernet_frame({.source = "2001:db8::1",
+                           .destination = "2001:db8::2",
+                           .payload_len = payload_len,
+                           .ipv6_destination_options = destination_options});
+}
+
 std::vector<std::uint8_t> non_ip_frame(std::uint16_t ethertype, std::size_t body_len)
 {
     std::vector<std::uint8_t> out;

@@ -28,6 +28,12 @@ struct UdpPacket {
 // Checksums are left zero: BPF_PROG_TEST_RUN does not verify them.
 std::vector<std::uint8_t> ethernet_frame(const UdpPacket& packet);
 
+// A datagram of `payload_len` bytes between the tests' usual addresses
+// (192.0.2.1 -> 192.0.2.2, 2001:db8::1 -> 2001:db8::2), with IPv4 options
+// or an IPv6 Destination Options header where asked.
+std::vector<std::uint8_t> v4(std::size_t payload_len, std::size_t option_words = 0);
+std::vector<std::uint8_t> v6(std::size_t payload_len, bool destination_options = false);
+
 // An Ethernet frame of some other protocol (e.g. ARP, 0x0806).
 std::vector<std::uint8_t> non_ip_frame(std::uint16_t ethertype, std::size_t body_len);
 

@@ -26,22 +26,6 @@ struct UdpStatsCase {
     std::uint64_t expected_bytes;
 };
 
-std::vector<std::uint8_t> v4(std::size_t payload_len, std::size_t option_words = 0)
-{
-    return ethernet_frame({.source = "192.0.2.1",
-                           .destination = "192.0.2.2",
-                           .payload_len = payload_len,
-                           .ipv4_option_words = option_words});
-}
-
-std::vector<std::uint8_t> v6(std::size_t payload_len, bool destination_options = false)
-{
-    return ethernet_frame({.source = "2001:db8::1",
-                           .destination = "2001:db8::2",
-                           .payload_len = payload_len,
-                           .ipv6_destination_options = destination_options});
-}
-
 const UdpStatsCase kUdpStatsCases[] = {
     {"nothing sent, nothing counted", {}, 0, 0},
     {"one IPv4 datagram counts its payload, not headers", {v4(100)}, 1, 100},
