@@ -243,10 +243,7 @@ TEST_F(DbusAcquire, list_programs_reflects_the_callers_grants)
 // (not allowed there), D-Bus can (allowed, pending polkit's answer).
 TEST_F(DbusAcquire, list_programs_says_when_polkit_is_needed_on_each_transport)
 {
-    ApproveOptions who;
-    who.anyone = true;
-    who.polkit = true;
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_anyone_with_polkit("udp_stats").size(), 64u);
     const std::string socket = root() + "/run/bpfbroker/org.bpfbroker.Broker";
     auto result = run_as(kNobodyUid, kNobodyGid, [socket] {
         auto find = [](const std::vector<ProgramEntry>& list) {

@@ -170,10 +170,7 @@ TEST_F(DbusAdmin, root_reload_emits_catalog_reloaded_with_the_program_count)
 // refusal says polkit is why.
 TEST_F(DbusAdmin, polkit_grant_without_polkit_on_the_bus_is_refused)
 {
-    ApproveOptions who;
-    who.anyone = true;
-    who.polkit = true;
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_anyone_with_polkit("udp_stats").size(), 64u);
     auto result = run_as(kNobodyUid, kNobodyGid, [] {
         std::string message;
         std::string error = raw_acquire("udp_stats", &message);

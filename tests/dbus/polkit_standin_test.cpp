@@ -195,10 +195,7 @@ Child spawn_approver(uid_t uid, gid_t gid, const std::string& program)
 
 TEST_F(DbusPolkitStandIn, acquire_check_names_the_callers_bus_name)
 {
-    ApproveOptions who;
-    who.anyone = true;
-    who.polkit = true;
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_anyone_with_polkit("udp_stats").size(), 64u);
     BrokerBus bus;
     const std::string broker = bus.owner_of(kBusName);
 
@@ -223,10 +220,7 @@ TEST_F(DbusPolkitStandIn, acquire_check_names_the_callers_bus_name)
 
 TEST_F(DbusPolkitStandIn, acquire_is_refused_when_polkit_says_no)
 {
-    ApproveOptions who;
-    who.anyone = true;
-    who.polkit = true;
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_anyone_with_polkit("udp_stats").size(), 64u);
     auto child = spawn_acquirer(kOtherUid, kOtherGid, "udp_stats");
     auto unique = child.wait_message();
     auto call = next_check();
@@ -330,10 +324,7 @@ TEST_F(DbusPolkitStandIn, pending_checks_per_uid_are_bounded)
 // not be overridden by polkit's later "yes".
 TEST_F(DbusPolkitStandIn, revoke_during_pending_polkit_check_wins)
 {
-    ApproveOptions who;
-    who.anyone = true;
-    who.polkit = true;
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_anyone_with_polkit("udp_stats").size(), 64u);
 
     auto acquirer = spawn_acquirer(kThirdUid, kThirdGid, "udp_stats");
     ASSERT_TRUE(acquirer.wait_message().has_value());
@@ -360,10 +351,7 @@ TEST_F(DbusPolkitStandIn, revoke_during_pending_polkit_check_wins)
 // the daemon (or the bus): the kernel frees the program.
 TEST_F(DbusPolkitStandIn, caller_gone_before_polkit_answers_leaves_no_instance)
 {
-    ApproveOptions who;
-    who.anyone = true;
-    who.polkit = true;
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_anyone_with_polkit("udp_stats").size(), 64u);
 
     auto acquirer = spawn_acquirer(kThirdUid, kThirdGid, "udp_stats");
     ASSERT_TRUE(acquirer.wait_message().has_value());

@@ -77,10 +77,7 @@ ChildResult approve_as(uid_t uid, gid_t gid, const std::string& program)
 
 TEST_F(DbusPolkit, polkit_grant_is_acquired_when_polkit_says_yes)
 {
-    ApproveOptions who;
-    who.anyone = true;
-    who.polkit = true;
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_anyone_with_polkit("udp_stats").size(), 64u);
 
     auto child = spawn_acquirer(kNobodyUid, kNobodyGid, "udp_stats");
     pid_t pid = child.pid();
@@ -92,10 +89,7 @@ TEST_F(DbusPolkit, polkit_grant_is_acquired_when_polkit_says_yes)
 
 TEST_F(DbusPolkit, polkit_grant_is_refused_naming_polkit_when_polkit_says_no)
 {
-    ApproveOptions who;
-    who.anyone = true;
-    who.polkit = true;
-    ASSERT_EQ(approve_as_root("udp_stats", who).size(), 64u);
+    ASSERT_EQ(approve_for_anyone_with_polkit("udp_stats").size(), 64u);
 
     auto child = spawn_acquirer(kOtherUid, kOtherGid, "udp_stats");
     pid_t pid = child.pid();

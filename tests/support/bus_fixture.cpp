@@ -514,6 +514,14 @@ std::string BusFixture::approve_for_nobody(const std::string& program)
     return approve_as_root(program, who);
 }
 
+std::string BusFixture::approve_for_anyone_with_polkit(const std::string& program)
+{
+    ApproveOptions who;
+    who.anyone = true;
+    who.polkit = true;
+    return approve_as_root(program, who);
+}
+
 std::vector<std::string> BusFixture::audit_lines() const
 {
     return test_support::read_text_lines(scratch_.path("audit.log"));

@@ -205,6 +205,8 @@ protected:
     std::string approve_as_root(const std::string& program, const ApproveOptions& options);
     // approve_as_root() for uid 65534 ("nobody") only; the manifest hash.
     std::string approve_for_nobody(const std::string& program);
+    // approve_as_root() for anyone, polkit required (org.bpfbroker.acquire); the manifest hash.
+    std::string approve_for_anyone_with_polkit(const std::string& program);
 
     // Lines of the audit log (--audit-log).
     [[nodiscard]] std::vector<std::string> audit_lines() const;
