@@ -43,8 +43,9 @@ constexpr auto kPeekedConsumeAfter = std::chrono::milliseconds(10);
 
 // Reading ahead (see choose_read_ahead): at most this many turns in a row
 // skip epoll_wait, so every other fd (the listener, the signal fd, other
-// callers) waits that many calls at most; after a read-ahead that found
-// nothing, this many polled turns pass before the next.
+// callers) waits that many turns at most, each one caller's read, bounded
+// as every read is; after a read-ahead that found nothing, this many
+// turns pass before the next.
 constexpr unsigned kReadAheadTurns = 8;
 constexpr unsigned kReadAheadPauseTurns = 64;
 
@@ -547,41 +548,41 @@ void VarlinkServer::sweep_timeouts()
         close_connection(fd);
 }
 
-// A turn that served one caller and nothing else is often followed by that
-// caller's next call, already on its socket: where the caller shares the
-// loop's CPU, the reply ran it and it asked again before the loop went on.
-// That call is read at once instead of after an epoll_wait (one syscall
-// less per call). The edge epoll queued for it stays queued, so nothing
-// is missed: the next epoll_wait reports it, and a read finds what is
-// left. Bounded by kReadAheadTurns; paused after a read-ahead finds
-// nothing (a caller on another CPU has not asked yet), so it costs a
-// wasted read once in kReadAheadPauseTurns turns at most.
-void VarlinkServer::choose_read_ahead(bool was_read_ahead, std::uint64_t frames_before)
+// A turn that read one call from one caller and nothing else is often
+// followed by that caller's next call, already on its socket: where the
+// caller shares the loop's CPU, the reply ran it and it asked again before
+// the loop went on. That call is read at once instead of after an
+// epoll_wait (one syscall less per call). The edge epoll queued for it
+// stays queued, so nothing is missed: the next epoll_wait reports it, and
+// a read finds what is left. Bounded by kReadAheadTurns turns in a row;
+// a caller sending several calls at once is polled as before (each such
+// turn reads more than one call). A read-ahead that finds nothing (a
+// caller on another CPU has not asked yet) pauses it for
+// kReadAheadPauseTurns turns, so it costs a wasted read that often at most.
+void VarlinkServer::choose_read_ahead(bool was_read_ahead, std::uint64_t calls_read)
 {
-    const int served = ready_.size() == 1 ? ready_.front().fd : -1;
-    const std::uint64_t serial = ready_.size() == 1 ? ready_.front().serial : 0;
     ahead_.fd = -1;
-    if (was_read_ahead && frames_read_ == frames_before) {
+    if (was_read_ahead && calls_read == 0) {
         ahead_.turns = 0;
         ahead_.paused = kReadAheadPauseTurns;
         return;
     }
     if (ahead_.paused > 0) {
         --ahead_.paused;
-        return;
-    }
-    if (served < 0 || !read_again_.empty() || ahead_.turns >= kReadAheadTurns) {
         ahead_.turns = 0;
         return;
     }
-    auto it = connections_.find(served);
-    if (it == connections_.end() || it->second->serial != serial)
+    const Connection* c = nullptr;
+    if (ready_.size() == 1 && calls_read == 1 && read_again_.empty() && ahead_.turns < kReadAheadTurns)
+        if (auto it = connections_.find(ready_.front().fd);
+            it != connections_.end() && it->second->serial == ready_.front().serial)
+            c = it->second.get();
+    if (!c || !c->registered || c->close_after_flush || !(c->interest & EPOLLIN)) {
+        ahead_.turns = 0;
         return;
-    const Connection& c = *it->second;
-    if (!c.registered || c.close_after_flush || !(c.interest & EPOLLIN))
-        return;
-    ahead_.fd = served;
-    ahead_.serial = serial;
+    }
+    ahead_.fd = ready_.front().fd;
+    ahead_.serial = ready_.front().serial;
     ++ahead_.turns;
 }
 
@@ -655,11 +656,16 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
             }
             int fd = static_cast<int>(tag);
             auto it = connections_.find(fd);
-            if (it == connections_.end() || (read_ahead && it->second->serial != ahead_.serial))
+            // Not yet registered: the event is a closed connection's whose
+            // number a new one took this turn (an eviction at the total
+            // cap); that one must not be read before its names are known.
+            if (it == connections_.end() || !it->second->registered ||
+                (read_ahead && it->second->serial != ahead_.serial))
                 continue;
             read_if_ready(*it->second, events[i].events);
             ready_.push_back({fd, it->second->serial, events[i].events});
         }
+        const std::uint64_t calls_read = frames_read_ - frames_before;
         // Every call of this turn read and answered first, then the replies
         // sent back to back: the clients they wake on the other CPU are
         // woken together, which spares inter-processor interrupts there.
@@ -671,7 +677,7 @@ Result<void> VarlinkServer::run(int signal_fd, const std::function<bool(int)>& o
         for (int fd : std::exchange(read_again_, {}))
             if (auto it = connections_.find(fd); it != connections_.end() && it->second->registered)
                 serve(fd, *it->second, EPOLLIN);
-        choose_read_ahead(read_ahead, frames_before);
+        choose_read_ahead(read_ahead, calls_read);
         ready_.clear();
         // Limits follow the settings of the current policy (SIGHUP, Reload).
         if (auto snap = broker_.snapshot(); snap != limits_source_) {

@@ -74,7 +74,8 @@ private:
     void release_queued_fds(Connection& c, std::size_t count);
     void pause_accepting();
     void resume_accepting_if_due();
-    void choose_read_ahead(bool was_read_ahead, std::uint64_t frames_before);
+    // `calls_read`: the calls this turn read from the connections it polled (or read ahead).
+    void choose_read_ahead(bool was_read_ahead, std::uint64_t calls_read);
 
     Broker& broker_;
     UniqueFd listen_fd_;
@@ -104,7 +105,7 @@ private:
         unsigned paused = 0;
     };
     ReadAhead ahead_;
-    std::uint64_t frames_read_ = 0;  // calls taken from all connections, to tell a read-ahead that found none
+    std::uint64_t frames_read_ = 0;  // calls taken from all connections, counted for choose_read_ahead
     std::size_t connections_unconsumed_ = 0;  // connections with peeked bytes still on their socket
     AcquireReplyCache replies_;  // this loop's warm acquire replies
     std::chrono::steady_clock::time_point next_sweep_{};
