@@ -47,6 +47,9 @@ sed "s|^ExecStart=/usr/sbin/bpfbrokerd|ExecStart=$dest/usr/sbin/bpfbrokerd|" \
   "$dest/usr/lib/systemd/system/bpfbrokerd.service" >"$units/bpfbrokerd.service"
 cp "$dest/usr/lib/systemd/system/bpfbrokerd.socket" "$units/"
 systemd-analyze verify "$units/bpfbrokerd.service" "$units/bpfbrokerd.socket" || fail "systemd-analyze verify"
+# Audit records must not meet journald's rate limit (see the unit).
+grep -qx 'LogRateLimitIntervalSec=0' "$units/bpfbrokerd.service" ||
+  fail "bpfbrokerd.service leaves journald's rate limit on: a caller's flood could drop audit records"
 score=$(systemd-analyze security --offline=yes "$units/bpfbrokerd.service" 2>/dev/null |
         sed -n 's/.*Overall exposure level for bpfbrokerd.service: \([0-9.]*\).*/\1/p')
 [[ -n "$score" ]] || fail "no security score"
