@@ -17,6 +17,12 @@ Unexpected bad_reply(const std::string& why)
 
 }  // namespace
 
+const ProgramInfo& Program::moved_from_info() noexcept
+{
+    static const ProgramInfo empty;
+    return empty;
+}
+
 const UniqueFd* Program::map(std::string_view name) const
 {
     auto it = maps_.find(std::string(name));

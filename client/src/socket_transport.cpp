@@ -94,13 +94,18 @@ Result<SocketTransport::Frame> SocketTransport::round_trip(Result<std::string> r
 {
     if (!request)
         return fail(std::move(request).error());
+    return round_trip(std::string_view(*request));
+}
+
+Result<SocketTransport::Frame> SocketTransport::round_trip(std::string_view request)
+{
     // After a call failed part-way (a timeout, a broken frame), a late reply
     // may still arrive; reading it as the answer to the next call would hand
     // the caller the wrong program. Such a connection is never used again.
     if (!fd_)
         return fail(ErrorCode::ProtocolError, "the connection to bpfbrokerd was closed after an earlier failure; connect again");
     bool in_step = false;
-    auto reply = exchange(*request, in_step);
+    auto reply = exchange(request, in_step);
     if (!in_step)
         fd_.reset();
     return reply;
@@ -137,8 +142,11 @@ Result<SocketTransport::Frame> SocketTransport::exchange(std::string_view reques
         }
         if (r->bytes == 0 && r->fds.empty())
             return fail(ErrorCode::ProtocolError, "bpfbrokerd closed the connection without a reply");
-        for (auto& fd : r->fds)
-            reply.fds.push_back(std::move(fd));
+        if (reply.fds.empty())
+            reply.fds = std::move(r->fds);  // the usual one read: no second vector
+        else
+            for (auto& fd : r->fds)
+                reply.fds.push_back(std::move(fd));
         if (reply.fds.size() > kMaxReplyFds)
             return fail(ErrorCode::ProtocolError, "reply carried too many fds");
         if (auto fed = reader.feed(std::string_view(buf, r->bytes)); !fed)
@@ -185,10 +193,19 @@ Result<json> SocketTransport::call_json(std::string_view member, const json& par
 
 Result<Program> SocketTransport::acquire(std::string_view name, const AcquireOptions& options, bool)
 {
-    varlink::AcquireCall call;
-    call.name = name;
-    call.parameters = options.parameters;
-    auto frame = round_trip(varlink::encode_acquire_call(call));
+    // A call the same as the last (a client acquiring one program again)
+    // is sent as the bytes encoded then.
+    if (!last_call_ || last_call_->name != name || last_call_->parameters != options.parameters) {
+        varlink::AcquireCall call;
+        call.name = name;
+        call.parameters = options.parameters;
+        auto encoded = varlink::encode_acquire_call(call);
+        if (!encoded)
+            return fail(std::move(encoded).error());
+        last_call_ = std::move(call);
+        last_call_bytes_ = std::move(*encoded);
+    }
+    auto frame = round_trip(std::string_view(last_call_bytes_));
     if (!frame)
         return fail(std::move(frame).error());
     return take_program(*frame);
@@ -210,31 +227,31 @@ Result<Program> SocketTransport::attach_ring(std::string_view name, int ring_fd,
 
 Result<Program> SocketTransport::take_program(Frame& frame)
 {
-    const bool repeated = last_reply_ && frame.text == last_reply_text_;
-    Result<varlink::AcquireReply> reply =
-        repeated ? Result<varlink::AcquireReply>(*last_reply_) : varlink::decode_acquire_reply(frame.text);
-    if (!reply)
-        return fail(std::move(reply).error());
-    if (!repeated) {
-        last_reply_text_ = frame.text;
-        last_reply_ = *reply;
+    if (!last_reply_ || frame.text != last_reply_text_) {
+        auto decoded = varlink::decode_acquire_reply(frame.text);
+        if (!decoded)
+            return fail(std::move(decoded).error());
+        last_reply_text_ = std::move(frame.text);
+        last_info_ = std::make_shared<const ProgramInfo>(std::move(decoded->info));
+        last_reply_ = std::move(*decoded);  // its info moved to last_info_
     }
+    const varlink::AcquireReply& reply = *last_reply_;
     FdTaker taker(frame.fds);
     UniqueFd program;
-    if (reply->program) {
-        auto fd = taker.take(*reply->program);
+    if (reply.program) {
+        auto fd = taker.take(*reply.program);
         if (!fd)
             return fail(std::move(fd).error());
         program = std::move(*fd);
     }
-    auto links = taker.take(reply->links.value_or(std::map<std::string, std::uint64_t>{}));
+    auto links = taker.take(reply.links.value_or(std::map<std::string, std::uint64_t>{}));
     if (!links)
         return fail(std::move(links).error());
-    auto maps = taker.take(reply->maps);
+    auto maps = taker.take(reply.maps);
     if (!maps)
         return fail(std::move(maps).error());
     // Unreferenced fds (none are expected) close with `frame` here.
-    return Program(std::move(reply->info), std::move(program), std::move(*maps), std::move(*links));
+    return Program(last_info_, std::move(program), std::move(*maps), std::move(*links));
 }
 
 Result<std::vector<ProgramEntry>> SocketTransport::list_programs()

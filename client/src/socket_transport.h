@@ -11,6 +11,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -40,6 +41,7 @@ private:
     SocketTransport(UniqueFd fd, std::chrono::milliseconds timeout) : fd_(std::move(fd)), timeout_(timeout) {}
     // Sends an encoded call and reads its reply frame.
     Result<Frame> round_trip(Result<std::string> request);
+    Result<Frame> round_trip(std::string_view request);
     Result<Frame> exchange(std::string_view request, bool& in_step);
     // A call of `member` with JSON parameters; the reply's parameters, or the
     // daemon's error.
@@ -55,11 +57,17 @@ private:
 
     UniqueFd fd_;
     std::chrono::milliseconds timeout_;
+    // The last acquire call and its bytes: a client acquiring one program
+    // again sends the same call, encoded once.
+    std::optional<varlink::AcquireCall> last_call_;
+    std::string last_call_bytes_;
     // The last acquire reply and what it decoded to: a warm acquire of a
     // shared program is answered with the same bytes every time, and
     // decoding is a function of the bytes alone, so those are decoded once.
+    // Its info is last_info_, shared by the Programs made from it.
     std::string last_reply_text_;
     std::optional<varlink::AcquireReply> last_reply_;
+    std::shared_ptr<const ProgramInfo> last_info_;
 };
 
 }  // namespace bpfbroker

@@ -6,6 +6,7 @@
 // waiting call sleeps once, not woken when the daemon reads it.
 #include <bpfbroker/client.h>
 
+#include "wire/acquire_codec.h"
 #include "wire/fd_passing.h"
 
 #include <gtest/gtest.h>
@@ -258,4 +259,50 @@ TEST(socket_transport, repeated_replies_give_the_same_program_and_new_ones_their
             EXPECT_NE(got[i].fd().get(), got[j].fd().get()) << "calls " << j << " and " << i << " share an fd";
     }
     EXPECT_EQ(got[0].info(), got[1].info());
+}
+
+// A call the same as the last is sent as the bytes encoded then; every
+// call still says what was asked: the same name and values, then other
+// values, another name, and the first again.
+TEST(socket_transport, repeated_calls_say_what_each_one_asks)
+{
+    struct Asked {
+        std::string name;
+        std::map<std::string, std::uint64_t> parameters;
+    };
+    const std::vector<Asked> asked = {
+        {"src_allow", {}}, {"src_allow", {}}, {"src_allow", {{"min_len", 64}}}, {"udp_stats", {}}, {"src_allow", {}}};
+    std::vector<std::string> calls;
+    ScriptedDaemon daemon;
+    std::thread peer([&] {
+        auto conn = daemon.accept();
+        UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        for (const auto& a : asked) {
+            std::string call;
+            char c = 1;
+            while (::read(conn.get(), &c, 1) == 1 && c != '\0')
+                call += c;
+            calls.push_back(call);
+            EXPECT_TRUE(send_reply(conn.get(), acquire_reply(a.name), devnull.get()));
+        }
+    });
+    auto client = Client::connect_socket(daemon.path(), 5s);
+    ASSERT_TRUE(client) << client.error().describe();
+    for (std::size_t i = 0; i < asked.size(); ++i) {
+        AcquireOptions options;
+        options.parameters = asked[i].parameters;
+        auto p = client->acquire(asked[i].name, options);
+        ASSERT_TRUE(p) << "call " << i << ": " << p.error().describe();
+        EXPECT_EQ(p->info().name, asked[i].name) << "call " << i;
+    }
+    peer.join();
+    ASSERT_EQ(calls.size(), asked.size());
+    for (std::size_t i = 0; i < asked.size(); ++i) {
+        varlink::AcquireCall expected;
+        expected.name = asked[i].name;
+        expected.parameters = asked[i].parameters;
+        auto encoded = varlink::encode_acquire_call(expected);
+        ASSERT_TRUE(encoded);
+        EXPECT_EQ(calls[i] + '\0', *encoded) << "call " << i;
+    }
 }

@@ -45,10 +45,17 @@ class Program {
 public:
     Program(ProgramInfo info, UniqueFd program, std::map<std::string, UniqueFd> maps,
             std::map<std::string, UniqueFd> links = {})
+        : Program(std::make_shared<const ProgramInfo>(std::move(info)), std::move(program), std::move(maps),
+                  std::move(links))
+    {
+    }
+    // `info` may be shared with other Programs (a transport's repeated reply).
+    Program(std::shared_ptr<const ProgramInfo> info, UniqueFd program, std::map<std::string, UniqueFd> maps,
+            std::map<std::string, UniqueFd> links = {})
         : info_(std::move(info)), program_(std::move(program)), maps_(std::move(maps)), links_(std::move(links))
     {
     }
-    [[nodiscard]] const ProgramInfo& info() const noexcept { return info_; }
+    [[nodiscard]] const ProgramInfo& info() const noexcept { return info_ ? *info_ : moved_from_info(); }
     // Empty for a broker-attached program: its holder gets links, never the program.
     [[nodiscard]] const UniqueFd& fd() const noexcept { return program_; }
     // Program name -> link fd; empty for a client-attached program.
@@ -62,7 +69,8 @@ public:
     [[nodiscard]] std::map<std::string, UniqueFd> release_links() { return std::move(links_); }
 
 private:
-    ProgramInfo info_;
+    static const ProgramInfo& moved_from_info() noexcept;  // an empty one: a moved-from Program has no info
+    std::shared_ptr<const ProgramInfo> info_;
     UniqueFd program_;
     std::map<std::string, UniqueFd> maps_;
     std::map<std::string, UniqueFd> links_;
