@@ -251,7 +251,7 @@ Result<Program> SocketTransport::take_program(Frame& frame)
     if (!maps)
         return fail(std::move(maps).error());
     // Unreferenced fds (none are expected) close with `frame` here.
-    return Program(last_info_, std::move(program), std::move(*maps), std::move(*links));
+    return Program(Program::Shared{}, last_info_, std::move(program), std::move(*maps), std::move(*links));
 }
 
 Result<std::vector<ProgramEntry>> SocketTransport::list_programs()

@@ -45,14 +45,8 @@ class Program {
 public:
     Program(ProgramInfo info, UniqueFd program, std::map<std::string, UniqueFd> maps,
             std::map<std::string, UniqueFd> links = {})
-        : Program(std::make_shared<const ProgramInfo>(std::move(info)), std::move(program), std::move(maps),
+        : Program(Shared{}, std::make_shared<const ProgramInfo>(std::move(info)), std::move(program), std::move(maps),
                   std::move(links))
-    {
-    }
-    // `info` may be shared with other Programs (a transport's repeated reply).
-    Program(std::shared_ptr<const ProgramInfo> info, UniqueFd program, std::map<std::string, UniqueFd> maps,
-            std::map<std::string, UniqueFd> links = {})
-        : info_(std::move(info)), program_(std::move(program)), maps_(std::move(maps)), links_(std::move(links))
     {
     }
     [[nodiscard]] const ProgramInfo& info() const noexcept { return info_ ? *info_ : moved_from_info(); }
@@ -69,6 +63,17 @@ public:
     [[nodiscard]] std::map<std::string, UniqueFd> release_links() { return std::move(links_); }
 
 private:
+    friend class SocketTransport;
+    // `info` shared with other Programs (the socket transport's repeated
+    // reply). Private, and behind a tag that takes one more argument than
+    // the public constructor, so that no public call becomes ambiguous
+    // (`Program({}, fd, maps)`) or may pass a null info.
+    struct Shared {};
+    Program(Shared, std::shared_ptr<const ProgramInfo> info, UniqueFd program, std::map<std::string, UniqueFd> maps,
+            std::map<std::string, UniqueFd> links)
+        : info_(std::move(info)), program_(std::move(program)), maps_(std::move(maps)), links_(std::move(links))
+    {
+    }
     static const ProgramInfo& moved_from_info() noexcept;  // an empty one: a moved-from Program has no info
     std::shared_ptr<const ProgramInfo> info_;
     UniqueFd program_;
