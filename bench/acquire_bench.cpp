@@ -16,7 +16,9 @@
 //                  floor_tputN: the same clients against the floor server
 //   codec_fast   - the client's AcquireProgram codec (encode the call, decode
 //                  the daemon's reply), against codec_general (nlohmann)
-// Latencies run with everything on one CPU, throughput unpinned. Beside
+// Latencies run with everything on one CPU, throughput unpinned; each
+// figure is measured in slices alternating with the others' (see
+// measure_interleaved), so a figure and its floor see the same machine. Beside
 // each latency is the CPU its servers spent per call (cpu_* ratios): the
 // daemon, or the floor server, plus the bus daemon for D-Bus; for
 // direct_load, the benchmark's thread that loads. The last lines are one
@@ -110,22 +112,49 @@ std::uint64_t cpu_ns(const std::vector<pid_t>& pids)
     return total;
 }
 
-// Latency of `op`, and the CPU that `servers` spent per call meanwhile.
-Stats measure(int iterations, const std::vector<pid_t>& servers, const std::function<void()>& op)
-{
-    for (int i = 0; i < iterations / 10 + 1; ++i)
-        op();  // warm-up
-    std::vector<double> us;
-    us.reserve(static_cast<std::size_t>(iterations));
-    const std::uint64_t cpu_before = cpu_ns(servers);
-    for (int i = 0; i < iterations; ++i) {
-        auto t0 = Clock::now();
-        op();
-        us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+// One latency figure: its call, who serves it, how many calls it makes,
+// and what those calls measured.
+struct Series {
+    std::vector<pid_t> servers;
+    int iterations = 0;
+    std::function<void()> op;
+    std::vector<double> us{};
+    std::uint64_t server_cpu_ns = 0;
+
+    [[nodiscard]] Stats stats() const
+    {
+        std::vector<double> sorted = us;
+        std::sort(sorted.begin(), sorted.end());
+        return {sorted[sorted.size() / 2], sorted[std::min(sorted.size() - 1, sorted.size() * 99 / 100)],
+                static_cast<double>(server_cpu_ns) / 1000.0 / static_cast<double>(sorted.size())};
     }
-    const double cpu_us = static_cast<double>(cpu_ns(servers) - cpu_before) / 1000.0 / iterations;
-    std::sort(us.begin(), us.end());
-    return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)], cpu_us};
+};
+
+// Runs the calls of every series in `kTurns` turns, each turn a slice of
+// every series in a rotating order. On a shared host the machine's speed
+// drifts over seconds (another guest, steal); measured one after another,
+// a figure and its floor would each take whatever the machine gave then,
+// and their ratio swings by half. Interleaved, a slow stretch lands on all.
+constexpr int kTurns = 20;
+
+void measure_interleaved(const std::vector<Series*>& series)
+{
+    for (Series* s : series)
+        for (int i = 0; i < s->iterations / 10 + 1; ++i)
+            s->op();  // warm-up
+    for (int turn = 0; turn < kTurns; ++turn) {
+        for (std::size_t k = 0; k < series.size(); ++k) {
+            Series& s = *series[(k + static_cast<std::size_t>(turn)) % series.size()];
+            const int calls = s.iterations / kTurns + (turn < s.iterations % kTurns ? 1 : 0);
+            const std::uint64_t cpu_before = cpu_ns(s.servers);
+            for (int i = 0; i < calls; ++i) {
+                auto t0 = Clock::now();
+                s.op();
+                s.us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+            }
+            s.server_cpu_ns += cpu_ns(s.servers) - cpu_before;
+        }
+    }
 }
 
 template <typename T>
@@ -434,20 +463,27 @@ int silent_print(enum libbpf_print_level, const char*, va_list)
     return 0;
 }
 
-Stats direct_load(const std::string& object, int iterations)
+void load_directly(const std::string& object)
 {
-    return measure(iterations, {kThisThread}, [&] {
-        LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "udp_stats");
-        bpf_object* obj = bpf_object__open_mem(object.data(), object.size(), &opts);
-        if (!obj || bpf_object__load(obj) != 0)
-            die("direct load failed");
-        bpf_object__close(obj);
-    });
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "udp_stats");
+    bpf_object* obj = bpf_object__open_mem(object.data(), object.size(), &opts);
+    if (!obj || bpf_object__load(obj) != 0)
+        die("direct load failed");
+    bpf_object__close(obj);
 }
 
 struct Throughput {
-    double per_second = 0;
+    long acquires = 0;
     long errors = 0;
+    double seconds = 0;
+
+    [[nodiscard]] double per_second() const { return seconds > 0 ? static_cast<double>(acquires) / seconds : 0; }
+    void add(const Throughput& other)
+    {
+        acquires += other.acquires;
+        errors += other.errors;
+        seconds += other.seconds;
+    }
 };
 
 // `clients` raw Varlink clients acquiring as fast as they can against `path`.
@@ -476,7 +512,7 @@ Throughput throughput(const std::string& path, int clients, std::chrono::millise
     stopping = true;
     for (auto& t : threads)
         t.join();
-    return {static_cast<double>(total.load()) / std::chrono::duration<double>(duration).count(), errors.load()};
+    return {total.load(), errors.load(), std::chrono::duration<double>(duration).count()};
 }
 
 // Nanoseconds per call of `op`, over enough calls to drown the clock.
@@ -557,34 +593,42 @@ int main(int argc, char** argv)
     const std::vector<pid_t> by_dbus_floor_and_bus = {dbus_floor_server, daemon.bus_pid()};
     // Raw acquires on `c`, served by `servers`.
     auto raw_acquires = [&](RawClient& c, const std::vector<pid_t>& servers, const char* failure) {
-        return measure(iterations, servers, [&c, failure] {
-            if (c.acquire().empty())
-                die(failure);
-        });
+        return Series{servers, iterations, [&c, failure] {
+                          if (c.acquire().empty())
+                              die(failure);
+                      }};
     };
-    auto floor = raw_acquires(raw_floor, by_floor, "floor reply lost its fd");
-    auto warm_socket = raw_acquires(raw, by_daemon, "raw warm acquire failed");
-    auto floor_peeked = raw_acquires(raw_peeked_floor, by_peeked_floor, "peeked floor reply lost its fd");
-    auto floor_poll = raw_acquires(raw_floor_poll, by_floor, "floor reply lost its fd");
-    auto warm_socket_poll = raw_acquires(raw_poll, by_daemon, "raw warm acquire failed");
-    auto warm_client = measure(iterations, by_daemon, [&] { must(client.acquire("drop_small"), "warm acquire"); });
-    auto dbus_floor = measure(iterations, by_dbus_floor_and_bus, [&] {
-        sdbus::UnixFd fd;
-        floor_proxy->callMethod("Fd").onInterface(kFloorInterface).storeResultsTo(fd);
-        if (!fd.isValid())
-            die("D-Bus floor reply lost its fd");
-    });
-    auto dbus_warm = measure(iterations, by_daemon_and_bus, [&] { must(dbus_client.acquire("drop_small"), "warm D-Bus acquire"); });
-    int cold_iterations = std::max(50, iterations / 10);
-    auto cold = measure(cold_iterations, by_daemon, [&] { must(client.acquire("udp_stats"), "cold acquire"); });
-    auto direct = direct_load(read_file(daemon.object_path()), cold_iterations);
+    Series floor = raw_acquires(raw_floor, by_floor, "floor reply lost its fd");
+    Series warm_socket = raw_acquires(raw, by_daemon, "raw warm acquire failed");
+    Series floor_peeked = raw_acquires(raw_peeked_floor, by_peeked_floor, "peeked floor reply lost its fd");
+    Series floor_poll = raw_acquires(raw_floor_poll, by_floor, "floor reply lost its fd");
+    Series warm_socket_poll = raw_acquires(raw_poll, by_daemon, "raw warm acquire failed");
+    Series warm_client{by_daemon, iterations, [&] { must(client.acquire("drop_small"), "warm acquire"); }};
+    Series dbus_floor{by_dbus_floor_and_bus, iterations, [&] {
+                          sdbus::UnixFd fd;
+                          floor_proxy->callMethod("Fd").onInterface(kFloorInterface).storeResultsTo(fd);
+                          if (!fd.isValid())
+                              die("D-Bus floor reply lost its fd");
+                      }};
+    Series dbus_warm{by_daemon_and_bus, iterations,
+                     [&] { must(dbus_client.acquire("drop_small"), "warm D-Bus acquire"); }};
+    measure_interleaved(
+        {&floor, &warm_socket, &floor_peeked, &floor_poll, &warm_socket_poll, &warm_client, &dbus_floor, &dbus_warm});
+    // Loads on their own: the kernel frees what each released in the
+    // background, which would land on the warm figures beside them.
+    const int cold_iterations = std::max(50, iterations / 10);
+    const std::string object = read_file(daemon.object_path());
+    Series cold{by_daemon, cold_iterations, [&] { must(client.acquire("udp_stats"), "cold acquire"); }};
+    Series direct{{kThisThread}, cold_iterations, [&] { load_directly(object); }};
+    measure_interleaved({&cold, &direct});
     double codec_fast = codec_ns(reply, true);
     double codec_general = codec_ns(reply, false);
     set_cpus(everyone, false);
 
     std::printf("latencies with the client, the servers and the bus on one CPU (reply %zu bytes)\n", reply.size());
     std::printf("%-52s %12s %12s %14s\n", "operation", "median us", "p99 us", "server cpu us");
-    auto row = [](const char* name, const Stats& s) {
+    auto row = [](const char* name, const Series& series) {
+        const Stats s = series.stats();
         std::printf("%-52s %12.1f %12.1f %14.1f\n", name, s.median_us, s.p99_us, s.server_cpu_us);
     };
     row("floor: bare server, same reply, one fd", floor);
@@ -601,31 +645,39 @@ int main(int argc, char** argv)
     std::printf("client codec, encode call + decode reply: fast %.0f ns, general (nlohmann) %.0f ns\n", codec_fast,
                 codec_general);
 
+    auto median = [](const Series& s) { return s.stats().median_us; };
+    auto cpu = [](const Series& s) { return s.stats().server_cpu_us; };
     std::vector<Ratio> ratios = {
-        {"warm_socket/floor", warm_socket.median_us / floor.median_us},
+        {"warm_socket/floor", median(warm_socket) / median(floor)},
         // Against a floor that reads the way the daemon does: what the
         // daemon's own work costs, with the read's wake-up taken out of both.
-        {"warm_socket/floor_peeked", warm_socket.median_us / floor_peeked.median_us},
-        {"warm_socket_poll/floor_poll", warm_socket_poll.median_us / floor_poll.median_us},
-        {"warm_client/floor", warm_client.median_us / floor.median_us},
-        {"dbus_warm/dbus_floor", dbus_warm.median_us / dbus_floor.median_us},
-        {"cold_per_client/direct_load", cold.median_us / direct.median_us},
+        {"warm_socket/floor_peeked", median(warm_socket) / median(floor_peeked)},
+        {"warm_socket_poll/floor_poll", median(warm_socket_poll) / median(floor_poll)},
+        {"warm_client/floor", median(warm_client) / median(floor)},
+        {"dbus_warm/dbus_floor", median(dbus_warm) / median(dbus_floor)},
+        {"cold_per_client/direct_load", median(cold) / median(direct)},
         {"codec_fast/codec_general", codec_fast / codec_general},
         // The same comparisons by the servers' CPU per call (the D-Bus ones
         // with the bus daemon's share): steadier on a noisy machine.
-        {"cpu_warm_socket/cpu_floor", warm_socket.server_cpu_us / floor.server_cpu_us},
-        {"cpu_warm_socket_poll/cpu_floor_poll", warm_socket_poll.server_cpu_us / floor_poll.server_cpu_us},
-        {"cpu_dbus_warm/cpu_dbus_floor", dbus_warm.server_cpu_us / dbus_floor.server_cpu_us},
-        {"cpu_cold_per_client/cpu_direct_load", cold.server_cpu_us / direct.server_cpu_us},
+        {"cpu_warm_socket/cpu_floor", cpu(warm_socket) / cpu(floor)},
+        {"cpu_warm_socket_poll/cpu_floor_poll", cpu(warm_socket_poll) / cpu(floor_poll)},
+        {"cpu_dbus_warm/cpu_dbus_floor", cpu(dbus_warm) / cpu(dbus_floor)},
+        {"cpu_cold_per_client/cpu_direct_load", cpu(cold) / cpu(direct)},
     };
-    std::printf("throughput, unpinned, raw Varlink clients, 1.5 s each\n");
+    std::printf("throughput, unpinned, raw Varlink clients, 1.5 s each in slices alternating with the floor's\n");
     for (int clients : {16, 64}) {
-        auto broker = throughput(daemon.socket(), clients, std::chrono::milliseconds(1500));
-        auto bare = throughput(floor_socket, clients, std::chrono::milliseconds(1500));
+        // Six slices of 250 ms each, in the order daemon, floor, floor,
+        // daemon, ...: a drift of the machine's speed weighs on both alike.
+        Throughput broker, bare;
+        for (int slice = 0; slice < 12; ++slice) {
+            const bool daemon_turn = (slice % 4 == 0) || (slice % 4 == 3);
+            auto got = throughput(daemon_turn ? daemon.socket() : floor_socket, clients, std::chrono::milliseconds(250));
+            (daemon_turn ? broker : bare).add(got);
+        }
         std::printf("tput%-3d bpfbrokerd %10.0f acquires/s, %ld errors; floor %10.0f/s, %ld errors\n", clients,
-                    broker.per_second, broker.errors, bare.per_second, bare.errors);
+                    broker.per_second(), broker.errors, bare.per_second(), bare.errors);
         std::string n = std::to_string(clients);
-        ratios.push_back({"tput" + n + "/floor_tput" + n, broker.per_second / bare.per_second});
+        ratios.push_back({"tput" + n + "/floor_tput" + n, broker.per_second() / bare.per_second()});
     }
     stop(floor_server);
     stop(peeked_floor_server);
