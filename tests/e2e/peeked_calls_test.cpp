@@ -98,10 +98,14 @@ TEST_F(PeekedCallsTest, CallsBeyondOneTurnsReadsAreAllRead)
     ASSERT_EQ(::kill(daemon_pid(), SIGCONT), 0);
     ASSERT_TRUE(sent) << "the burst could not be written while the daemon was stopped: " << errno_text(errno);
 
-    // The last call is over the rate limit: its answer is the limit's error.
+    // The last call is answered: with the rate limit's error when the burst
+    // spent every token, or with GetInfo's reply when the loop took long
+    // enough over the burst (a loaded machine) for the bucket to refill one.
     auto reply = conn.read_message();
     ASSERT_TRUE(reply.has_value()) << "the last of " << burst.size() << " bytes of calls was never answered";
-    EXPECT_EQ(error_name(*reply), "org.bpfbroker.Broker.LimitExceeded") << reply->frame;
+    const std::string error = error_name(*reply);
+    const bool info = error.empty() && reply->json.contains("parameters") && reply->json["parameters"].contains("interfaces");
+    EXPECT_TRUE(error == "org.bpfbroker.Broker.LimitExceeded" || info) << reply->frame;
 }
 
 }  // namespace
