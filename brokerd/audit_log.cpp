@@ -2,6 +2,7 @@
 #include "brokerd/audit_log.h"
 
 #include "base/key_number.h"
+#include "brokerd/log.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <optional>
 
 namespace bpfbroker::brokerd {
@@ -86,18 +88,20 @@ bool fits_uncapped(const AuditRecord& r)
     return true;
 }
 
-// Writes all of `text` unless the descriptor fails (an audit sink that is
-// gone must not stop the daemon).
-void write_all(int fd, std::string_view text)
+// Writes all of `text`; the errno of a write that failed (0: all written).
+int write_all(int fd, std::string_view text)
 {
     while (!text.empty()) {
         ssize_t n = ::write(fd, text.data(), text.size());
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            return;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EIO;
         text.remove_prefix(static_cast<std::size_t>(n));
     }
+    return 0;
 }
 
 }  // namespace
@@ -119,10 +123,20 @@ std::string cap_for_record(std::string_view value, std::size_t max)
     return std::string(value.substr(0, cut)) + marker;
 }
 
-AuditLog::AuditLog(bool journal, std::string file) : journal_(journal)
+Result<std::unique_ptr<AuditLog>> AuditLog::open(bool journal, const std::string& file)
 {
-    if (!file.empty())
-        file_fd_ = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    UniqueFd fd;
+    if (!file.empty()) {
+        fd = UniqueFd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (!fd)
+            return fail(make_system_error("cannot open the audit log " + file, errno));
+    }
+    return std::unique_ptr<AuditLog>(new AuditLog(journal, file, std::move(fd)));
+}
+
+AuditLog::AuditLog(bool journal, std::string file_path, UniqueFd file)
+    : journal_(journal), file_path_(std::move(file_path)), file_(std::move(file))
+{
 }
 
 namespace {
@@ -197,7 +211,7 @@ std::string& AuditLog::line_reusing_tail(const AuditRecord& r)
     return line;
 }
 
-void AuditLog::record(const AuditRecord& given)
+Result<void> AuditLog::record(const AuditRecord& given)
 {
     // Only a record with an oversized field is copied to be capped (its
     // views then see `capped_views`).
@@ -215,28 +229,43 @@ void AuditLog::record(const AuditRecord& given)
     }
     const AuditRecord& r = capped ? *capped : given;
     std::lock_guard lock(mutex_);
-    std::string& line = line_reusing_tail(r);
+    auto written = write_line(r, line_reusing_tail(r));
+    if (!written)
+        log_caller_warning("audit-write", written.error().message + ": " + std::strerror(written.error().sys_errno) +
+                                              "; the " + r.action + " record of uid " +
+                                              std::to_string(r.uid) + " is lost" +
+                                              (r.allowed && r.action == "acquire" ? ", and nothing is handed out" : ""));
+    return written;
+}
+
+Result<void> AuditLog::write_line(const AuditRecord& r, std::string& line)
+{
     if (journal_) {
         std::string code = r.code ? std::string(error_code_name(*r.code)) : std::string();
         const std::string message_id(r.message_id());
         // sd_journal_send takes C strings.
         const std::string tag(r.tag), manifest(r.manifest_sha256), signer(r.signer);
-        sd_journal_send("MESSAGE=%s", line.c_str(), "MESSAGE_ID=%s", message_id.c_str(), "PRIORITY=%d",
-                        r.allowed ? 6 : 5,
-                        "BPFBROKER_ACTION=%s", r.action.c_str(), "BPFBROKER_TRANSPORT=%s", r.transport.c_str(),
-                        "BPFBROKER_PROGRAM=%s", r.program.c_str(), "BPFBROKER_UID=%u", static_cast<unsigned>(r.uid),
-                        "BPFBROKER_PID=%d", static_cast<int>(r.pid), "BPFBROKER_DECISION=%s",
-                        r.allowed ? "allow" : "deny", "BPFBROKER_CODE=%s", code.c_str(), "BPFBROKER_REASON=%s",
-                        r.reason.c_str(), "BPFBROKER_PROG_ID=%u", r.prog_id, "BPFBROKER_PROG_TAG=%s", tag.c_str(),
-                        "BPFBROKER_MANIFEST_SHA256=%s", manifest.c_str(), "BPFBROKER_SIGNER=%s", signer.c_str(), nullptr);
+        const int sent = sd_journal_send(
+            "MESSAGE=%s", line.c_str(), "MESSAGE_ID=%s", message_id.c_str(), "PRIORITY=%d", r.allowed ? 6 : 5,
+            "BPFBROKER_ACTION=%s", r.action.c_str(), "BPFBROKER_TRANSPORT=%s", r.transport.c_str(),
+            "BPFBROKER_PROGRAM=%s", r.program.c_str(), "BPFBROKER_UID=%u", static_cast<unsigned>(r.uid),
+            "BPFBROKER_PID=%d", static_cast<int>(r.pid), "BPFBROKER_DECISION=%s", r.allowed ? "allow" : "deny",
+            "BPFBROKER_CODE=%s", code.c_str(), "BPFBROKER_REASON=%s", r.reason.c_str(), "BPFBROKER_PROG_ID=%u",
+            r.prog_id, "BPFBROKER_PROG_TAG=%s", tag.c_str(), "BPFBROKER_MANIFEST_SHA256=%s", manifest.c_str(),
+            "BPFBROKER_SIGNER=%s", signer.c_str(), nullptr);
+        if (sent < 0)
+            return fail(make_system_error("cannot send the audit record to the journal", -sent));
     }
     line += '\n';
     // One write(2) per line, no stdio buffer: lines of concurrent records
     // never interleave, and none waits in a buffer when the daemon dies.
     if (!journal_)
-        write_all(STDERR_FILENO, line);
-    if (file_fd_ >= 0)
-        write_all(file_fd_, line);
+        if (int err = write_all(STDERR_FILENO, line))
+            return fail(make_system_error("cannot write the audit record to stderr", err));
+    if (file_)
+        if (int err = write_all(file_.get(), line))
+            return fail(make_system_error("cannot write the audit record to " + file_path_, err));
+    return {};
 }
 
 }  // namespace bpfbroker::brokerd

@@ -9,11 +9,14 @@
 #include "brokerd/limits.h"
 
 #include <bpfbroker/error.h>
+#include <bpfbroker/result.h>
+#include <bpfbroker/unique_fd.h>
 
 #include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -60,10 +63,16 @@ std::string cap_for_record(std::string_view value, std::size_t max = kMaxAuditFi
 class AuditLog {
 public:
     // journal: send to the journal instead of stderr. file: also append
-    // lines there ("" for none).
-    AuditLog(bool journal, std::string file);
-    // Writes `r` with every field capped (cap_for_record).
-    void record(const AuditRecord& r);
+    // lines there ("" for none); a file that cannot be opened is an error,
+    // not a log the daemon quietly runs without.
+    static Result<std::unique_ptr<AuditLog>> open(bool journal, const std::string& file);
+
+    // Writes `r` with every field capped (cap_for_record) to every sink.
+    // When a sink refuses it (a full disk, the journal gone), the error
+    // names the sink and the errno, and is logged (throttled). What an
+    // unrecorded decision means is the caller's: the broker hands nothing
+    // out without its record.
+    [[nodiscard]] Result<void> record(const AuditRecord& r);
 
     // The key=value line used on stderr and in the file (fields as given).
     static std::string format_line(const AuditRecord& r);
@@ -82,9 +91,15 @@ private:
         bool acquire = false;  // which message id
         std::string text;
     };
+    AuditLog(bool journal, std::string file_path, UniqueFd file);
+
+    // The first sink that refused `line` (one record), or nothing.
+    [[nodiscard]] Result<void> write_line(const AuditRecord& r, std::string& line);
+
     std::mutex mutex_;
     bool journal_;
-    int file_fd_ = -1;
+    std::string file_path_;  // for the error that names it
+    UniqueFd file_;
     std::optional<Tail> last_tail_;
     std::string line_;  // the line being written
 };

@@ -20,6 +20,7 @@
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <vector>
 
 namespace bpfbroker::brokerd {
@@ -302,7 +303,7 @@ void Broker::audit_cut(const RequestContext& cause, const LiveInstances::Judged&
     if (!j.cut)
         r.code = ErrorCode::Unsupported;
     r.reason = j.cut ? "cut live: " + j.why_gone : "not cut (" + j.why_not_cut + "): " + j.why_gone;
-    audit_.record(r);
+    (void)audit_.record(r);  // the cut is done; a lost record is logged
 }
 
 std::string Broker::metrics_text()
@@ -340,7 +341,7 @@ std::vector<policy::PolicyProblem> Broker::problems() const
     return out;
 }
 
-void Broker::audit(std::string_view action, const RequestContext& ctx, const std::string& program, const Error* denial,
+Result<void> Broker::audit(std::string_view action, const RequestContext& ctx, const std::string& program, const Error* denial,
                    std::string reason, const Handout* handout, const policy::CatalogEntry* decided_on)
 {
     AuditRecord r;
@@ -372,12 +373,12 @@ void Broker::audit(std::string_view action, const RequestContext& ctx, const std
             r.signer = entry->signer_key_id;
         }
     }
-    audit_.record(r);
+    return audit_.record(r);
 }
 
 Error Broker::deny(std::string_view action, const RequestContext& ctx, const std::string& program, Error error)
 {
-    audit(action, ctx, program, &error, {});
+    (void)audit(action, ctx, program, &error, {});  // refused either way
     return error;
 }
 
@@ -488,8 +489,14 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
     auto h = hand_out(ctx, *snap, *entry, *values, ring ? &*ring : nullptr);
     if (!h)
         return deny(kAction, ctx, name, std::move(h).error());
-    audit(kAction, ctx, name, nullptr, with_handout_summary(std::move(decision.reason), *entry->manifest, *h), &*h,
-          entry);
+    // Fail closed: a hand-out the audit log cannot hold is not made. What
+    // was loaded or attached for it goes when `h` closes its fds here.
+    if (auto recorded = audit(kAction, ctx, name, nullptr,
+                              with_handout_summary(std::move(decision.reason), *entry->manifest, *h), &*h, entry);
+        !recorded)
+        return make_error(ErrorCode::SystemError, "the broker cannot write this hand-out to its audit log (" +
+                                                      std::string(std::strerror(recorded.error().sys_errno)) +
+                                                      "), so it hands nothing out; the daemon's log says more");
     return std::move(*h);
 }
 
@@ -876,8 +883,8 @@ Outcome<policy::Grant> Broker::approve(const RequestContext& ctx, const ApproveR
         return refuse(std::move(stored).error());
     if (auto r = reload_and_cut(ctx); !r)
         return refuse(std::move(r).error());
-    audit(kAction, ctx, request.program, nullptr,
-          std::string(g.match == policy::MatchKind::Signer ? "approved signer " : "approved manifest ") + g.match_value);
+    (void)audit(kAction, ctx, request.program, nullptr,
+                std::string(g.match == policy::MatchKind::Signer ? "approved signer " : "approved manifest ") + g.match_value);
     if (auto* events = events_.load())
         events->program_approved(g.program, g.match_value);
     return g;
@@ -909,9 +916,9 @@ Outcome<RevokeSummary> Broker::revoke(const RequestContext& ctx, const RevokeReq
     auto cut = reload_and_cut(ctx);
     if (!cut)
         return refuse(std::move(cut).error());
-    audit(kAction, ctx, program, nullptr,
-          "removed " + std::to_string(removed) + " approvals; live instances cut " + std::to_string(cut->cut) +
-              ", not cut " + std::to_string(cut->uncut));
+    (void)audit(kAction, ctx, program, nullptr,
+                "removed " + std::to_string(removed) + " approvals; live instances cut " + std::to_string(cut->cut) +
+                    ", not cut " + std::to_string(cut->uncut));
     if (auto* events = events_.load())
         events->program_revoked(program);
     return RevokeSummary{removed, *cut};
@@ -926,8 +933,8 @@ Outcome<ReloadSummary> Broker::reload(const RequestContext& ctx, const PolkitVer
     auto cut = reload_and_cut(ctx);
     if (!cut)
         return deny(kAction, ctx, {}, std::move(cut).error());
-    audit(kAction, ctx, {}, nullptr,
-          "catalog reloaded; live instances cut " + std::to_string(cut->cut) + ", not cut " + std::to_string(cut->uncut));
+    (void)audit(kAction, ctx, {}, nullptr,
+                "catalog reloaded; live instances cut " + std::to_string(cut->cut) + ", not cut " + std::to_string(cut->uncut));
     auto snap = snapshot();
     if (auto* events = events_.load())
         events->catalog_reloaded(snap->catalog.entries.size());

@@ -155,7 +155,9 @@ private:
                           const PolkitVerdict* verdict);
     // One audit record, every field capped by AuditLog. An acquire's names
     // the manifest and signer of `decided_on`, else of the catalog's entry.
-    void audit(std::string_view action, const RequestContext& ctx, const std::string& program, const Error* denial,
+    // An error when a sink refused it (AuditLog has logged it): a hand-out
+    // is refused then; a denial or an admin action already done stands.
+    [[nodiscard]] Result<void> audit(std::string_view action, const RequestContext& ctx, const std::string& program, const Error* denial,
                std::string reason, const Handout* handout = nullptr,
                const policy::CatalogEntry* decided_on = nullptr);
     Error deny(std::string_view action, const RequestContext& ctx, const std::string& program, Error error);

@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <cstdio>
+#include <cstring>
 #include <exception>
 
 int main(int argc, char** argv)
@@ -21,7 +22,8 @@ int main(int argc, char** argv)
         ->check(CLI::ExistingDirectory);
     app.add_option("--socket", o.socket_path, "Path of the Varlink socket (default ROOT/run/bpfbroker/org.bpfbroker.Broker)");
     app.add_option("--config", o.settings_file, "Settings file (default ROOT/etc/bpfbroker/bpfbroker.json)");
-    app.add_option("--audit-log", o.audit_file, "Also append audit records to this file");
+    app.add_option("--audit-log", o.audit_file,
+                   "Also append audit records to this file (it must open; a record it refuses stops that hand-out)");
     app.add_flag("--foreground", o.foreground, "Log to stderr even when started by systemd");
     app.add_flag("--trust-own-files", o.trust_own_files,
                  "Accept policy files owned by the daemon's own uid instead of root (tests and demos only)");
@@ -30,7 +32,8 @@ int main(int argc, char** argv)
     try {
         auto manager = Manager::start(o);
         if (!manager) {
-            log_error(manager.error().message);
+            const bpfbroker::Error& e = manager.error();
+            log_error(e.sys_errno ? e.message + ": " + std::strerror(e.sys_errno) : e.message);
             return 1;
         }
         sd_notify(0, "READY=1\nSTATUS=Serving");

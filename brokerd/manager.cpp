@@ -118,7 +118,10 @@ Result<std::unique_ptr<Manager>> Manager::start(const DaemonOptions& o)
     if (!signals)
         return fail(std::move(signals).error());
     m->signals_ = std::move(*signals);
-    m->audit_ = std::make_unique<AuditLog>(journal, o.audit_file);
+    auto audit = AuditLog::open(journal, o.audit_file);
+    if (!audit)
+        return fail(std::move(audit).error());
+    m->audit_ = std::move(*audit);
 
     auto features = probe_kernel_features();
     std::string found;

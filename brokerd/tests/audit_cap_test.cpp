@@ -49,7 +49,8 @@ TEST(audit_cap, a_record_with_a_4mib_name_writes_a_short_line)
     ASSERT_NE(::mkdtemp(dir), nullptr);
     std::string file = std::string(dir) + "/audit.log";
     {
-        AuditLog log(false, file);
+        auto log = AuditLog::open(false, file);
+        ASSERT_TRUE(log) << log.error().describe();
         AuditRecord r;
         r.action = "approve";
         r.transport = "dbus";
@@ -58,7 +59,7 @@ TEST(audit_cap, a_record_with_a_4mib_name_writes_a_short_line)
         r.reason = "no program named \"" + r.program + "\"";
         r.manifest_sha256 = r.program;
         r.signer = r.program;
-        log.record(r);
+        EXPECT_TRUE((*log)->record(r));
     }
     std::ifstream in(file);
     std::stringstream content;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -144,9 +145,10 @@ TEST(audit_log, each_written_line_is_its_records_format_whatever_came_before)
     with([](AuditRecord& r) { r.reason = "no \"grant\"\nfake: line"; });
     with([](AuditRecord&) {});
     {
-        AuditLog log(false, file);
+        auto log = AuditLog::open(false, file);
+        ASSERT_TRUE(log) << log.error().describe();
         for (const auto& r : records)
-            log.record(r);
+            ASSERT_TRUE((*log)->record(r));
     }
     auto lines = bpfbroker::test_support::read_text_lines(file);
     ::unlink(file.c_str());
@@ -154,4 +156,33 @@ TEST(audit_log, each_written_line_is_its_records_format_whatever_came_before)
     ASSERT_EQ(lines.size(), records.size());
     for (std::size_t i = 0; i < records.size(); ++i)
         EXPECT_EQ(lines[i], AuditLog::format_line(records[i])) << "record " << i;
+}
+
+// The sinks' faults, made by the kernel: an audit log that cannot be opened
+// is an error at start, not a log the daemon runs without; a write the
+// file refuses (/dev/full: ENOSPC on every write) is an error naming the
+// file and the errno, for the broker to refuse the hand-out on.
+TEST(audit_log, a_log_that_cannot_be_opened_is_an_error)
+{
+    auto log = AuditLog::open(false, "/nonexistent-bpfbroker-dir/audit.log");
+    ASSERT_FALSE(log);
+    EXPECT_EQ(log.error().code, bpfbroker::ErrorCode::SystemError);
+    EXPECT_EQ(log.error().sys_errno, ENOENT);
+    EXPECT_NE(log.error().message.find("/nonexistent-bpfbroker-dir/audit.log"), std::string::npos)
+        << log.error().describe();
+}
+
+TEST(audit_log, a_refused_write_is_an_error_naming_the_file)
+{
+    auto log = AuditLog::open(false, "/dev/full");
+    ASSERT_TRUE(log) << log.error().describe();
+    AuditRecord r;
+    r.transport = "socket";
+    r.program = "udp_stats";
+    r.allowed = true;
+    auto written = (*log)->record(r);
+    ASSERT_FALSE(written);
+    EXPECT_EQ(written.error().code, bpfbroker::ErrorCode::SystemError);
+    EXPECT_EQ(written.error().sys_errno, ENOSPC);
+    EXPECT_NE(written.error().message.find("/dev/full"), std::string::npos) << written.error().describe();
 }

@@ -2,7 +2,8 @@
 # The CLI conventions users expect (issue 12 item 4): global options after
 # the subcommand, --version on both programs, JSON errors under --json,
 # `grants` with sources, `catalog` on a host without programs, the hint to
-# start a daemon that is not running, check-manifest, and `approve`
+# start a daemon that is not running, a daemon refusing to start without
+# its audit log, check-manifest, and `approve`
 # refusing a user or group NSS does not know (against a real daemon).
 source "$(dirname "$0")/lib.sh"
 : "${BPFBROKERD:?set BPFBROKERD to the bpfbrokerd binary}" "${PROJECT_VERSION:?}" "${SOURCE_DIR:?}"
@@ -13,6 +14,12 @@ source "$(dirname "$0")/lib.sh"
 
 root="$SCRATCH/root"
 make_openssl_signed_root "$root"
+
+# An audit log the daemon cannot open stops it at start, named: it never
+# runs without a sink it was told to write.
+if err=$(timeout 30 "$BPFBROKERD" --root "$root" --foreground --no-dbus --socket "$SCRATCH/audit.sock" \
+    --audit-log "$SCRATCH/no-such-dir/audit.log" 2>&1); then fail "bpfbrokerd ran without its audit log"; fi
+expect_contains "$err" "cannot open the audit log $SCRATCH/no-such-dir/audit.log: No such file or directory" "unopenable audit log"
 
 # Global options before and after the subcommand give the same answer.
 before=$("${CTL[@]}" --root "$root" --json catalog)

@@ -25,7 +25,9 @@ protected:
         BusFixture::SetUp();
         if (IsSkipped() || HasFatalFailure())
             return;
-        audit_ = std::make_unique<brokerd::AuditLog>(false, scratch() + "/in-process-audit.log");
+        auto audit = brokerd::AuditLog::open(false, scratch() + "/in-process-audit.log");
+        ASSERT_TRUE(audit) << audit.error().describe();
+        audit_ = std::move(*audit);
         brokerd::BrokerConfig config;
         config.root = root();
         config.trust.owner = 0;

@@ -15,7 +15,9 @@ void CoreFixture::SetUp()
     if (!made.empty() && ::geteuid() != 0)
         GTEST_SKIP() << "cannot lay out the signed demo root as uid " << ::geteuid() << ": " << made;
     ASSERT_EQ(made, "");
-    audit_ = std::make_unique<brokerd::AuditLog>(false, scratch_.path("audit.log"));
+    auto audit = brokerd::AuditLog::open(false, scratch_.path("audit.log"));
+    ASSERT_TRUE(audit) << audit.error().describe();
+    audit_ = std::move(*audit);
     brokerd::BrokerConfig config;
     config.root = scratch_.root();
     config.trust.owner = ::geteuid();

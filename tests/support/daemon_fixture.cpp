@@ -240,7 +240,7 @@ void DaemonFixture::SetUp()
 
     ASSERT_EQ(scratch_.create("bpfbroker-e2e"), "");
     socket_path_ = root() + "/run/bpfbroker/org.bpfbroker.Broker";
-    audit_log_ = scratch_.path("audit.log");
+    audit_log_ = audit_log_target().value_or(scratch_.path("audit.log"));
     ASSERT_EQ(scratch_.make_demo_root(), "");
     if (auto settings = settings_json()) {
         ASSERT_EQ(scratch_.write_settings(*settings), "");

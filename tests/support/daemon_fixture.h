@@ -150,6 +150,9 @@ protected:
     [[nodiscard]] virtual std::optional<std::string> settings_json() const { return std::nullopt; }
     // RLIMIT_NOFILE (soft and hard) for the daemon; nullopt: inherit the test's.
     [[nodiscard]] virtual std::optional<unsigned long> daemon_nofile_limit() const { return std::nullopt; }
+    // Where the daemon appends its audit lines (--audit-log); nullopt: a
+    // file in the scratch root, which audit_records() reads.
+    [[nodiscard]] virtual std::optional<std::string> audit_log_target() const { return std::nullopt; }
     // Environment for the daemon on top of the test's (e.g. LD_PRELOAD).
     [[nodiscard]] virtual std::map<std::string, std::string> daemon_env() const { return {}; }
     // Whether the daemon is started by a stand-in service manager (socket
