@@ -1,6 +1,6 @@
 // Fail closed on the audit log: with --audit-log on /dev/full (every write
-// ENOSPC, a fault the kernel makes) the daemon hands nothing out, per-client
-// or shared, since no hand-out may go unrecorded. Callers get a named
+// ENOSPC, a fault the kernel makes) the daemon hands nothing out, per-client,
+// shared or attached by the broker, since no hand-out may go unrecorded. Callers get a named
 // SystemError without a single fd, no per-client instance stays loaded for
 // them, the daemon says why in its log a few times however many calls are
 // refused, and it goes on serving what needs no record of a hand-out.
@@ -18,6 +18,12 @@ using test_support::metric_or_zero;
 class AuditFailureTest : public DaemonFixture {
 protected:
     std::optional<std::string> audit_log_target() const override { return "/dev/full"; }
+    // Room for every refused call: neither the rate nor the count of
+    // instances the kernel has not freed yet may answer in the audit's place.
+    std::optional<std::string> settings_json() const override
+    {
+        return R"({"limits":{"max_instances_per_uid":1000,"max_requests_per_second":1000}})";
+    }
 };
 
 std::size_t count_of(const std::string& text, const std::string& needle)
@@ -34,13 +40,14 @@ TEST_F(AuditFailureTest, NothingIsHandedOutThatTheAuditLogCannotHold)
     // records are lost, and logged as lost.
     ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));   // per-client
     ASSERT_TRUE(approve("drop_small", for_users({"nobody"})));  // shared
+    ASSERT_TRUE(approve("uring_stats", for_users({"nobody"})));  // attached by the broker: links
     constexpr int kCalls = 20;
     const std::string sock_path = socket_path();
     auto result = run_as_nobody([&]() -> std::string {
         auto client = Client::connect_socket(sock_path, 10s);
         require(bool(client), "connect: " + (client ? "" : client.error().describe()));
         for (int i = 0; i < kCalls; ++i)
-            for (const char* name : {"udp_stats", "drop_small"}) {
+            for (const char* name : {"udp_stats", "drop_small", "uring_stats"}) {
                 auto p = client->acquire(name);
                 require(!p, std::string(name) + " was handed out with an audit log that takes no record");
                 require(p.error().code == ErrorCode::SystemError, name + (": " + p.error().describe()));
@@ -62,8 +69,8 @@ TEST_F(AuditFailureTest, NothingIsHandedOutThatTheAuditLogCannotHold)
     ASSERT_TRUE(result.ok()) << result.describe();
     ASSERT_TRUE(daemon_alive());
 
-    // The per-client instances loaded for the refused calls went with them
-    // (the kernel frees a released program a little later).
+    // The per-client instances loaded and attached for the refused calls
+    // went with them (the kernel frees a released program a little later).
     auto admin = connect_client();
     ASSERT_TRUE(admin) << admin.error().describe();
     double live = -1;
@@ -72,13 +79,14 @@ TEST_F(AuditFailureTest, NothingIsHandedOutThatTheAuditLogCannotHold)
         auto read = admin->metrics();
         ASSERT_TRUE(read) << read.error().describe();
         text = *read;
-        live = metric_or_zero(text, "bpfbroker_live_instances{program=\"udp_stats\"}");
+        live = metric_or_zero(text, "bpfbroker_live_instances{program=\"udp_stats\"}") +
+               metric_or_zero(text, "bpfbroker_live_instances{program=\"uring_stats\"}");
         if (live != 0)
             std::this_thread::sleep_for(20ms);
     }
     EXPECT_EQ(live, 0) << text;
 
-    // Every lost record is logged, throttled: 2 approvals and 2 * kCalls + 1
+    // Every lost record is logged, throttled: 3 approvals and 3 * kCalls + 1
     // acquires lost theirs, a few lines say so.
     const std::string log = daemon_stderr();
     const std::size_t lines = count_of(log, "cannot write the audit record to /dev/full: No space left on device");
