@@ -58,8 +58,20 @@ Result<CallerWatch::WatchId> CallerWatch::watch(UniqueFd pidfd, std::function<vo
 void CallerWatch::unwatch(WatchId id)
 {
     std::lock_guard lock(mutex_);
-    // Closing the pidfd removes it from the epoll set.
-    watched_.erase(id);
+    if (auto it = watched_.find(id); it != watched_.end())
+        forget_locked(it);
+}
+
+void CallerWatch::forget_locked(std::map<WatchId, Watched>::iterator it)
+{
+    // Removed by hand: closing our fd removes it from the epoll set only
+    // when it was the last fd of the pidfd, and the broker watches a
+    // duplicate of the connection's own. Left there, the registration
+    // outlives the watch: a new duplicate given the same number could not
+    // be added (EEXIST), and the caller's exit would make it readable for
+    // nothing until the connection closed.
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second.pidfd.get(), nullptr);
+    watched_.erase(it);
 }
 
 Result<std::size_t> CallerWatch::dispatch()
@@ -78,7 +90,7 @@ Result<std::size_t> CallerWatch::dispatch()
             if (it == watched_.end())
                 continue;  // unwatched between the wait and here
             due.push_back(std::move(it->second.on_exit));
-            watched_.erase(it);
+            forget_locked(it);
         }
         if (static_cast<std::size_t>(n) < events.size())
             break;

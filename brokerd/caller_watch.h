@@ -56,6 +56,9 @@ private:
     UniqueFd epoll_;
     std::size_t max_watches_;
     mutable std::mutex mutex_;
+    // Takes the watch out of the epoll set and forgets it; under mutex_.
+    void forget_locked(std::map<WatchId, Watched>::iterator it);
+
     std::map<WatchId, Watched> watched_;
     WatchId next_id_ = 1;
 };

@@ -1,5 +1,6 @@
 // CallerWatch with real processes: a forked child's exit runs its callback
-// once, an unwatched one never, an already-dead one at the first dispatch;
+// once, an unwatched one never (nor an unwatched duplicate of a pidfd kept
+// open), an already-dead one at the first dispatch;
 // fds that are no pidfd and watches past the limit are refused.
 #include "brokerd/caller_watch.h"
 
@@ -119,6 +120,37 @@ TEST(caller_watch, an_unwatched_process_runs_nothing_and_a_dead_one_runs_at_once
     ASSERT_TRUE(readable_within(watch->fd(), 1000));
     ASSERT_TRUE(watch->dispatch());
     EXPECT_EQ(calls, 1);
+}
+
+// The broker watches a duplicate of the pidfd its connection keeps (as
+// here: the original stays open). An unwatched duplicate leaves nothing in
+// the epoll set: the next duplicate, given the same number, is watched,
+// and the process's exit wakes only the watch that is left.
+TEST(caller_watch, an_unwatched_duplicate_leaves_nothing_behind)
+{
+    auto watch = CallerWatch::create(8);
+    ASSERT_TRUE(watch);
+    Child child;
+    UniqueFd kept = child.pidfd();  // the connection's own
+    ASSERT_TRUE(kept);
+    int calls = 0;
+    int reused = -1;
+    for (int round = 0; round < 3; ++round) {
+        UniqueFd dup(::fcntl(kept.get(), F_DUPFD_CLOEXEC, 0));
+        ASSERT_TRUE(dup);
+        if (round > 0) {
+            EXPECT_EQ(dup.get(), reused) << "the test needs the number of the last duplicate again";
+        }
+        reused = dup.get();
+        auto id = watch->watch(std::move(dup), [&] { ++calls; });
+        ASSERT_TRUE(id) << "round " << round << ": " << id.error().describe();
+        watch->unwatch(*id);
+    }
+    EXPECT_EQ(watch->size(), 0u);
+    child.reap();
+    EXPECT_FALSE(readable_within(watch->fd(), 100)) << "an unwatched registration is still in the epoll set";
+    ASSERT_TRUE(watch->dispatch());
+    EXPECT_EQ(calls, 0);
 }
 
 TEST(caller_watch, refuses_what_is_no_pidfd_and_watches_past_the_limit)

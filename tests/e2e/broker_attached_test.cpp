@@ -239,5 +239,38 @@ TEST_F(BrokerAttachedTest, ThePerUidLimitCountsBrokerAttachedInstances)
     EXPECT_EQ(r.report, "limited");
 }
 
+// One connection acquiring and releasing again and again: each instance's
+// registry entry watches a duplicate of the connection's pidfd, forgotten
+// once the kernel freed the instance (here when the uid reaches its limit
+// of 2). A forgotten watch must leave nothing in the watch's epoll set, or
+// the next duplicate, given the same number, is refused ("watching a pidfd
+// failed: File exists").
+TEST_F(BrokerAttachedTest, OneConnectionAcquiresAndReleasesAgainAndAgain)
+{
+    const std::string socket = socket_path();
+    auto r = run_as_nobody([&] {
+        auto client = Client::connect_socket(socket, 10s);
+        require(bool(client), "connect");
+        for (int i = 0; i < 8; ++i) {
+            std::optional<Program> held;
+            // The kernel frees a released instance a little later: at the
+            // limit, an acquire may find the last one still there.
+            for (int attempt = 0; attempt < 100 && !held; ++attempt) {
+                auto p = client->acquire(kProgram, {});
+                if (p) {
+                    held = std::move(*p);
+                    break;
+                }
+                require(p.error().code == ErrorCode::LimitExceeded,
+                        "acquire " + std::to_string(i + 1) + ": " + p.error().describe());
+                std::this_thread::sleep_for(20ms);
+            }
+            require(held.has_value(), "acquire " + std::to_string(i + 1) + " stayed at the limit for 2 s");
+        }
+        return std::string("ok");
+    });
+    ASSERT_TRUE(r.ok()) << r.describe();
+}
+
 }  // namespace
 }  // namespace bpfbroker::e2e
