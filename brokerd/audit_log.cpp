@@ -88,17 +88,20 @@ bool fits_uncapped(const AuditRecord& r)
     return true;
 }
 
-// Writes all of `text`; the errno of a write that failed (0: all written).
-int write_all(int fd, std::string_view text)
+// Writes all of `text`; the errno of a write that failed (0: all
+// written). `partial` says a failed write left part of `text` behind.
+int write_all(int fd, std::string_view text, bool& partial)
 {
+    const std::size_t size = text.size();
+    partial = false;
     while (!text.empty()) {
         ssize_t n = ::write(fd, text.data(), text.size());
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0)
-            return errno;
-        if (n == 0)
-            return EIO;
+        if (n <= 0) {
+            partial = text.size() < size;
+            return n < 0 ? errno : EIO;
+        }
         text.remove_prefix(static_cast<std::size_t>(n));
     }
     return 0;
@@ -228,18 +231,30 @@ Result<void> AuditLog::record(const AuditRecord& given)
         }
     }
     const AuditRecord& r = capped ? *capped : given;
-    std::lock_guard lock(mutex_);
-    auto written = write_line(r, line_reusing_tail(r));
+    Result<void> written;
+    {
+        std::lock_guard lock(mutex_);
+        written = write_line(r, line_reusing_tail(r));
+    }
     if (!written)
-        log_caller_warning("audit-write", written.error().message + ": " + std::strerror(written.error().sys_errno) +
-                                              "; the " + r.action + " record of uid " +
-                                              std::to_string(r.uid) + " is lost" +
-                                              (r.allowed && r.action == "acquire" ? ", and nothing is handed out" : ""));
+        // Keyed by action: a flood of refused acquires cannot hide that an
+        // approval's or a revocation's record was lost.
+        log_caller_warning("audit-write action=" + r.action,
+                           written.error().message + ": " + std::strerror(written.error().sys_errno) + "; the " +
+                               r.action + " record of uid " + std::to_string(r.uid) + " is lost" +
+                               (r.allowed && r.action == "acquire" ? ", and nothing is handed out" : ""));
     return written;
 }
 
 Result<void> AuditLog::write_line(const AuditRecord& r, std::string& line)
 {
+    // Every sink is offered the record, whichever refused it: the first
+    // refusal is the answer.
+    Result<void> first;
+    auto refused = [&first](Error e) {
+        if (first)
+            first = fail(std::move(e));
+    };
     if (journal_) {
         std::string code = r.code ? std::string(error_code_name(*r.code)) : std::string();
         const std::string message_id(r.message_id());
@@ -254,18 +269,26 @@ Result<void> AuditLog::write_line(const AuditRecord& r, std::string& line)
             r.prog_id, "BPFBROKER_PROG_TAG=%s", tag.c_str(), "BPFBROKER_MANIFEST_SHA256=%s", manifest.c_str(),
             "BPFBROKER_SIGNER=%s", signer.c_str(), nullptr);
         if (sent < 0)
-            return fail(make_system_error("cannot send the audit record to the journal", -sent));
+            refused(make_system_error("cannot send the audit record to the journal", -sent));
     }
     line += '\n';
     // One write(2) per line, no stdio buffer: lines of concurrent records
     // never interleave, and none waits in a buffer when the daemon dies.
+    // After a write that left part of a line, the next starts on a line
+    // of its own.
+    auto write_to = [&](int fd, bool& torn, const std::string& sink) {
+        bool partial = false;
+        const int err = torn ? write_all(fd, "\n" + line, partial) : write_all(fd, line, partial);
+        // Still torn when nothing was written after a fragment.
+        torn = err != 0 && (torn || partial);
+        if (err != 0)
+            refused(make_system_error("cannot write the audit record to " + sink, err));
+    };
     if (!journal_)
-        if (int err = write_all(STDERR_FILENO, line))
-            return fail(make_system_error("cannot write the audit record to stderr", err));
+        write_to(STDERR_FILENO, stderr_torn_, "stderr");
     if (file_)
-        if (int err = write_all(file_.get(), line))
-            return fail(make_system_error("cannot write the audit record to " + file_path_, err));
-    return {};
+        write_to(file_.get(), file_torn_, file_path_);
+    return first;
 }
 
 }  // namespace bpfbroker::brokerd

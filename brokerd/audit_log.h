@@ -93,13 +93,16 @@ private:
     };
     AuditLog(bool journal, std::string file_path, UniqueFd file);
 
-    // The first sink that refused `line` (one record), or nothing.
+    // `line` (one record) to every sink; the first refusal, or nothing.
     [[nodiscard]] Result<void> write_line(const AuditRecord& r, std::string& line);
 
     std::mutex mutex_;
     bool journal_;
     std::string file_path_;  // for the error that names it
     UniqueFd file_;
+    // A failed write left part of a line there: the next line starts anew.
+    bool stderr_torn_ = false;
+    bool file_torn_ = false;
     std::optional<Tail> last_tail_;
     std::string line_;  // the line being written
 };

@@ -303,7 +303,8 @@ void Broker::audit_cut(const RequestContext& cause, const LiveInstances::Judged&
     if (!j.cut)
         r.code = ErrorCode::Unsupported;
     r.reason = j.cut ? "cut live: " + j.why_gone : "not cut (" + j.why_not_cut + "): " + j.why_gone;
-    (void)audit_.record(r);  // the cut is done; a lost record is logged
+    if (!audit_.record(r))  // the cut is done; a lost record is logged and counted
+        metrics_.audit_records_lost.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::string Broker::metrics_text()
@@ -373,7 +374,10 @@ Result<void> Broker::audit(std::string_view action, const RequestContext& ctx, c
             r.signer = entry->signer_key_id;
         }
     }
-    return audit_.record(r);
+    auto recorded = audit_.record(r);
+    if (!recorded)
+        metrics_.audit_records_lost.fetch_add(1, std::memory_order_relaxed);
+    return recorded;
 }
 
 Error Broker::deny(std::string_view action, const RequestContext& ctx, const std::string& program, Error error)
@@ -486,17 +490,21 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
                         make_error(ErrorCode::PermissionDenied,
                                    "the grant for \"" + name + "\" requires polkit authorization: " + verdict->why()));
     }
-    auto h = hand_out(ctx, *snap, *entry, *values, ring ? &*ring : nullptr);
+    // Fail closed: a hand-out the audit log cannot hold is not made. Its
+    // refusal is recorded like any other (a sink that took the allow record
+    // now holds the deny after it).
+    auto record = [&](const Handout& made) -> Result<void> {
+        auto recorded = audit(kAction, ctx, name, nullptr,
+                              with_handout_summary(decision.reason, *entry->manifest, made), &made, entry);
+        if (!recorded)
+            return fail(ErrorCode::SystemError, "the broker cannot write this hand-out to its audit log (" +
+                                                    std::string(std::strerror(recorded.error().sys_errno)) +
+                                                    "), so it hands nothing out; the daemon's log says more");
+        return {};
+    };
+    auto h = hand_out(ctx, *snap, *entry, *values, ring ? &*ring : nullptr, record);
     if (!h)
         return deny(kAction, ctx, name, std::move(h).error());
-    // Fail closed: a hand-out the audit log cannot hold is not made. What
-    // was loaded or attached for it goes when `h` closes its fds here.
-    if (auto recorded = audit(kAction, ctx, name, nullptr,
-                              with_handout_summary(std::move(decision.reason), *entry->manifest, *h), &*h, entry);
-        !recorded)
-        return make_error(ErrorCode::SystemError, "the broker cannot write this hand-out to its audit log (" +
-                                                      std::string(std::strerror(recorded.error().sys_errno)) +
-                                                      "), so it hands nothing out; the daemon's log says more");
     return std::move(*h);
 }
 
@@ -630,7 +638,7 @@ Result<void> Broker::add_client_maps(const LoadedInstance& instance, Handout& h)
 }
 
 Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
-                                 const ParameterValues& values, const CallerRing* ring)
+                                 const ParameterValues& values, const CallerRing* ring, const HandoutRecord& record)
 {
     const auto& manifest = *entry.manifest;
     Handout h;
@@ -656,25 +664,6 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
         const auto& prog = shared.loaded.programs.front();
         h.prog_id = prog.id;
         h.tag = prog.tag;
-        // Who holds it, to judge their grants again after a policy change.
-        auto& holders = shared.holders;
-        const bool journalled = journal_ && !broker_attached;
-        if (auto at = holders.find(ctx.peer.uid); at != holders.end()) {
-            // A repeat acquire writes nothing; the record follows the
-            // newest (its peer, the version), copied only when it changed.
-            if (!holds_as(at->second, entry, ctx.peer))
-                at->second = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
-        } else if (holders.size() < kMaxSharedHoldersPerInstance) {
-            // A new holder is journalled.
-            auto& held = holders[ctx.peer.uid];
-            held = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
-            if (journalled)
-                journal_->record_shared_holder(key, held);
-        } else if (!shared.holders_overflowed) {
-            shared.holders_overflowed = true;
-            if (journalled)
-                journal_->record_shared_overflowed(key);
-        }
         if (broker_attached) {
             if (auto ok = add_links(shared.loaded, h); !ok)
                 return fail(std::move(ok).error());
@@ -700,6 +689,29 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
         }
         if (auto ok = add_client_maps(shared.loaded, h); !ok)
             return fail(std::move(ok).error());
+        // The shared instance stays loaded either way (it outlives its
+        // holders); only a recorded hand-out makes the caller one.
+        if (auto recorded = record(h); !recorded)
+            return fail(std::move(recorded).error());
+        // Who holds it, to judge their grants again after a policy change.
+        auto& holders = shared.holders;
+        const bool journalled = journal_ && !broker_attached;
+        if (auto at = holders.find(ctx.peer.uid); at != holders.end()) {
+            // A repeat acquire writes nothing; the record follows the
+            // newest (its peer, the version), copied only when it changed.
+            if (!holds_as(at->second, entry, ctx.peer))
+                at->second = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
+        } else if (holders.size() < kMaxSharedHoldersPerInstance) {
+            // A new holder is journalled.
+            auto& held = holders[ctx.peer.uid];
+            held = HeldGrant{entry.name, ctx.peer, entry.manifest_sha256, entry.signer_key_id};
+            if (journalled)
+                journal_->record_shared_holder(key, held);
+        } else if (!shared.holders_overflowed) {
+            shared.holders_overflowed = true;
+            if (journalled)
+                journal_->record_shared_overflowed(key);
+        }
         return h;
     }
     // The slot is taken before the load: two concurrent requests of one uid
@@ -767,6 +779,14 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
         if (fd_store_)
             fd_store_->drop_instance(prog.id);
         return fail(std::move(ok).error());
+    }
+    // Recorded once registered (the registry can still refuse it), before
+    // the slot is committed: unrecorded, the registry forgets it (its
+    // journal record, stored fds, caller watch and the daemon's link
+    // duplicate), the slot is released, and the links close with `h`.
+    if (auto recorded = record(h); !recorded) {
+        live_.forget(ctx.peer.uid, prog.id);
+        return fail(std::move(recorded).error());
     }
     if (auto rewritten = live_.rewrite_journal(false); !rewritten)
         log_warning("state journal: " + rewritten.error().describe());

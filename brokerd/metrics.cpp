@@ -137,6 +137,10 @@ std::string Metrics::render(const std::map<std::string, std::size_t>& catalog_st
     out += "# TYPE bpfbroker_uncut_instances counter\n";
     out += "# HELP bpfbroker_uncut_instances Live instances a revocation could not reach (no guard).\n";
     out += "bpfbroker_uncut_instances_total " + std::to_string(uncut_instances.load(std::memory_order_relaxed)) + "\n";
+    out += "# TYPE bpfbroker_audit_records_lost counter\n";
+    out += "# HELP bpfbroker_audit_records_lost Audit records a sink refused (no hand-out goes with one).\n";
+    out += "bpfbroker_audit_records_lost_total " + std::to_string(audit_records_lost.load(std::memory_order_relaxed)) +
+           "\n";
     out += "# EOF\n";
     return out;
 }

@@ -86,6 +86,7 @@ public:
     DurationHistogram acquire_duration;
     std::atomic<std::uint64_t> revoked_instances{0};   // cut live by a revocation
     std::atomic<std::uint64_t> uncut_instances{0};     // a revocation could not reach (no guard)
+    std::atomic<std::uint64_t> audit_records_lost{0};  // a sink refused them (audit_log.h)
 
     // OpenMetrics text, ending in "# EOF". `catalog_states`: entries of the
     // current catalog per state name ("valid", "invalid", ...).

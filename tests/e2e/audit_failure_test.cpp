@@ -1,9 +1,10 @@
 // Fail closed on the audit log: with --audit-log on /dev/full (every write
 // ENOSPC, a fault the kernel makes) the daemon hands nothing out, per-client,
-// shared or attached by the broker, since no hand-out may go unrecorded. Callers get a named
-// SystemError without a single fd, no per-client instance stays loaded for
-// them, the daemon says why in its log a few times however many calls are
-// refused, and it goes on serving what needs no record of a hand-out.
+// shared or attached by the broker, since no hand-out may go unrecorded.
+// Callers get a named SystemError without a single fd; nothing made for a
+// refused call stays behind in the daemon (no fd, no shared holder); the
+// daemon says why in its log a few times however many calls are refused,
+// counts the lost records, and goes on serving what hands nothing out.
 #include "support/daemon_fixture.h"
 #include "support/openmetrics_text.h"
 
@@ -14,6 +15,7 @@ namespace bpfbroker::e2e {
 namespace {
 
 using test_support::metric_or_zero;
+using test_support::metric_sample;
 
 class AuditFailureTest : public DaemonFixture {
 protected:
@@ -34,45 +36,82 @@ std::size_t count_of(const std::string& text, const std::string& needle)
     return n;
 }
 
+// One refused acquire of each program; "" or what went wrong.
+std::string acquire_each_refused(Client& client)
+{
+    for (const char* name : {"udp_stats", "drop_small", "uring_stats"}) {
+        auto p = client.acquire(name);
+        if (p)
+            return std::string(name) + " was handed out with an audit log that takes no record";
+        if (p.error().code != ErrorCode::SystemError ||
+            p.error().message.find("audit log (No space left on device)") == std::string::npos)
+            return name + (": " + p.error().describe());
+    }
+    return "";
+}
+
 TEST_F(AuditFailureTest, NothingIsHandedOutThatTheAuditLogCannotHold)
 {
     // The approvals are made (an admin action done is not undone); their
     // records are lost, and logged as lost.
-    ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));   // per-client
-    ASSERT_TRUE(approve("drop_small", for_users({"nobody"})));  // shared
+    ASSERT_TRUE(approve("udp_stats", for_users({"nobody"})));    // per-client
+    ASSERT_TRUE(approve("drop_small", for_users({"nobody"})));   // shared
     ASSERT_TRUE(approve("uring_stats", for_users({"nobody"})));  // attached by the broker: links
     constexpr int kCalls = 20;
     const std::string sock_path = socket_path();
-    auto result = run_as_nobody([&]() -> std::string {
+    auto child = spawn_as(kNobodyUid, kNobodyGid, [&](ChildChannel& channel) -> std::string {
         auto client = Client::connect_socket(sock_path, 10s);
         require(bool(client), "connect: " + (client ? "" : client.error().describe()));
-        for (int i = 0; i < kCalls; ++i)
-            for (const char* name : {"udp_stats", "drop_small", "uring_stats"}) {
-                auto p = client->acquire(name);
-                require(!p, std::string(name) + " was handed out with an audit log that takes no record");
-                require(p.error().code == ErrorCode::SystemError, name + (": " + p.error().describe()));
-                require(p.error().message.find("audit log (No space left on device)") != std::string::npos,
-                        name + (": " + p.error().describe()));
-            }
-        // Not one fd comes with the refusal.
+        // The first round loads the shared instance, which stays loaded.
+        auto first = acquire_each_refused(*client);
+        require(first.empty(), first);
+        // Not one fd comes with a refusal.
         auto raw = RawConnection::connect(sock_path);
         require(raw.valid(), "raw connect");
         auto reply = raw.call("org.bpfbroker.Broker.AcquireProgram", {{"name", "udp_stats"}});
         require(reply.has_value(), "no reply to a raw AcquireProgram");
         require(error_name(*reply) == "org.bpfbroker.Broker.SystemError", "raw reply: " + reply->frame);
         require(raw.fds_received() == 0, std::to_string(raw.fds_received()) + " fds came with the refusal");
+        channel.tell_parent("warm");
+        channel.wait_parent();
+        for (int i = 0; i < kCalls; ++i) {
+            auto again = acquire_each_refused(*client);
+            require(again.empty(), again);
+        }
         // What hands nothing out is still served.
         auto listed = client->list_programs();
         require(bool(listed), "ListPrograms: " + (listed ? "" : listed.error().describe()));
+        channel.tell_parent("done");
+        channel.wait_parent();
         return "ok";
     });
-    ASSERT_TRUE(result.ok()) << result.describe();
+    auto warm = child.wait_message(30s);
+    ASSERT_EQ(warm, std::optional<std::string>("warm")) << child.wait(30s).describe();
+    const std::size_t fds_warm = settled_daemon_fd_count();
+    child.tell_child("go");
+    auto finished = child.wait_message(60s);
+    ASSERT_EQ(finished, std::optional<std::string>("done")) << child.wait(30s).describe();
+    // Nothing the refused calls made is held for them: a per-client
+    // instance's registry entry would keep the caller's pidfd (uring_stats)
+    // until a sweep of the kernel's programs, which nothing asked for yet.
+    EXPECT_EQ(settled_daemon_fd_count(), fds_warm);
+    child.tell_child("exit");
+    auto done = child.wait(30s);
+    ASSERT_TRUE(done.ok()) << done.describe();
     ASSERT_TRUE(daemon_alive());
 
-    // The per-client instances loaded and attached for the refused calls
-    // went with them (the kernel frees a released program a little later).
+    // The uid that got nothing holds no part of the shared instance: ending
+    // its grant cuts nothing.
     auto admin = connect_client();
     ASSERT_TRUE(admin) << admin.error().describe();
+    auto revoked = admin->revoke("drop_small");
+    ASSERT_TRUE(revoked) << revoked.error().describe();
+    EXPECT_EQ(revoked->cut_instances.value_or(99), 0u);
+
+    // No per-client instance of a refused call lives on (the kernel frees a
+    // released program a little later), and every lost record is counted:
+    // 3 approvals, 3 * (kCalls + 1) + 1 acquires, the revocation and its
+    // cut records at least.
     double live = -1;
     std::string text;
     for (int attempt = 0; attempt < 100 && live != 0; ++attempt) {
@@ -85,14 +124,16 @@ TEST_F(AuditFailureTest, NothingIsHandedOutThatTheAuditLogCannotHold)
             std::this_thread::sleep_for(20ms);
     }
     EXPECT_EQ(live, 0) << text;
+    EXPECT_GE(metric_sample(text, "bpfbroker_audit_records_lost_total"), 3.0 + 3 * (kCalls + 1) + 1 + 1) << text;
 
-    // Every lost record is logged, throttled: 3 approvals and 3 * kCalls + 1
-    // acquires lost theirs, a few lines say so.
+    // Logged, throttled per action: a few acquire lines, and the approvals'
+    // and the revocation's own.
     const std::string log = daemon_stderr();
-    const std::size_t lines = count_of(log, "cannot write the audit record to /dev/full: No space left on device");
-    EXPECT_GE(lines, 1u) << log;
-    EXPECT_LE(lines, 6u) << log;
-    EXPECT_NE(log.find("and nothing is handed out"), std::string::npos) << log;
+    const std::string lost = "cannot write the audit record to /dev/full: No space left on device";
+    EXPECT_LE(count_of(log, lost), 3u * 6u) << log;
+    EXPECT_NE(log.find("the acquire record of uid 65534 is lost, and nothing is handed out"), std::string::npos) << log;
+    EXPECT_NE(log.find("the approve record of uid 0 is lost"), std::string::npos) << log;
+    EXPECT_NE(log.find("the revoke record of uid 0 is lost"), std::string::npos) << log;
 }
 
 }  // namespace
