@@ -237,9 +237,10 @@ Result<void> AuditLog::record(const AuditRecord& given)
         written = write_line(r, line_reusing_tail(r));
     }
     if (!written)
-        // Keyed by action: a flood of refused acquires cannot hide that an
-        // approval's or a revocation's record was lost.
-        log_caller_warning("audit-write action=" + r.action,
+        // Keyed by action and decision: a flood of refused calls cannot
+        // hide that a hand-out's, an approval's or a revocation's record
+        // was lost.
+        log_caller_warning("audit-write action=" + r.action + (r.allowed ? " allow" : " deny"),
                            written.error().message + ": " + std::strerror(written.error().sys_errno) + "; the " +
                                r.action + " record of uid " + std::to_string(r.uid) + " is lost" +
                                (r.allowed && r.action == "acquire" ? ", and nothing is handed out" : ""));

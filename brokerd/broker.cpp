@@ -354,7 +354,10 @@ Result<void> Broker::audit(std::string_view action, const RequestContext& ctx, c
     r.allowed = denial == nullptr;
     if (denial)
         r.code = denial->code;
-    r.reason = denial ? denial->message : std::move(reason);
+    if (denial)
+        r.reason = denial->message;
+    else
+        r.reason = std::move(reason);
     if (handout) {
         r.prog_id = handout->prog_id;
         r.tag = handout->tag;
@@ -490,19 +493,11 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
                         make_error(ErrorCode::PermissionDenied,
                                    "the grant for \"" + name + "\" requires polkit authorization: " + verdict->why()));
     }
-    // Fail closed: a hand-out the audit log cannot hold is not made. Its
-    // refusal is recorded like any other (a sink that took the allow record
-    // now holds the deny after it).
-    auto record = [&](const Handout& made) -> Result<void> {
-        auto recorded = audit(kAction, ctx, name, nullptr,
-                              with_handout_summary(decision.reason, *entry->manifest, made), &made, entry);
-        if (!recorded)
-            return fail(ErrorCode::SystemError, "the broker cannot write this hand-out to its audit log (" +
-                                                    std::string(std::strerror(recorded.error().sys_errno)) +
-                                                    "), so it hands nothing out; the daemon's log says more");
-        return {};
-    };
-    auto h = hand_out(ctx, *snap, *entry, *values, ring ? &*ring : nullptr, record);
+    // Fail closed: hand_out records the hand-out (record_hand_out) before
+    // registering it, and a hand-out the audit log cannot hold is not made.
+    // Its refusal is recorded like any other (a sink that took the allow
+    // record holds the deny after it, naming the program id withdrawn).
+    auto h = hand_out(ctx, *snap, *entry, *values, ring ? &*ring : nullptr, std::move(decision.reason));
     if (!h)
         return deny(kAction, ctx, name, std::move(h).error());
     return std::move(*h);
@@ -637,8 +632,21 @@ Result<void> Broker::add_client_maps(const LoadedInstance& instance, Handout& h)
     return {};
 }
 
+Result<void> Broker::record_hand_out(const RequestContext& ctx, const policy::CatalogEntry& entry,
+                                     std::string allow_reason, const Handout& h)
+{
+    auto recorded = audit("acquire", ctx, entry.name, nullptr,
+                          with_handout_summary(std::move(allow_reason), *entry.manifest, h), &h, &entry);
+    if (!recorded)
+        return fail(ErrorCode::SystemError, "the broker cannot write this hand-out to its audit log (" +
+                                                std::string(std::strerror(recorded.error().sys_errno)) +
+                                                "), so it hands nothing out (program id " + std::to_string(h.prog_id) +
+                                                " withdrawn); the daemon's log says more");
+    return {};
+}
+
 Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
-                                 const ParameterValues& values, const CallerRing* ring, const HandoutRecord& record)
+                                 const ParameterValues& values, const CallerRing* ring, std::string allow_reason)
 {
     const auto& manifest = *entry.manifest;
     Handout h;
@@ -691,7 +699,7 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
             return fail(std::move(ok).error());
         // The shared instance stays loaded either way (it outlives its
         // holders); only a recorded hand-out makes the caller one.
-        if (auto recorded = record(h); !recorded)
+        if (auto recorded = record_hand_out(ctx, entry, std::move(allow_reason), h); !recorded)
             return fail(std::move(recorded).error());
         // Who holds it, to judge their grants again after a policy change.
         auto& holders = shared.holders;
@@ -781,11 +789,14 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
         return fail(std::move(ok).error());
     }
     // Recorded once registered (the registry can still refuse it), before
-    // the slot is committed: unrecorded, the registry forgets it (its
+    // the slot is committed: unrecorded, the registry withdraws it (cut, so
+    // a copy of its link in the fd store keeps nothing attached; then its
     // journal record, stored fds, caller watch and the daemon's link
-    // duplicate), the slot is released, and the links close with `h`.
-    if (auto recorded = record(h); !recorded) {
-        live_.forget(ctx.peer.uid, prog.id);
+    // duplicate go), the slot is released, and the links close with `h`.
+    if (auto recorded = record_hand_out(ctx, entry, std::move(allow_reason), h); !recorded) {
+        live_.withdraw(ctx.peer.uid, prog.id);
+        if (auto rewritten = live_.rewrite_journal(false); !rewritten)
+            log_warning("state journal: " + rewritten.error().describe());
         return fail(std::move(recorded).error());
     }
     if (auto rewritten = live_.rewrite_journal(false); !rewritten)

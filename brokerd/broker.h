@@ -36,7 +36,6 @@
 
 #include <atomic>
 #include <limits>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -190,14 +189,17 @@ private:
     // `key` is shared_key() of the entry and values.
     Result<SharedInstance*> shared_instance(const std::string& key, const policy::CatalogEntry& entry,
                                             const ParameterValues& values, const Metrics::Slots* slots);
-    // Writes a hand-out's allow record; an error refuses the hand-out.
-    using HandoutRecord = std::function<Result<void>(const Handout&)>;
-    // Loads (or reuses) and attaches, then calls `record` with the finished
-    // hand-out before registering it anywhere (a shared holder, the live
-    // registry, the journal, the fd store, the uid's slot): a hand-out the
-    // audit log cannot hold leaves nothing behind, its links detached.
+    // Writes a hand-out's allow record (`allow_reason` with its summary);
+    // an error refuses the hand-out.
+    Result<void> record_hand_out(const RequestContext& ctx, const policy::CatalogEntry& entry, std::string allow_reason,
+                                 const Handout& h);
+    // Loads (or reuses) and attaches, then records the finished hand-out
+    // (record_hand_out) before it counts anywhere for the caller (a shared
+    // holder, the uid's slot) and withdraws a registered per-client one
+    // when that fails: a hand-out the audit log cannot hold leaves
+    // nothing behind, its links detached.
     Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
-                             const ParameterValues& values, const CallerRing* ring, const HandoutRecord& record);
+                             const ParameterValues& values, const CallerRing* ring, std::string allow_reason);
     Result<void> add_client_maps(const LoadedInstance& instance, Handout& h);
     // Broker-attached: attaches the instance's programs for the caller and
     // puts the links (their only fds) in the hand-out.

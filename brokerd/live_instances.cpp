@@ -120,6 +120,15 @@ void LiveInstances::forget(uid_t uid, std::uint32_t prog_id)
         erase(it);
 }
 
+void LiveInstances::withdraw(uid_t uid, std::uint32_t prog_id)
+{
+    std::lock_guard lock(mutex_);
+    if (auto it = entries_.find(Key{prog_id, uid}); it != entries_.end()) {
+        (void)cut_registered(it->second);  // nothing to report: it was never handed out
+        erase(it);
+    }
+}
+
 std::vector<LiveInstances::Judged>
 LiveInstances::cut_where(const std::function<std::optional<std::string>(const Entry&)>& gone)
 {

@@ -89,6 +89,11 @@ public:
 
     // Forgets the instance of `uid` with program `prog_id` (the kernel freed it).
     void forget(uid_t uid, std::uint32_t prog_id);
+    // Cuts (link detached, or guard set) and forgets a hand-out refused
+    // after it was registered: a copy of its link that outlives the entry
+    // (the fd store's, until the service manager drops it) keeps nothing
+    // attached.
+    void withdraw(uid_t uid, std::uint32_t prog_id);
 
     // Asks `gone` about every entry; each one it gives a reason for is cut
     // (its link detached, or its guard set) and forgotten, and reported with

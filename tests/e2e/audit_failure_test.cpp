@@ -9,6 +9,7 @@
 #include "support/openmetrics_text.h"
 
 #include <algorithm>
+#include <fstream>
 #include <thread>
 
 namespace bpfbroker::e2e {
@@ -24,7 +25,7 @@ protected:
     // instances the kernel has not freed yet may answer in the audit's place.
     std::optional<std::string> settings_json() const override
     {
-        return R"({"limits":{"max_instances_per_uid":1000,"max_requests_per_second":1000}})";
+        return R"({"limits":{"max_instances_per_uid":1000,"max_requests_per_second":100000}})";
     }
 };
 
@@ -58,6 +59,7 @@ TEST_F(AuditFailureTest, NothingIsHandedOutThatTheAuditLogCannotHold)
     ASSERT_TRUE(approve("drop_small", for_users({"nobody"})));   // shared
     ASSERT_TRUE(approve("uring_stats", for_users({"nobody"})));  // attached by the broker: links
     constexpr int kCalls = 20;
+    constexpr int kJournalFill = 600;  // past kJournalSlackLines / 2
     const std::string sock_path = socket_path();
     auto child = spawn_as(kNobodyUid, kNobodyGid, [&](ChildChannel& channel) -> std::string {
         auto client = Client::connect_socket(sock_path, 10s);
@@ -78,6 +80,13 @@ TEST_F(AuditFailureTest, NothingIsHandedOutThatTheAuditLogCannotHold)
             auto again = acquire_each_refused(*client);
             require(again.empty(), again);
         }
+        // Enough refused loads to fill the state journal's slack (each adds
+        // a line and its forgetting another): the journal is rewritten.
+        for (int i = 0; i < kJournalFill; ++i) {
+            auto p = client->acquire("udp_stats");
+            require(!p && p.error().code == ErrorCode::SystemError,
+                    "refused load " + std::to_string(i) + ": " + (p ? "handed out" : p.error().describe()));
+        }
         // What hands nothing out is still served.
         auto listed = client->list_programs();
         require(bool(listed), "ListPrograms: " + (listed ? "" : listed.error().describe()));
@@ -91,6 +100,15 @@ TEST_F(AuditFailureTest, NothingIsHandedOutThatTheAuditLogCannotHold)
     child.tell_child("go");
     auto finished = child.wait_message(60s);
     ASSERT_EQ(finished, std::optional<std::string>("done")) << child.wait(30s).describe();
+    // The state journal stays bounded (slack of 1,024 lines, and a few for
+    // the shared instance), though every refused load was written to it.
+    std::size_t journal_lines = 0;
+    {
+        std::ifstream journal(root() + "/run/bpfbroker/state.journal");
+        for (std::string line; std::getline(journal, line);)
+            ++journal_lines;
+    }
+    EXPECT_LE(journal_lines, 1100u);
     // Nothing the refused calls made is held for them: a per-client
     // instance's registry entry would keep the caller's pidfd (uring_stats)
     // until a sweep of the kernel's programs, which nothing asked for yet.
@@ -110,8 +128,8 @@ TEST_F(AuditFailureTest, NothingIsHandedOutThatTheAuditLogCannotHold)
 
     // No per-client instance of a refused call lives on (the kernel frees a
     // released program a little later), and every lost record is counted:
-    // 3 approvals, 3 * (kCalls + 1) + 1 acquires, the revocation and its
-    // cut records at least.
+    // 3 approvals, 3 * (kCalls + 1) + 1 + kJournalFill acquires and the
+    // revocation at least.
     double live = -1;
     std::string text;
     for (int attempt = 0; attempt < 100 && live != 0; ++attempt) {
@@ -124,13 +142,15 @@ TEST_F(AuditFailureTest, NothingIsHandedOutThatTheAuditLogCannotHold)
             std::this_thread::sleep_for(20ms);
     }
     EXPECT_EQ(live, 0) << text;
-    EXPECT_GE(metric_sample(text, "bpfbroker_audit_records_lost_total"), 3.0 + 3 * (kCalls + 1) + 1 + 1) << text;
+    EXPECT_GE(metric_sample(text, "bpfbroker_audit_records_lost_total"), 3.0 + 3 * (kCalls + 1) + 1 + kJournalFill + 1)
+        << text;
 
-    // Logged, throttled per action: a few acquire lines, and the approvals'
-    // and the revocation's own.
+    // Logged, throttled per action and decision: a few lines each for the
+    // lost hand-outs and their lost refusals, and the approvals' and the
+    // revocation's own.
     const std::string log = daemon_stderr();
     const std::string lost = "cannot write the audit record to /dev/full: No space left on device";
-    EXPECT_LE(count_of(log, lost), 3u * 6u) << log;
+    EXPECT_LE(count_of(log, lost), 4u * 6u) << log;
     EXPECT_NE(log.find("the acquire record of uid 65534 is lost, and nothing is handed out"), std::string::npos) << log;
     EXPECT_NE(log.find("the approve record of uid 0 is lost"), std::string::npos) << log;
     EXPECT_NE(log.find("the revoke record of uid 0 is lost"), std::string::npos) << log;
