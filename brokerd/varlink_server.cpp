@@ -159,7 +159,7 @@ void VarlinkServer::accept_all()
         if (connections_.size() >= limits_.max_connections_total)
             evict_idle_connection();
         if (connections_.size() >= limits_.max_connections_total ||
-            connections_per_uid_[peer->uid] >= limits_.max_connections_per_uid) {
+            (per_uid_.contains(peer->uid) && per_uid_[peer->uid].connections >= limits_.max_connections_per_uid)) {
             // Say why before closing, without waiting for the peer.
             auto msg = varlink::encode_message(
                 varlink::make_error_reply(ErrorCode::LimitExceeded, "too many connections for uid " + std::to_string(peer->uid)));
@@ -178,7 +178,7 @@ void VarlinkServer::accept_all()
         const int zero = 0;
         conn->peeks = ::setsockopt(raw, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
         conn->serial = ++next_serial_;
-        connections_per_uid_[conn->context.peer.uid]++;
+        per_uid_[conn->context.peer.uid].connections++;
         auto& c = *conn;
         connections_.emplace(raw, std::move(conn));
         // Names from the cache, or from a worker: an accept never waits on NSS.
@@ -240,9 +240,9 @@ void VarlinkServer::close_connection(int fd)
         return;
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
     auto uid = it->second->context.peer.uid;
-    if (--connections_per_uid_[uid] == 0)
-        connections_per_uid_.erase(uid);
     release_queued_fds(*it->second, it->second->queued_fds);
+    if (auto usage = per_uid_.find(uid); usage != per_uid_.end() && --usage->second.connections == 0)
+        per_uid_.erase(usage);
     if (it->second->unconsumed > 0)
         --connections_unconsumed_;
     connections_.erase(it);
@@ -250,8 +250,8 @@ void VarlinkServer::close_connection(int fd)
 
 bool VarlinkServer::may_queue(const Connection& c) const
 {
-    auto per_uid = queued_fds_per_uid_.find(c.context.peer.uid);
-    std::size_t uid_fds = per_uid == queued_fds_per_uid_.end() ? 0 : per_uid->second;
+    auto usage = per_uid_.find(c.context.peer.uid);
+    std::size_t uid_fds = usage == per_uid_.end() ? 0 : usage->second.queued_fds;
     return c.queued_bytes < limits_.max_queued_reply_bytes && c.queued_fds < limits_.max_queued_fds_per_connection &&
            uid_fds < limits_.max_queued_fds_per_uid && queued_fds_total_ < limits_.max_queued_fds_total;
 }
@@ -320,7 +320,7 @@ void VarlinkServer::queue_encoded(Connection& c, EncodedResponse resp)
 {
     c.queued_bytes += resp.bytes.size();
     c.queued_fds += resp.fds.size();
-    queued_fds_per_uid_[c.context.peer.uid] += resp.fds.size();
+    per_uid_[c.context.peer.uid].queued_fds += resp.fds.size();
     queued_fds_total_ += resp.fds.size();
     c.out.push_back({std::move(resp.bytes), std::move(resp.fds), 0});
 }
@@ -331,8 +331,8 @@ void VarlinkServer::release_queued_fds(Connection& c, std::size_t count)
         return;
     c.queued_fds -= count;
     queued_fds_total_ -= count;
-    if ((queued_fds_per_uid_[c.context.peer.uid] -= count) == 0)
-        queued_fds_per_uid_.erase(c.context.peer.uid);
+    if (auto usage = per_uid_.find(c.context.peer.uid); usage != per_uid_.end())
+        usage->second.queued_fds -= std::min(usage->second.queued_fds, count);
     queues_shrank_ = true;
 }
 

@@ -83,8 +83,13 @@ private:
     Limits limits_;
     std::shared_ptr<const PolicySnapshot> limits_source_;  // the snapshot limits_ came from
     std::map<int, std::unique_ptr<Connection>> connections_;
-    std::map<uid_t, unsigned> connections_per_uid_;
-    std::map<uid_t, std::size_t> queued_fds_per_uid_;
+    // Per uid with a connection open (erased with its last): one entry for
+    // both, so a reply's fds counted per uid allocate nothing.
+    struct UidUsage {
+        unsigned connections = 0;
+        std::size_t queued_fds = 0;
+    };
+    std::map<uid_t, UidUsage> per_uid_;
     std::size_t queued_fds_total_ = 0;
     bool queues_shrank_ = false;
     struct Ready {
