@@ -191,12 +191,12 @@ Result<AcquireCall> decode_acquire_call(std::string_view frame)
     };
     auto member = [&](const std::string& key) {
         if (key == "method") {
-            std::string method;
             if (s.peek() != JsonKind::String)
                 return s.fault("\"method\" must be a string");
-            if (!s.string(method))
+            bool acquire = false;
+            if (!s.string_equals(kAcquireMethod, acquire))
                 return false;
-            if (method != kAcquireMethod)
+            if (!acquire)
                 return s.fault("not an AcquireProgram call");
             return have_method = true;
         }

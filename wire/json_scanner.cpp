@@ -292,6 +292,29 @@ bool JsonScanner::string(std::string& out)
     }
 }
 
+bool JsonScanner::string_equals(std::string_view expected, bool& equal)
+{
+    equal = false;
+    const std::size_t before = pos_;
+    if (!expect('"'))
+        return false;
+    std::size_t run = pos_;
+    while (run < text_.size() && is_plain_json_byte(static_cast<unsigned char>(text_[run])))
+        ++run;
+    if (run < text_.size() && text_[run] == '"') {
+        equal = text_.substr(pos_, run - pos_) == expected;
+        pos_ = run + 1;
+        return true;
+    }
+    // An escape, a multi-byte sequence or a fault: read as string() does.
+    pos_ = before;
+    std::string decoded;
+    if (!string(decoded))
+        return false;
+    equal = decoded == expected;
+    return true;
+}
+
 bool JsonScanner::number(std::optional<std::uint64_t>& out)
 {
     out.reset();

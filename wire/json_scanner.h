@@ -91,6 +91,10 @@ public:
     }
 
     bool string(std::string& out);
+    // A string, and whether it equals `expected`: compared in place when it
+    // is plain ASCII (no escape), decoded first otherwise. Checked as
+    // strictly as string().
+    bool string_equals(std::string_view expected, bool& equal);
     // A JSON number; `out` is set only when it is a non-negative integer that
     // fits in 64 bits (any other valid number leaves it nullopt).
     bool number(std::optional<std::uint64_t>& out);

@@ -136,6 +136,9 @@ TEST(acquire_codec, calls_in_any_key_order_and_spacing_are_read_alike)
     EXPECT_EQ(call_verdict(R"( { "parameters" : { "parameters": {"b": 0, "a": 7}, "name" : "x\u00e9\ud83d\ude00" },)"
                            R"( "oneway": false, "method" : "org.bpfbroker.Broker.AcquireProgram" } )"),
               std::nullopt);
+    // The method name escaped is the same name (compared decoded, not in place).
+    EXPECT_EQ(call_verdict(R"({"method":"org.bpfbroker.Broker.Acquire\u0050rogram","parameters":{"name":"x"}})"),
+              std::nullopt);
     auto call = decode_acquire_call(R"({"parameters":{"name":"x"},"method":"org.bpfbroker.Broker.AcquireProgram"})");
     ASSERT_TRUE(call);
     EXPECT_EQ(call->name, "x");
@@ -177,6 +180,13 @@ TEST(acquire_codec, bad_calls_are_refused_alike)
         {"{" + m + R"(,"parameters":{"name":"a","parameters":{"x":01}}})", ErrorCode::ProtocolError},
         {"{" + m + R"(,"parameters":{"name":"a"},"oneway":1})", ErrorCode::ProtocolError},
         {R"({"method":"org.bpfbroker.Broker.ListPrograms","parameters":{}})", ErrorCode::ProtocolError},
+        // The method: longer, shorter, past ASCII, a bad escape, unterminated.
+        {R"({"method":"org.bpfbroker.Broker.AcquireProgramX","parameters":{"name":"a"}})", ErrorCode::ProtocolError},
+        {R"({"method":"org.bpfbroker.Broker.AcquireProgra","parameters":{"name":"a"}})", ErrorCode::ProtocolError},
+        {R"({"method":"org.bpfbroker.Broker.AcquireProgr\u00e1m","parameters":{"name":"a"}})", ErrorCode::ProtocolError},
+        {"{\"method\":\"org.bpfbroker.Broker.AcquireProgr\xc3\xa1m\",\"parameters\":{\"name\":\"a\"}}", ErrorCode::ProtocolError},
+        {R"({"method":"org.bpfbroker.Broker.AcquireProgram\u00zz","parameters":{"name":"a"}})", ErrorCode::ProtocolError},
+        {R"({"method":"org.bpfbroker.Broker.AcquireProgram)", ErrorCode::ProtocolError},
         {"{" + m + R"(,"parameters":{"name":"a"}} x)", ErrorCode::ProtocolError},                 // trailing bytes
         {"", ErrorCode::ProtocolError},
         {"[]", ErrorCode::ProtocolError},
