@@ -303,8 +303,15 @@ void Broker::audit_cut(const RequestContext& cause, const LiveInstances::Judged&
     if (!j.cut)
         r.code = ErrorCode::Unsupported;
     r.reason = j.cut ? "cut live: " + j.why_gone : "not cut (" + j.why_not_cut + "): " + j.why_gone;
-    if (!audit_.record(r))  // the cut is done; a lost record is logged and counted
+    (void)record_counting_losses(r);  // the cut is done; a lost record is logged and counted
+}
+
+Result<void> Broker::record_counting_losses(const AuditRecord& r)
+{
+    auto recorded = audit_.record(r);
+    if (!recorded)
         metrics_.audit_records_lost.fetch_add(1, std::memory_order_relaxed);
+    return recorded;
 }
 
 std::string Broker::metrics_text()
@@ -352,12 +359,12 @@ Result<void> Broker::audit(std::string_view action, const RequestContext& ctx, c
     r.uid = ctx.peer.uid;
     r.pid = ctx.peer.pid;
     r.allowed = denial == nullptr;
-    if (denial)
+    if (denial) {
         r.code = denial->code;
-    if (denial)
         r.reason = denial->message;
-    else
-        r.reason = std::move(reason);
+    } else {
+        r.reason = std::move(reason);  // moved: a conditional with the const message would copy it
+    }
     if (handout) {
         r.prog_id = handout->prog_id;
         r.tag = handout->tag;
@@ -377,10 +384,7 @@ Result<void> Broker::audit(std::string_view action, const RequestContext& ctx, c
             r.signer = entry->signer_key_id;
         }
     }
-    auto recorded = audit_.record(r);
-    if (!recorded)
-        metrics_.audit_records_lost.fetch_add(1, std::memory_order_relaxed);
-    return recorded;
+    return record_counting_losses(r);
 }
 
 Error Broker::deny(std::string_view action, const RequestContext& ctx, const std::string& program, Error error)

@@ -160,6 +160,8 @@ private:
     [[nodiscard]] Result<void> audit(std::string_view action, const RequestContext& ctx, const std::string& program, const Error* denial,
                std::string reason, const Handout* handout = nullptr,
                const policy::CatalogEntry* decided_on = nullptr);
+    // AuditLog::record, counting a lost record in the metrics.
+    [[nodiscard]] Result<void> record_counting_losses(const AuditRecord& r);
     Error deny(std::string_view action, const RequestContext& ctx, const std::string& program, Error error);
     // Whether `verdict` is polkit's answer about this caller and action.
     [[nodiscard]] static bool verdict_matches(const PolkitVerdict& verdict, const RequestContext& ctx,

@@ -8,9 +8,7 @@
 #include "support/daemon_fixture.h"
 #include "support/openmetrics_text.h"
 
-#include <algorithm>
 #include <fstream>
-#include <thread>
 
 namespace bpfbroker::e2e {
 namespace {
@@ -130,18 +128,12 @@ TEST_F(AuditFailureTest, NothingIsHandedOutThatTheAuditLogCannotHold)
     // released program a little later), and every lost record is counted:
     // 3 approvals, 3 * (kCalls + 1) + 1 + kJournalFill acquires and the
     // revocation at least.
-    double live = -1;
-    std::string text;
-    for (int attempt = 0; attempt < 100 && live != 0; ++attempt) {
-        auto read = admin->metrics();
-        ASSERT_TRUE(read) << read.error().describe();
-        text = *read;
-        live = metric_or_zero(text, "bpfbroker_live_instances{program=\"udp_stats\"}") +
-               metric_or_zero(text, "bpfbroker_live_instances{program=\"uring_stats\"}");
-        if (live != 0)
-            std::this_thread::sleep_for(20ms);
-    }
-    EXPECT_EQ(live, 0) << text;
+    auto live = [](const std::string& t) {
+        return metric_or_zero(t, "bpfbroker_live_instances{program=\"udp_stats\"}") +
+               metric_or_zero(t, "bpfbroker_live_instances{program=\"uring_stats\"}");
+    };
+    const std::string text = metrics_once(*admin, [&](const std::string& t) { return live(t) == 0; });
+    EXPECT_EQ(live(text), 0) << text;
     EXPECT_GE(metric_sample(text, "bpfbroker_audit_records_lost_total"), 3.0 + 3 * (kCalls + 1) + 1 + kJournalFill + 1)
         << text;
 

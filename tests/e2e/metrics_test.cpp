@@ -8,7 +8,6 @@
 #include "support/openmetrics_text.h"
 
 #include <algorithm>
-#include <thread>
 
 namespace bpfbroker::e2e {
 namespace {
@@ -87,17 +86,10 @@ TEST_F(MetricsTest, SocketAcquiresLiveInstancesAndCatalogStatesAreCounted)
     child.tell_child("release");
     auto done = child.wait(30s);
     ASSERT_TRUE(done.ok()) << done.describe();
-    double live = -1;
-    std::string after;
-    for (int attempt = 0; attempt < 100 && live != 0; ++attempt) {
-        auto read = admin->metrics();
-        ASSERT_TRUE(read) << read.error().describe();
-        after = *read;
-        live = metric_or_zero(after, "bpfbroker_live_instances{program=\"udp_stats\"}");
-        if (live != 0)
-            std::this_thread::sleep_for(20ms);
-    }
-    EXPECT_EQ(live, 0) << after;
+    const std::string udp_live = "bpfbroker_live_instances{program=\"udp_stats\"}";
+    const std::string after =
+        metrics_once(*admin, [&](const std::string& t) { return metric_or_zero(t, udp_live) == 0; });
+    EXPECT_EQ(metric_or_zero(after, udp_live), 0) << after;
     EXPECT_EQ(metric_sample(after, "bpfbroker_live_instances{program=\"drop_small\"}"), 1.0) << after;
 }
 

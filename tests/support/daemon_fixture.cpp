@@ -362,6 +362,23 @@ std::size_t DaemonFixture::settled_daemon_fd_count()
     return last;
 }
 
+std::string metrics_once(Client& client, const std::function<bool(const std::string&)>& settled, Millis timeout)
+{
+    const auto deadline = Clock::now() + timeout;
+    std::string text;
+    for (;;) {
+        auto read = client.metrics();
+        if (!read) {
+            ADD_FAILURE() << "GetMetrics: " << read.error().describe();
+            return text;
+        }
+        text = std::move(*read);
+        if (settled(text) || Clock::now() >= deadline)
+            return text;
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
 std::size_t DaemonFixture::wait_daemon_fd_count_at_most(std::size_t limit, Millis timeout)
 {
     const auto deadline = Clock::now() + timeout;

@@ -133,6 +133,11 @@ std::string error_reason(const RawConnection::Message& m);
 using test_support::AuditFields;
 using test_support::parse_audit_line;
 
+// The daemon's metrics text read through `client` every 20 ms until
+// `settled(text)` holds or `timeout` passes; the last text read (a failed
+// read fails the test and ends the wait).
+std::string metrics_once(Client& client, const std::function<bool(const std::string&)>& settled, Millis timeout = 2s);
+
 // ---- the daemon ------------------------------------------------------------------
 
 // Approval options for the usual cases.
