@@ -11,6 +11,9 @@
 //   cold         - Client::acquire of a per-client program (a fresh load)
 //   direct_load  - bpf_object__open_mem + load of that same object, as root
 //   dbus_floor   - a bare sdbus-c++ method returning one fd, on a private bus
+//   dbus_floor_shaped - a bare method of AcquireProgram's signature replying
+//                  the daemon's own info a{sv} and one fd, read as Client
+//                  reads it: what the reply's shape costs, without deciding
 //   dbus_warm    - Client::acquire over D-Bus on that same bus
 //   tputN        - acquires/s with N concurrent raw Varlink clients, against
 //                  floor_tputN: the same clients against the floor server
@@ -27,6 +30,7 @@
 #include <bpfbroker/client.h>
 
 #include "bench_cli.h"
+#include "dbus_program_info.h"
 #include "wire/acquire_codec.h"
 #include "wire/fd_passing.h"
 
@@ -56,6 +60,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 using namespace bpfbroker;
@@ -67,6 +72,7 @@ namespace {
 constexpr const char* kFloorBusName = "org.bpfbroker.BenchFloor";
 constexpr const char* kFloorPath = "/org/bpfbroker/BenchFloor";
 constexpr const char* kFloorInterface = "org.bpfbroker.BenchFloor";
+constexpr const char* kShapedFloorBusName = "org.bpfbroker.BenchShapedFloor";
 const std::string kRequest =
     std::string(R"({"method":"org.bpfbroker.Broker.AcquireProgram","parameters":{"name":"drop_small"}})") + '\0';
 
@@ -342,8 +348,10 @@ private:
     std::string address_;
 };
 
-// The D-Bus floor: one method returning one fd.
-pid_t start_dbus_floor()
+// A D-Bus floor server owning `bus_name`: `add_method` registers its one
+// method on the floor's object, answering with copies of `payload` (an fd
+// of /dev/null). Returns once the method is served.
+pid_t start_dbus_floor_server(const char* bus_name, const std::function<void(sdbus::IObject&, int payload)>& add_method)
 {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0)
@@ -351,9 +359,9 @@ pid_t start_dbus_floor()
     UniqueFd rd(p[0]), wr(p[1]);
     pid_t pid = spawn([&] {
         UniqueFd payload(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-        auto conn = sdbus::createSystemBusConnection(kFloorBusName);
+        auto conn = sdbus::createSystemBusConnection(bus_name);
         auto object = sdbus::createObject(*conn, kFloorPath);
-        object->registerMethod("Fd").onInterface(kFloorInterface).implementedAs([&] { return sdbus::UnixFd(payload.get()); });
+        add_method(*object, payload.get());
         object->finishRegistration();
         (void)::write(wr.get(), "1", 1);
         conn->enterEventLoop();
@@ -361,8 +369,90 @@ pid_t start_dbus_floor()
     wr.reset();
     char c;
     if (::read(rd.get(), &c, 1) != 1)
-        die("the D-Bus floor server did not start");
+        die(std::string("the D-Bus floor server ") + bus_name + " did not start");
     return pid;
+}
+
+// The D-Bus floor: one method returning one fd.
+pid_t start_dbus_floor()
+{
+    return start_dbus_floor_server(kFloorBusName, [](sdbus::IObject& object, int payload) {
+        object.registerMethod("Fd").onInterface(kFloorInterface).implementedAs([payload] { return sdbus::UnixFd(payload); });
+    });
+}
+
+// The info a{sv} of a daemon's D-Bus acquire reply, captured once, for the
+// shaped floor to write back field by field as the daemon does
+// (brokerd/dbus_handout_info.cpp): the same bytes, none of the deciding.
+using InfoValue = std::variant<std::string, std::uint32_t, std::map<std::string, std::string>,
+                               std::map<std::string, std::uint64_t>>;
+struct ShapedInfo {
+    std::vector<std::pair<std::string, InfoValue>> fields;
+};
+// What a reply carries: a reference, as the daemon's DbusHandoutInfo does.
+struct ShapedInfoRef {
+    const ShapedInfo& info;
+};
+
+ShapedInfo shaped_info(const std::map<std::string, sdbus::Variant>& info)
+{
+    ShapedInfo out;
+    for (const auto& [key, v] : info) {
+        if (v.containsValueOfType<std::string>())
+            out.fields.emplace_back(key, v.get<std::string>());
+        else if (v.containsValueOfType<std::uint32_t>())
+            out.fields.emplace_back(key, v.get<std::uint32_t>());
+        else if (v.containsValueOfType<std::map<std::string, std::string>>())
+            out.fields.emplace_back(key, v.get<std::map<std::string, std::string>>());
+        else if (v.containsValueOfType<std::map<std::string, std::uint64_t>>())
+            out.fields.emplace_back(key, v.get<std::map<std::string, std::uint64_t>>());
+        else
+            die("the daemon's acquire info has a field of type " + std::string(v.peekValueType()));
+    }
+    return out;
+}
+
+sdbus::Message& operator<<(sdbus::Message& msg, const ShapedInfoRef& ref)
+{
+    msg.openContainer("{sv}");
+    for (const auto& [key, value] : ref.info.fields) {
+        msg.openDictEntry("sv");
+        msg << key;
+        std::visit(
+            [&msg](const auto& v) {
+                msg.openVariant(sdbus::signature_of<std::decay_t<decltype(v)>>::str());
+                msg << v;
+                msg.closeVariant();
+            },
+            value);
+        msg.closeDictEntry();
+    }
+    msg.closeContainer();
+    return msg;
+}
+
+}  // namespace
+
+template <>
+struct sdbus::signature_of<ShapedInfoRef> : sdbus::signature_of<std::map<std::string, sdbus::Variant>> {};
+
+namespace {
+
+// The shaped D-Bus floor: AcquireProgram's signature, (s) -> (h a{sh} a{sv}),
+// answered with one fd and the daemon's own info, with no policy, identity
+// or audit. dbus_warm against it is the daemon's work; it against the bare
+// floor is what the reply's shape costs the bus and both ends.
+pid_t start_shaped_dbus_floor(const ShapedInfo& info)
+{
+    return start_dbus_floor_server(kShapedFloorBusName, [&info](sdbus::IObject& object, int payload) {
+        object.registerMethod("Shaped").onInterface(kFloorInterface).implementedAs([&info, payload](const std::string&) {
+            // One copy of the fd for sd-bus to send, as the daemon's reply
+            // adopts the one its core made (handed_fd.h).
+            sdbus::UnixFd fd(::fcntl(payload, F_DUPFD_CLOEXEC, 0), sdbus::adopt_fd);
+            return std::tuple<sdbus::UnixFd, std::map<std::string, sdbus::UnixFd>, ShapedInfoRef>(
+                std::move(fd), std::map<std::string, sdbus::UnixFd>{}, ShapedInfoRef{info});
+        });
+    });
 }
 
 // A scratch root with the in-tree programs, a settings file that lifts the
@@ -576,21 +666,42 @@ int main(int argc, char** argv)
     std::string peeked_floor_socket = daemon.scratch("floor-peeked.sock");
     pid_t peeked_floor_server = start_floor_server(peeked_floor_socket, reply, FloorReads::Peeked);
     pid_t dbus_floor_server = start_dbus_floor();
+    auto floor_bus = sdbus::createSystemBusConnection();
+    // The daemon's own D-Bus reply, for the shaped floor to send back.
+    ShapedInfo captured;
+    {
+        auto daemon_proxy = sdbus::createProxy(*floor_bus, kDbusBusName, kDbusObjectPath);
+        daemon_proxy->finishRegistration();
+        sdbus::UnixFd program;
+        std::map<std::string, sdbus::UnixFd> maps;
+        std::map<std::string, sdbus::Variant> info;
+        daemon_proxy->callMethod("AcquireProgram")
+            .onInterface(kDbusInterface)
+            .withArguments(std::string("drop_small"))
+            .storeResultsTo(program, maps, info);
+        if (!maps.empty())
+            die("the daemon's drop_small reply carries map fds; the shaped floor sends none");
+        captured = shaped_info(info);
+    }
+    pid_t shaped_dbus_floor_server = start_shaped_dbus_floor(captured);
 
     auto client = must(Client::connect_socket(daemon.socket()), "connect");
     auto dbus_client = must(Client::connect_dbus(), "connect over D-Bus");
     RawClient raw(daemon.socket()), raw_floor(floor_socket), raw_peeked_floor(peeked_floor_socket);
     RawClient raw_poll(daemon.socket(), Wait::InPoll), raw_floor_poll(floor_socket, Wait::InPoll);
-    auto floor_bus = sdbus::createSystemBusConnection();
     auto floor_proxy = sdbus::createProxy(*floor_bus, kFloorBusName, kFloorPath);
     floor_proxy->finishRegistration();
+    auto shaped_proxy = sdbus::createProxy(*floor_bus, kShapedFloorBusName, kFloorPath);
+    shaped_proxy->finishRegistration();
 
-    std::vector<pid_t> everyone = {0, daemon.pid(), daemon.bus_pid(), floor_server, peeked_floor_server, dbus_floor_server};
+    std::vector<pid_t> everyone = {0, daemon.pid(), daemon.bus_pid(), floor_server, peeked_floor_server, dbus_floor_server,
+                                 shaped_dbus_floor_server};
     set_cpus(everyone, true);
     // Who serves each figure: its CPU per call is printed beside it.
     const std::vector<pid_t> by_daemon = {daemon.pid()}, by_floor = {floor_server}, by_peeked_floor = {peeked_floor_server};
     const std::vector<pid_t> by_daemon_and_bus = {daemon.pid(), daemon.bus_pid()};
     const std::vector<pid_t> by_dbus_floor_and_bus = {dbus_floor_server, daemon.bus_pid()};
+    const std::vector<pid_t> by_shaped_dbus_floor_and_bus = {shaped_dbus_floor_server, daemon.bus_pid()};
     // Raw acquires on `c`, served by `servers`.
     auto raw_acquires = [&](RawClient& c, const std::vector<pid_t>& servers, const char* failure) {
         return Series{servers, iterations, [&c, failure] {
@@ -610,10 +721,24 @@ int main(int argc, char** argv)
                           if (!fd.isValid())
                               die("D-Bus floor reply lost its fd");
                       }};
+    // Read as Client::acquire reads the daemon's reply (dbus_transport.cpp).
+    Series dbus_floor_shaped{by_shaped_dbus_floor_and_bus, iterations, [&] {
+                                 sdbus::UnixFd fd;
+                                 std::map<std::string, sdbus::UnixFd> maps;
+                                 DbusProgramInfo info;
+                                 shaped_proxy->callMethod("Shaped")
+                                     .onInterface(kFloorInterface)
+                                     .withArguments(std::string("drop_small"))
+                                     .storeResultsTo(fd, maps, info);
+                                 UniqueFd own(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
+                                 if (!own || info.info.tag.empty())
+                                     die("the shaped D-Bus floor's reply lost its fd or info");
+                             }};
     Series dbus_warm{by_daemon_and_bus, iterations,
                      [&] { must(dbus_client.acquire("drop_small"), "warm D-Bus acquire"); }};
     measure_interleaved(
-        {&floor, &warm_socket, &floor_peeked, &floor_poll, &warm_socket_poll, &warm_client, &dbus_floor, &dbus_warm});
+        {&floor, &warm_socket, &floor_peeked, &floor_poll, &warm_socket_poll, &warm_client, &dbus_floor, &dbus_floor_shaped,
+         &dbus_warm});
     // Loads on their own: the kernel frees what each released in the
     // background, which would land on the warm figures beside them.
     const int cold_iterations = std::max(50, iterations / 10);
@@ -638,6 +763,7 @@ int main(int argc, char** argv)
     row("warm_socket_poll: warm_socket, waiting in poll", warm_socket_poll);
     row("warm_client: warm_socket through Client::acquire", warm_client);
     row("dbus_floor: bare sdbus-c++ method, one fd", dbus_floor);
+    row("dbus_floor_shaped: the daemon's reply, no deciding", dbus_floor_shaped);
     row("dbus_warm: Client::acquire over D-Bus", dbus_warm);
     row("cold_per_client: Client::acquire udp_stats", cold);
     row("direct_load: bpf_object__load udp_stats", direct);
@@ -655,6 +781,9 @@ int main(int argc, char** argv)
         {"warm_socket_poll/floor_poll", median(warm_socket_poll) / median(floor_poll)},
         {"warm_client/floor", median(warm_client) / median(floor)},
         {"dbus_warm/dbus_floor", median(dbus_warm) / median(dbus_floor)},
+        // The D-Bus gap split: the daemon's own work, and the reply's shape.
+        {"dbus_warm/dbus_floor_shaped", median(dbus_warm) / median(dbus_floor_shaped)},
+        {"dbus_floor_shaped/dbus_floor", median(dbus_floor_shaped) / median(dbus_floor)},
         {"cold_per_client/direct_load", median(cold) / median(direct)},
         {"codec_fast/codec_general", codec_fast / codec_general},
         // The same comparisons by the servers' CPU per call (the D-Bus ones
@@ -662,6 +791,7 @@ int main(int argc, char** argv)
         {"cpu_warm_socket/cpu_floor", cpu(warm_socket) / cpu(floor)},
         {"cpu_warm_socket_poll/cpu_floor_poll", cpu(warm_socket_poll) / cpu(floor_poll)},
         {"cpu_dbus_warm/cpu_dbus_floor", cpu(dbus_warm) / cpu(dbus_floor)},
+        {"cpu_dbus_warm/cpu_dbus_floor_shaped", cpu(dbus_warm) / cpu(dbus_floor_shaped)},
         {"cpu_cold_per_client/cpu_direct_load", cpu(cold) / cpu(direct)},
     };
     std::printf("throughput, unpinned, raw Varlink clients, 1.5 s each in slices alternating with the floor's\n");
@@ -682,6 +812,7 @@ int main(int argc, char** argv)
     stop(floor_server);
     stop(peeked_floor_server);
     stop(dbus_floor_server);
+    stop(shaped_dbus_floor_server);
     for (const auto& r : ratios)
         std::printf("ratio %s %.2f\n", r.name.c_str(), r.value);
     return 0;
