@@ -5,8 +5,9 @@
 // load the program itself; every unusable ring is a named error and leaves
 // nothing registered; BPF_LINK_DETACH, a revoke and the caller's exit release the
 // program; the per-uid limit counts it; the program runs only in the
-// caller's own process. On a kernel without io_uring_bpf_ops
-// every test says it is skipped and why.
+// caller's own process; an audit log that refuses the record leaves nothing
+// on the ring. On a kernel without io_uring_bpf_ops every test says it is
+// skipped and why.
 #include "support/client_ring.h"
 #include "support/approved_for_nobody.h"
 #include "support/loop_ring.h"
@@ -90,6 +91,19 @@ std::string fdinfo_value(int fd, const std::string& key)
             return value;
         }
     return "";
+}
+
+// Whether the kernel frees program `id` within 10 s: it frees a struct_ops
+// program after an RCU grace period.
+bool freed_soon(std::uint32_t id)
+{
+    for (int i = 0; i < 500; ++i) {
+        UniqueFd probe(bpf_prog_get_fd_by_id(id));
+        if (!probe && errno == ENOENT)
+            return true;
+        std::this_thread::sleep_for(20ms);
+    }
+    return false;
 }
 
 void require_refused(const Result<Program>& p, const std::string& needle, const std::string& what)
@@ -303,14 +317,7 @@ TEST_F(RingAttachTest, TheCallersExitReleasesTheProgram)
     alive.reset();
     caller.tell_child("exit");
     EXPECT_TRUE(caller.wait().ok());
-    // The kernel frees a struct_ops program after an RCU grace period.
-    bool freed = false;
-    for (int i = 0; i < 500 && !freed; ++i) {
-        std::this_thread::sleep_for(20ms);
-        UniqueFd probe(bpf_prog_get_fd_by_id(prog_id));
-        freed = !probe && errno == ENOENT;
-    }
-    EXPECT_TRUE(freed) << "program " << prog_id << " lives on after its caller exited";
+    EXPECT_TRUE(freed_soon(prog_id)) << "program " << prog_id << " lives on after its caller exited";
 }
 
 TEST_F(RingAttachTest, ThePerUidLimitCountsRingInstances)
@@ -328,6 +335,56 @@ TEST_F(RingAttachTest, ThePerUidLimitCountsRingInstances)
     });
     ASSERT_TRUE(r.ok()) << r.describe();
     EXPECT_EQ(r.report, "limited");
+}
+
+// With an audit log that takes no record (/dev/full), attaching to a ring
+// is refused like every hand-out (audit_failure_test.cpp). The instance was
+// loaded and registered on the caller's ring before its record was refused:
+// it comes off the ring again, keeps no slot and is freed.
+class RingAttachAuditFailureTest : public RingAttachTest {
+protected:
+    std::optional<std::string> audit_log_target() const override { return "/dev/full"; }
+};
+
+TEST_F(RingAttachAuditFailureTest, ARefusedRecordLeavesNothingOnTheRing)
+{
+    const std::string socket = socket_path();
+    const std::size_t fds_before = settled_daemon_fd_count();
+    auto r = run_as_nobody([&] {
+        auto client = connect_as_child(socket);
+        LoopRing ring(16);
+        std::string ids;
+        // One more than the per-uid limit of 2: a refused attach holds no slot.
+        for (int i = 0; i < 3; ++i) {
+            auto p = client.attach_ring(kProgram, ring.fd(), ring.params(), AcquireOptions{{{"total", 8}, {"in_flight", 2}}});
+            require(!p, "attach_ring was handed out with an audit log that takes no record");
+            require(p.error().code == ErrorCode::SystemError &&
+                        p.error().message.find("audit log (No space left on device)") != std::string::npos,
+                    "attach " + std::to_string(i) + ": " + p.error().describe());
+            const std::string marker = "program id ";
+            const auto at = p.error().message.find(marker);
+            require(at != std::string::npos, "the refusal names no program id: " + p.error().message);
+            ids += " " + std::to_string(std::stoul(p.error().message.substr(at + marker.size())));
+        }
+        // A program left on the ring would run in this enter and post CQEs.
+        const std::string tail = fdinfo_value(ring.fd(), "CqTail");
+        require(!tail.empty(), "the ring's fdinfo has no CqTail");
+        require(ring.enter() == 0, "io_uring_enter on the refused ring failed");
+        require(fdinfo_value(ring.fd(), "CqTail") == tail,
+                "a program ran on the ring after the refusals: CqTail " + tail + " -> " + fdinfo_value(ring.fd(), "CqTail"));
+        return "refused" + ids;
+    });
+    ASSERT_TRUE(r.ok()) << r.describe();
+    std::istringstream report(r.report);
+    std::string word;
+    report >> word;
+    ASSERT_EQ(word, "refused") << r.report;
+    int checked = 0;
+    for (std::uint32_t id = 0; report >> id; ++checked)
+        EXPECT_TRUE(freed_soon(id)) << "refused program " << id << " lives on";
+    EXPECT_EQ(checked, 3) << r.report;
+    // Nothing made for the refused calls is held for them: no link, ring copy or caller watch.
+    EXPECT_EQ(settled_daemon_fd_count(), fds_before);
 }
 
 }  // namespace
