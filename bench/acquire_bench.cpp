@@ -56,6 +56,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <latch>
 #include <span>
 #include <sstream>
 #include <string>
@@ -576,33 +577,47 @@ struct Throughput {
     }
 };
 
-// `clients` raw Varlink clients acquiring as fast as they can against `path`.
+// `clients` raw Varlink clients acquiring as fast as they can against
+// `path`, counted over `duration` from when every client has connected and
+// been answered once: starting threads and accepting connections (the
+// floor starts a thread per connection, the daemon takes its peer's pidfd
+// and names) is not what the figure measures.
 Throughput throughput(const std::string& path, int clients, std::chrono::milliseconds duration)
 {
     std::atomic<long> total{0}, errors{0};
     std::atomic<bool> stopping{false};
+    std::latch answered_once(clients), go(1);
     std::vector<std::thread> threads;
     for (int i = 0; i < clients; ++i)
         threads.emplace_back([&] {
             RawClient c(path);
+            // A failed call leaves the stream unusable: count it, connect again.
+            auto acquire = [&c, &path, &errors] {
+                if (!c.acquire().empty())
+                    return true;
+                ++errors;
+                c = RawClient(path);
+                return false;
+            };
+            (void)acquire();
+            answered_once.count_down();
+            go.wait();
             long n = 0;
-            while (c.connected() && !stopping.load(std::memory_order_relaxed)) {
-                if (c.acquire().empty()) {
-                    ++errors;
-                    c = RawClient(path);  // a failed call leaves the stream unusable
-                } else {
-                    ++n;
-                }
-            }
+            while (c.connected() && !stopping.load(std::memory_order_relaxed))
+                n += acquire() ? 1 : 0;
             if (!c.connected())
                 ++errors;
             total += n;
         });
+    answered_once.wait();
+    const auto start = Clock::now();
+    go.count_down();
     std::this_thread::sleep_for(duration);
     stopping = true;
+    const auto end = Clock::now();
     for (auto& t : threads)
         t.join();
-    return {total.load(), errors.load(), std::chrono::duration<double>(duration).count()};
+    return {total.load(), errors.load(), std::chrono::duration<double>(end - start).count()};
 }
 
 // Nanoseconds per call of `op`, over enough calls to drown the clock.
