@@ -10,6 +10,10 @@
 //   warm_client  - warm_socket through Client::acquire (which waits in poll)
 //   cold         - Client::acquire of a per-client program (a fresh load)
 //   direct_load  - bpf_object__open_mem + load of that same object, as root
+//   cold_raw     - cold, the client speaking raw Varlink (waiting in poll),
+//                  against load_floor: a bare server in another process
+//                  loading the object itself for each request and replying
+//                  the daemon's own bytes with the same two fds
 //   dbus_floor   - a bare sdbus-c++ method returning one fd, on a private bus
 //   dbus_floor_shaped - a bare method of AcquireProgram's signature replying
 //                  the daemon's own info a{sv} and one fd, read as Client
@@ -76,6 +80,8 @@ constexpr const char* kFloorInterface = "org.bpfbroker.BenchFloor";
 constexpr const char* kShapedFloorBusName = "org.bpfbroker.BenchShapedFloor";
 const std::string kRequest =
     std::string(R"({"method":"org.bpfbroker.Broker.AcquireProgram","parameters":{"name":"drop_small"}})") + '\0';
+const std::string kColdRequest =
+    std::string(R"({"method":"org.bpfbroker.Broker.AcquireProgram","parameters":{"name":"udp_stats"}})") + '\0';
 
 struct Stats {
     double median_us = 0;
@@ -223,12 +229,15 @@ enum class Wait { InRecvmsg, InPoll };
 // the reply's NUL, keeps the fds until the next call.
 class RawClient {
 public:
-    explicit RawClient(const std::string& path, Wait wait = Wait::InRecvmsg) : fd_(connect_unix(path)), wait_(wait) {}
+    explicit RawClient(const std::string& path, Wait wait = Wait::InRecvmsg, const std::string& request = kRequest)
+        : fd_(connect_unix(path)), wait_(wait), request_(request)
+    {
+    }
     [[nodiscard]] bool connected() const { return fd_.valid(); }
     // The reply frame with its NUL; empty on any failure or an error reply.
     std::string acquire()
     {
-        if (!send_all_with_fds(fd_.get(), kRequest, {}))
+        if (!send_all_with_fds(fd_.get(), request_, {}))
             return {};
         std::string reply;
         std::size_t fds = 0;
@@ -253,6 +262,7 @@ public:
 private:
     UniqueFd fd_;
     Wait wait_;
+    std::string request_;
 };
 
 // How a floor server reads: plainly, or as bpfbrokerd does, peeking each
@@ -260,9 +270,8 @@ private:
 // VarlinkServer::on_readable), so the reading wakes no client.
 enum class FloorReads { Plain, Peeked };
 
-// The socket floor: thread per connection, each request answered with
-// `reply` and one fd (of /dev/null), no parsing, no policy.
-pid_t start_floor_server(const std::string& path, const std::string& reply, FloorReads reads)
+// A listening stream socket at `path`, for a floor server.
+UniqueFd listen_unix(const std::string& path)
 {
     UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un addr{};
@@ -270,6 +279,14 @@ pid_t start_floor_server(const std::string& path, const std::string& reply, Floo
     std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
     if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener.get(), 128) != 0)
         die("floor server: bind/listen " + path);
+    return listener;
+}
+
+// The socket floor: thread per connection, each request answered with
+// `reply` and one fd (of /dev/null), no parsing, no policy.
+pid_t start_floor_server(const std::string& path, const std::string& reply, FloorReads reads)
+{
+    UniqueFd listener = listen_unix(path);
     pid_t pid = spawn([&] {
         UniqueFd payload(::open("/dev/null", O_RDONLY | O_CLOEXEC));
         int fd = payload.get();
@@ -554,13 +571,45 @@ int silent_print(enum libbpf_print_level, const char*, va_list)
     return 0;
 }
 
-void load_directly(const std::string& object)
+// Opens and loads `object` as direct_load does; `loaded` sees it before it closes.
+void load_directly(const std::string& object, const std::function<void(bpf_object*)>& loaded = {})
 {
     LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "udp_stats");
     bpf_object* obj = bpf_object__open_mem(object.data(), object.size(), &opts);
     if (!obj || bpf_object__load(obj) != 0)
         die("direct load failed");
+    if (loaded)
+        loaded(obj);
     bpf_object__close(obj);
+}
+
+// The cold floor: a bare server in another process answering each request
+// on one connection at a time by loading `object` itself, as direct_load
+// does, and sending `reply` (the daemon's own reply to a cold acquire, the
+// same size) with the program's fd and its "stats" map's, as the daemon's
+// reply carries: no policy, journal, audit or read-only copy.
+pid_t start_load_floor_server(const std::string& path, const std::string& reply, const std::string& object)
+{
+    UniqueFd listener = listen_unix(path);
+    return spawn([&] {
+        for (;;) {
+            UniqueFd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+            if (!conn)
+                continue;
+            char buf[4096];
+            for (;;) {
+                auto r = recv_with_fds(conn.get(), buf, 0);
+                if (!r || r->bytes == 0)
+                    break;
+                for (std::size_t n = std::count(buf, buf + r->bytes, '\0'); n > 0; --n)
+                    load_directly(object, [&](bpf_object* obj) {
+                        const int fds[] = {bpf_program__fd(bpf_object__next_program(obj, nullptr)),
+                                           bpf_map__fd(bpf_object__find_map_by_name(obj, "stats"))};
+                        (void)send_all_with_fds(conn.get(), reply, fds);
+                    });
+            }
+        }
+    });
 }
 
 struct Throughput {
@@ -699,6 +748,13 @@ int main(int argc, char** argv)
         captured = shaped_info(info);
     }
     pid_t shaped_dbus_floor_server = start_shaped_dbus_floor(captured);
+    // The daemon's own reply to a cold acquire, for the load floor.
+    const std::string object = read_file(daemon.object_path());
+    const std::string cold_reply = RawClient(daemon.socket(), Wait::InRecvmsg, kColdRequest).acquire();
+    if (cold_reply.empty())
+        die("the daemon refused the raw cold AcquireProgram call");
+    std::string load_floor_socket = daemon.scratch("load-floor.sock");
+    pid_t load_floor_server = start_load_floor_server(load_floor_socket, cold_reply, object);
 
     auto client = must(Client::connect_socket(daemon.socket()), "connect");
     auto dbus_client = must(Client::connect_dbus(), "connect over D-Bus");
@@ -710,7 +766,7 @@ int main(int argc, char** argv)
     shaped_proxy->finishRegistration();
 
     std::vector<pid_t> everyone = {0, daemon.pid(), daemon.bus_pid(), floor_server, peeked_floor_server, dbus_floor_server,
-                                 shaped_dbus_floor_server};
+                                 shaped_dbus_floor_server, load_floor_server};
     set_cpus(everyone, true);
     // Who serves each figure: its CPU per call is printed beside it.
     const std::vector<pid_t> by_daemon = {daemon.pid()}, by_floor = {floor_server}, by_peeked_floor = {peeked_floor_server};
@@ -757,10 +813,19 @@ int main(int argc, char** argv)
     // Loads on their own: the kernel frees what each released in the
     // background, which would land on the warm figures beside them.
     const int cold_iterations = std::max(50, iterations / 10);
-    const std::string object = read_file(daemon.object_path());
     Series cold{by_daemon, cold_iterations, [&] { must(client.acquire("udp_stats"), "cold acquire"); }};
     Series direct{{kThisThread}, cold_iterations, [&] { load_directly(object); }};
-    measure_interleaved({&cold, &direct});
+    RawClient raw_cold(daemon.socket(), Wait::InPoll, kColdRequest);
+    RawClient raw_load_floor(load_floor_socket, Wait::InPoll, kColdRequest);
+    Series cold_raw{by_daemon, cold_iterations, [&] {
+                        if (raw_cold.acquire().empty())
+                            die("raw cold acquire failed");
+                    }};
+    Series load_floor{{load_floor_server}, cold_iterations, [&] {
+                          if (raw_load_floor.acquire().empty())
+                              die("the load floor's reply lost its fds");
+                      }};
+    measure_interleaved({&cold, &direct, &cold_raw, &load_floor});
     double codec_fast = codec_ns(reply, true);
     double codec_general = codec_ns(reply, false);
     set_cpus(everyone, false);
@@ -782,6 +847,8 @@ int main(int argc, char** argv)
     row("dbus_warm: Client::acquire over D-Bus", dbus_warm);
     row("cold_per_client: Client::acquire udp_stats", cold);
     row("direct_load: bpf_object__load udp_stats", direct);
+    row("cold_raw: cold_per_client, raw Varlink in poll", cold_raw);
+    row("load_floor: a bare server loading it, same reply", load_floor);
 
     std::printf("client codec, encode call + decode reply: fast %.0f ns, general (nlohmann) %.0f ns\n", codec_fast,
                 codec_general);
@@ -800,6 +867,10 @@ int main(int argc, char** argv)
         {"dbus_warm/dbus_floor_shaped", median(dbus_warm) / median(dbus_floor_shaped)},
         {"dbus_floor_shaped/dbus_floor", median(dbus_floor_shaped) / median(dbus_floor)},
         {"cold_per_client/direct_load", median(cold) / median(direct)},
+        // The cold gap split: loading in another process and passing the
+        // fds back, and the daemon's own work around its load.
+        {"load_floor/direct_load", median(load_floor) / median(direct)},
+        {"cold_raw/load_floor", median(cold_raw) / median(load_floor)},
         {"codec_fast/codec_general", codec_fast / codec_general},
         // The same comparisons by the servers' CPU per call (the D-Bus ones
         // with the bus daemon's share): steadier on a noisy machine.
@@ -808,6 +879,7 @@ int main(int argc, char** argv)
         {"cpu_dbus_warm/cpu_dbus_floor", cpu(dbus_warm) / cpu(dbus_floor)},
         {"cpu_dbus_warm/cpu_dbus_floor_shaped", cpu(dbus_warm) / cpu(dbus_floor_shaped)},
         {"cpu_cold_per_client/cpu_direct_load", cpu(cold) / cpu(direct)},
+        {"cpu_cold_raw/cpu_load_floor", cpu(cold_raw) / cpu(load_floor)},
     };
     std::printf("throughput, unpinned, raw Varlink clients, 1.5 s each in slices alternating with the floor's\n");
     for (int clients : {16, 64}) {
@@ -828,6 +900,7 @@ int main(int argc, char** argv)
     stop(peeked_floor_server);
     stop(dbus_floor_server);
     stop(shaped_dbus_floor_server);
+    stop(load_floor_server);
     for (const auto& r : ratios)
         std::printf("ratio %s %.2f\n", r.name.c_str(), r.value);
     return 0;
