@@ -59,6 +59,14 @@ nlohmann::json to_json(const SavedInstance& s)
     return j;
 }
 
+// A caller's user and group names come from NSS, which may hand out any
+// bytes: a name that is not UTF-8 is written with its invalid bytes
+// replaced, never thrown over (which would stop the daemon mid-acquire).
+std::string line_of(const nlohmann::json& j)
+{
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 // The "add" line by hand: one is written per per-client acquire, where
 // building it as an nlohmann::json cost 10 us of the daemon's CPU
 // (2026-12-02). Keys in sorted order, so it is byte for byte what
@@ -96,7 +104,7 @@ std::string add_line(const SavedInstance& s)
     w.close().close();
     if (w.ok())
         return std::move(w).take();
-    return nlohmann::json{{"add", to_json(s)}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return line_of(nlohmann::json{{"add", to_json(s)}});
 }
 
 nlohmann::json to_json(const SavedShared& s)
@@ -428,11 +436,16 @@ std::vector<SavedShared> StateJournal::replay_shared(std::size_t& skipped)
 
 void StateJournal::append(std::string line)
 {
+    std::lock_guard lock(mutex_);
+    append_locked(std::move(line));
+}
+
+void StateJournal::append_locked(std::string line)
+{
     // One write of the whole line: O_APPEND keeps concurrent lines whole.
     line.push_back('\n');
-    std::lock_guard lock(mutex_);
     if (::write(file_.get(), line.data(), line.size()) == static_cast<ssize_t>(line.size()))
-        ++lines_;
+        lines_ += static_cast<std::size_t>(std::count(line.begin(), line.end(), '\n'));
 }
 
 void StateJournal::record_added(const SavedInstance& instance)
@@ -453,18 +466,18 @@ std::string shared_hold_line(const std::string& key, const HeldGrant& held)
 {
     nlohmann::json body = {{"key", key}};
     put_held(body, held);
-    return nlohmann::json{{"shared_hold", body}}.dump();
+    return line_of(nlohmann::json{{"shared_hold", body}});
 }
 
 std::string shared_key_line(const char* kind, const std::string& key)
 {
-    return nlohmann::json{{kind, {{"key", key}}}}.dump();
+    return line_of(nlohmann::json{{kind, {{"key", key}}}});
 }
 
 // Every line that writes `s` again: its add, each holder, the overflow.
 std::string shared_lines_of(const SavedShared& s)
 {
-    std::string text = nlohmann::json{{"shared_add", to_json(s)}}.dump() + "\n";
+    std::string text = line_of(nlohmann::json{{"shared_add", to_json(s)}}) + "\n";
     for (const auto& [uid, held] : s.holders)
         text += shared_hold_line(s.key, held) + "\n";
     if (s.overflowed)
@@ -478,32 +491,36 @@ void StateJournal::record_shared_added(const SavedShared& shared)
 {
     std::string text = shared_lines_of(shared);
     text.pop_back();
-    append(text);
+    // Written and remembered under one lock: a rewrite between the two
+    // would write the file without this instance and then lose the line.
     std::lock_guard lock(mutex_);
-    lines_ += static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+    append_locked(std::move(text));
     shared_.insert_or_assign(shared.key, shared);
 }
 
 void StateJournal::record_shared_holder(const std::string& key, const HeldGrant& held)
 {
-    append(shared_hold_line(key, held));
+    std::string line = shared_hold_line(key, held);
     std::lock_guard lock(mutex_);
+    append_locked(std::move(line));
     if (auto it = shared_.find(key); it != shared_.end())
         it->second.holders.insert_or_assign(held.peer.uid, held);
 }
 
 void StateJournal::record_shared_overflowed(const std::string& key)
 {
-    append(shared_key_line("shared_overflowed", key));
+    std::string line = shared_key_line("shared_overflowed", key);
     std::lock_guard lock(mutex_);
+    append_locked(std::move(line));
     if (auto it = shared_.find(key); it != shared_.end())
         it->second.overflowed = true;
 }
 
 void StateJournal::record_shared_forgotten(const std::string& key)
 {
-    append(shared_key_line("shared_forget", key));
+    std::string line = shared_key_line("shared_forget", key);
     std::lock_guard lock(mutex_);
+    append_locked(std::move(line));
     shared_.erase(key);
 }
 

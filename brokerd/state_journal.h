@@ -135,6 +135,7 @@ public:
 private:
     StateJournal(UniqueFd dir, UniqueFd file, std::size_t lines, std::string distrusted);
     void append(std::string line);
+    void append_locked(std::string line);  // under mutex_
     [[nodiscard]] std::size_t shared_lines() const;  // under mutex_
 
     UniqueFd dir_;

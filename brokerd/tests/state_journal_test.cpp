@@ -262,6 +262,28 @@ TEST_F(StateJournalTest, shared_records_replay_with_their_holders_minus_forgets_
     EXPECT_EQ(again[0].holders.size(), 2u);
 }
 
+TEST_F(StateJournalTest, a_shared_holder_whose_names_are_not_utf8_is_written_replaced_and_replays)
+{
+    HeldGrant odd = instance(0, 1001).held;
+    odd.peer.user_name = "bad\xff";
+    odd.peer.group_names = {"gr\xc3"};
+    {
+        auto j = open_journal();
+        j.record_shared_added(shared("k1", 20));
+        j.record_shared_holder("k1", odd);  // threw type_error.316 before
+        ASSERT_TRUE(j.rewrite({}));         // the rewrite writes the holder again
+    }
+    auto j = open_journal();
+    std::size_t skipped = 1;
+    auto saved = j.replay_shared(skipped);
+    EXPECT_EQ(skipped, 0u);
+    ASSERT_EQ(saved.size(), 1u);
+    ASSERT_EQ(saved[0].holders.count(1001), 1u);
+    EXPECT_EQ(saved[0].holders.at(1001).peer.user_name, "bad\xef\xbf\xbd");
+    ASSERT_EQ(saved[0].holders.at(1001).peer.group_names.size(), 1u);
+    EXPECT_EQ(saved[0].holders.at(1001).peer.group_names[0], "gr\xef\xbf\xbd");
+}
+
 TEST_F(StateJournalTest, malformed_shared_lines_are_skipped_and_counted)
 {
     {
