@@ -91,23 +91,42 @@ private:
             return;
         }
         auto then = [this, result, sender, body = std::move(body)](policy::Peer named) {
-            try {
+            answering_errors(*result, sender, [&] {
                 body(RequestContext{TransportKind::Dbus, std::move(named), sender, polkit_ != nullptr});
-            } catch (const sdbus::Error& e) {
-                // A reply that could not be built (a send that failed
-                // cannot be answered at all).
-                try {
-                    result->returnError(e);
-                } catch (const sdbus::Error& lost) {
-                    log_error("D-Bus: cannot answer " + sender + ": " + lost.getMessage());
-                }
-            }
+            });
         };
         auto uid = std::to_string(peer->uid);
         if (auto parked = names_.with_names(std::move(*peer), std::move(then)); !parked) {
             log_caller_warning("dbus-name-waits uid=" + uid,
                                "refused a D-Bus call from uid " + uid + ": " + parked.error().message + ", ignoring");
             result->returnError(to_dbus_error(parked.error()));
+        }
+    }
+
+    // Runs `fn`, which answers `result`. What it throws (a reply that could
+    // not be built, an allocation that failed) is answered as an error here:
+    // sdbus-c++ catches only sdbus::Error around a method and nothing around
+    // an async reply's handler (polkit's), and an exception unwinding
+    // through sd-bus would stop the bus thread or the daemon.
+    template <typename ResultT, typename Fn>
+    static void answering_errors(const ResultT& result, const std::string& caller, Fn&& fn)
+    {
+        try {
+            fn();
+        } catch (const sdbus::Error& e) {
+            answer_error(result, caller, e);
+        } catch (const std::exception& e) {
+            answer_error(result, caller, to_dbus_error(make_error(ErrorCode::Internal, std::string("internal error: ") + e.what())));
+        }
+    }
+
+    template <typename ResultT>
+    static void answer_error(const ResultT& result, const std::string& caller, const sdbus::Error& e)
+    {
+        try {
+            result.returnError(e);
+        } catch (const std::exception& lost) {  // a send that failed cannot be answered at all
+            log_error("D-Bus: cannot answer " + caller + ": " + lost.what());
         }
     }
 
@@ -122,7 +141,9 @@ private:
         if (outcome.needs_polkit() && polkit_) {
             polkit_->check(ctx.peer.uid, ctx.bus_name, outcome.question().action,
                            [result, ctx, ask = std::move(ask), finish](const PolkitVerdict& verdict) {
-                               complete(*result, Outcome<T>(ask(ctx, &verdict)), finish);
+                               answering_errors(*result, ctx.bus_name, [&] {
+                                   complete(*result, Outcome<T>(ask(ctx, &verdict)), finish);
+                               });
                            });
             return;
         }
@@ -404,6 +425,19 @@ void DbusService::post(std::function<void()> task)
     (void)!::write(wake_fd_.get(), &one, sizeof one);
 }
 
+namespace {
+
+// What escaped a handler or a task; the bus thread goes on serving.
+void log_bus_failure(const std::exception& e)
+{
+    if (const auto* bus = dynamic_cast<const sdbus::Error*>(&e))
+        log_error("D-Bus: " + bus->getName() + ": " + bus->getMessage());
+    else
+        log_error(std::string("D-Bus: ") + e.what());
+}
+
+}  // namespace
+
 // The bus thread: sd-bus is not thread-safe, so every use of the connection
 // (requests, replies, polkit calls, signals) happens here.
 void DbusService::run()
@@ -412,8 +446,8 @@ void DbusService::run()
         try {
             while (connection_->processPendingRequest()) {
             }
-        } catch (const sdbus::Error& e) {
-            log_error("D-Bus: " + e.getName() + ": " + e.getMessage());
+        } catch (const std::exception& e) {
+            log_bus_failure(e);
         }
         std::vector<std::function<void()>> tasks;
         {
@@ -425,8 +459,8 @@ void DbusService::run()
         for (auto& t : tasks) {
             try {
                 t();
-            } catch (const sdbus::Error& e) {
-                log_error("D-Bus: " + e.getName() + ": " + e.getMessage());
+            } catch (const std::exception& e) {
+                log_bus_failure(e);
             }
         }
         if (!tasks.empty())
@@ -449,8 +483,8 @@ void DbusService::run()
         if (fds[2].revents & POLLIN) {
             try {
                 object_->names_arrived();  // replies it sends are flushed at the top
-            } catch (const sdbus::Error& e) {
-                log_error("D-Bus: " + e.getName() + ": " + e.getMessage());
+            } catch (const std::exception& e) {
+                log_bus_failure(e);
             }
         }
     }
