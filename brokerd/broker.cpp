@@ -636,6 +636,27 @@ Result<void> Broker::add_client_maps(const LoadedInstance& instance, Handout& h)
     return {};
 }
 
+// A reload that publishes a newer policy cuts only what is registered when
+// it looks (cut_ungranted). A hand-out decided on the older one and
+// registered after that look would keep a grant a revoke just ended; so
+// once registered, it is judged again on the newest policy. Either the
+// cut sees the registration, or this sees the policy the cut acted on:
+// both take the same lock (live_'s, or shared_mutex_ for shared holders)
+// after the policy is published.
+Result<void> Broker::still_granted(const PolicySnapshot& decided_on, const policy::CatalogEntry& entry,
+                                   const policy::Peer& peer) const
+{
+    auto now = snapshot();
+    if (now.get() == &decided_on)
+        return {};
+    auto why = grant_gone(HeldGrant{entry.name, peer, entry.manifest_sha256, entry.signer_key_id}, now->catalog, now->grants,
+                          available_features_);
+    if (!why)
+        return {};
+    return fail(ErrorCode::PermissionDenied,
+                "the policy changed while \"" + entry.name + "\" was being loaded for this call: " + *why);
+}
+
 Result<void> Broker::record_hand_out(const RequestContext& ctx, const policy::CatalogEntry& entry,
                                      std::string allow_reason, const Handout& h)
 {
@@ -702,7 +723,10 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
         if (auto ok = add_client_maps(shared.loaded, h); !ok)
             return fail(std::move(ok).error());
         // The shared instance stays loaded either way (it outlives its
-        // holders); only a recorded hand-out makes the caller one.
+        // holders); only a hand-out still granted and recorded makes the
+        // caller one (judged under shared_mutex_, as a cut's holder walk is).
+        if (auto granted = still_granted(snap, entry, ctx.peer); !granted)
+            return fail(std::move(granted).error());
         if (auto recorded = record_hand_out(ctx, entry, std::move(allow_reason), h); !recorded)
             return fail(std::move(recorded).error());
         // Who holds it, to judge their grants again after a policy change.
@@ -792,12 +816,16 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
             fd_store_->drop_instance(prog.id);
         return fail(std::move(ok).error());
     }
-    // Recorded once registered (the registry can still refuse it), before
-    // the slot is committed: unrecorded, the registry withdraws it (cut, so
-    // a copy of its link in the fd store keeps nothing attached; then its
-    // journal record, stored fds, caller watch and the daemon's link
-    // duplicate go), the slot is released, and the links close with `h`.
-    if (auto recorded = record_hand_out(ctx, entry, std::move(allow_reason), h); !recorded) {
+    // Judged again and recorded once registered (the registry can still
+    // refuse it), before the slot is committed: no longer granted or
+    // unrecorded, the registry withdraws it (cut, so a copy of its link in
+    // the fd store keeps nothing attached; then its journal record, stored
+    // fds, caller watch and the daemon's link duplicate go), the slot is
+    // released, and the links close with `h`.
+    Result<void> recorded = still_granted(snap, entry, ctx.peer);
+    if (recorded)
+        recorded = record_hand_out(ctx, entry, std::move(allow_reason), h);
+    if (!recorded) {
         live_.withdraw(ctx.peer.uid, prog.id);
         if (auto rewritten = live_.rewrite_journal(false); !rewritten)
             log_warning("state journal: " + rewritten.error().describe());

@@ -203,6 +203,10 @@ private:
     Result<Handout> hand_out(const RequestContext& ctx, const PolicySnapshot& snap, const policy::CatalogEntry& entry,
                              const ParameterValues& values, const CallerRing* ring, std::string allow_reason);
     Result<void> add_client_maps(const LoadedInstance& instance, Handout& h);
+    // Refuses a hand-out decided on `decided_on` when a newer policy has
+    // been published since and no longer grants it (see hand_out()).
+    Result<void> still_granted(const PolicySnapshot& decided_on, const policy::CatalogEntry& entry,
+                               const policy::Peer& peer) const;
     // Broker-attached: attaches the instance's programs for the caller and
     // puts the links (their only fds) in the hand-out.
     Result<void> add_links(const LoadedInstance& instance, Handout& h);

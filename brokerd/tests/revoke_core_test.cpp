@@ -5,6 +5,8 @@
 #include "support/core_fixture.h"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 namespace bpfbroker::brokerd {
 namespace {
@@ -74,6 +76,58 @@ TEST_F(RevokeCore, a_shared_instance_is_dropped_on_revoke_and_loaded_fresh_after
     approve("drop_small", false);
     ASSERT_TRUE(broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}}).ok());
     EXPECT_EQ(source_->loads(), 2u) << "the cut instance was handed out again";
+}
+
+// A revoke made while an acquire is in the kernel's verifier (on another
+// thread, as the socket's admin call and a D-Bus acquire run) finds
+// nothing registered to cut; the acquire, registered after, must see the
+// newer policy and refuse instead of handing out what the revoke ended.
+TEST_F(RevokeCore, a_revoke_while_a_per_client_instance_loads_refuses_it)
+{
+    approve("udp_stats", false);
+    Outcome<RevokeSummary> revoked = Error{};
+    source_->while_loading = [&] {
+        std::thread admin([&] { revoked = broker_->revoke(socket_as(0), RevokeRequest{"udp_stats"}); });
+        admin.join();  // the per-client load holds no lock the revoke needs
+    };
+    auto o = broker_->acquire(socket_as(65534), AcquireRequest{"udp_stats", {}});
+    source_->while_loading = nullptr;
+    ASSERT_TRUE(revoked.ok()) << (revoked.denied() ? revoked.error().describe() : "asked polkit");
+    EXPECT_EQ(revoked.value().instances.cut + revoked.value().instances.uncut, 0u) << "the revoke found it registered";
+    ASSERT_TRUE(o.denied()) << "an acquire decided before a revoke was handed out after it";
+    EXPECT_EQ(o.error().code, ErrorCode::PermissionDenied);
+    EXPECT_NE(o.error().message.find("policy changed while"), std::string::npos) << o.error().message;
+    EXPECT_EQ(broker_->live_instances().size(), 0u) << "the refused instance stayed registered";
+    const auto lines = audit_lines();
+    EXPECT_EQ(count_lines(lines, {"action=acquire", "program=udp_stats", "uid=65534", "decision=allow"}), 0u);
+    EXPECT_EQ(count_lines(lines, {"action=acquire", "program=udp_stats", "uid=65534", "decision=deny", "policy changed"}), 1u);
+
+    approve("udp_stats", false);
+    EXPECT_TRUE(broker_->acquire(socket_as(65534), AcquireRequest{"udp_stats", {}}).ok()) << "approved again, a new acquire was refused";
+}
+
+// The shared load holds shared_mutex_, which the revoke's holder walk
+// waits for: here the revoke gets as far as publishing its policy during
+// the load, and the acquire must judge the new holder on it.
+TEST_F(RevokeCore, a_revoke_published_while_a_shared_instance_loads_refuses_the_new_holder)
+{
+    approve("drop_small", false);
+    const auto before = broker_->snapshot();
+    Outcome<RevokeSummary> revoked = Error{};
+    std::thread admin;
+    source_->while_loading = [&] {
+        admin = std::thread([&] { revoked = broker_->revoke(socket_as(0), RevokeRequest{"drop_small"}); });
+        for (int i = 0; i < 10000 && broker_->snapshot() == before; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    };
+    auto o = broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}});
+    source_->while_loading = nullptr;
+    admin.join();
+    ASSERT_NE(broker_->snapshot(), before) << "the revoke never published its policy";
+    ASSERT_TRUE(revoked.ok()) << (revoked.denied() ? revoked.error().describe() : "asked polkit");
+    ASSERT_TRUE(o.denied()) << "a holder decided before a revoke was registered after its policy";
+    EXPECT_EQ(o.error().code, ErrorCode::PermissionDenied);
+    EXPECT_EQ(count_lines(audit_lines(), {"action=acquire", "program=drop_small", "uid=65534", "decision=allow"}), 0u);
 }
 
 TEST_F(RevokeCore, listing_says_whether_a_program_can_be_cut_live)

@@ -34,6 +34,8 @@ Result<brokerd::LoadedInstance> FakeProgramSource::load(const policy::CatalogEnt
     if (!entry.manifest)
         return fail(ErrorCode::ManifestInvalid, "no manifest");
     ++loads_;
+    if (while_loading)
+        while_loading();
     brokerd::LoadedInstance inst;
     for (const auto& p : entry.manifest->programs) {
         auto fd = placeholder_fd("fake-prog");

@@ -7,6 +7,7 @@
 #include "brokerd/program_source.h"
 
 #include <atomic>
+#include <functional>
 
 namespace bpfbroker::test_support {
 
@@ -21,6 +22,9 @@ public:
 
     // Loads so far (shared instances load once).
     [[nodiscard]] unsigned loads() const { return loads_.load(); }
+    // Run inside each load, as the kernel's verifier would take its time:
+    // lets a test change the policy while a hand-out is being made.
+    std::function<void()> while_loading;
 
 private:
     std::atomic<unsigned> loads_{0};
