@@ -167,6 +167,8 @@ void append_head(std::string& line, const AuditRecord& r)
         line += " code=";
         line += error_code_name(*r.code);
     }
+    if (r.suppressed)
+        append_key_number(line, "suppressed", r.suppressed);
 }
 
 // The program, its manifest and signer, the reason, the message id.
@@ -268,7 +270,8 @@ Result<void> AuditLog::write_line(const AuditRecord& r, std::string& line)
             "BPFBROKER_PID=%d", static_cast<int>(r.pid), "BPFBROKER_DECISION=%s", r.allowed ? "allow" : "deny",
             "BPFBROKER_CODE=%s", code.c_str(), "BPFBROKER_REASON=%s", r.reason.c_str(), "BPFBROKER_PROG_ID=%u",
             r.prog_id, "BPFBROKER_PROG_TAG=%s", tag.c_str(), "BPFBROKER_MANIFEST_SHA256=%s", manifest.c_str(),
-            "BPFBROKER_SIGNER=%s", signer.c_str(), nullptr);
+            "BPFBROKER_SIGNER=%s", signer.c_str(), "BPFBROKER_SUPPRESSED=%llu",
+            static_cast<unsigned long long>(r.suppressed), nullptr);
         if (sent < 0)
             refused(make_system_error("cannot send the audit record to the journal", -sent));
     }

@@ -39,6 +39,7 @@ struct AuditRecord {
     std::optional<ErrorCode> code;    // when denied
     std::string reason;
     std::uint32_t prog_id = 0;        // when a program was handed out
+    std::uint64_t suppressed = 0;     // the uid's refusals like this not written before it (refusal_record_throttle.h)
     // Views: a record lives only for the record() call, and these three
     // are the daemon's own hex of state that outlives it (the hand-out,
     // the catalog entry); not copied per acquire.

@@ -350,9 +350,11 @@ std::vector<policy::PolicyProblem> Broker::problems() const
 }
 
 Result<void> Broker::audit(std::string_view action, const RequestContext& ctx, const std::string& program, const Error* denial,
-                   std::string reason, const Handout* handout, const policy::CatalogEntry* decided_on)
+                   std::string reason, const Handout* handout, const policy::CatalogEntry* decided_on,
+                   std::uint64_t suppressed)
 {
     AuditRecord r;
+    r.suppressed = suppressed;
     r.action = std::string(action);
     r.transport = std::string(transport_name(ctx.transport));
     r.program = program;
@@ -393,6 +395,17 @@ Error Broker::deny(std::string_view action, const RequestContext& ctx, const std
     return error;
 }
 
+Error Broker::deny_repeatable(std::string_view action, const RequestContext& ctx, const std::string& program, Error error)
+{
+    auto suppressed_before = refusal_records_.admit(ctx.peer.uid);
+    if (!suppressed_before) {
+        metrics_.audit_refusals_suppressed.fetch_add(1, std::memory_order_relaxed);
+        return error;
+    }
+    (void)audit(action, ctx, program, &error, {}, nullptr, nullptr, *suppressed_before);  // refused either way
+    return error;
+}
+
 bool Broker::verdict_matches(const PolkitVerdict& verdict, const RequestContext& ctx, std::string_view action)
 {
     return ctx.transport == TransportKind::Dbus && verdict.action() == action && verdict.uid() == ctx.peer.uid &&
@@ -421,18 +434,19 @@ Outcome<Handout> Broker::decide_acquire(const RequestContext& ctx, const PolicyS
 {
     constexpr std::string_view kAction = "acquire";
     const auto& name = request.name;
-    // Checked before anything else: a name from D-Bus can be megabytes (the
-    // audit record caps it).
+    const auto* snap = &current;
+    // One token per request, taken before anything else so that every
+    // refusal recorded in full costs one (a name from D-Bus can be
+    // megabytes: the record caps it); the call that carries polkit's
+    // verdict is the same request as the one that asked for it.
+    if (!verdict && !rate_.allow(ctx.peer.uid, snap->settings.max_requests_per_second))
+        return deny_repeatable(kAction, ctx, name,
+                               make_error(ErrorCode::LimitExceeded, "uid " + std::to_string(ctx.peer.uid) +
+                                                                        " asked for more than " +
+                                                                        std::to_string(snap->settings.max_requests_per_second) +
+                                                                        " programs per second"));
     if (!policy::is_valid_program_name(name))
         return deny(kAction, ctx, name, make_error(ErrorCode::InvalidParameter, "not a valid program name"));
-    const auto* snap = &current;
-    // One token per request: the call that carries polkit's verdict is the
-    // same request as the one that asked for it.
-    if (!verdict && !rate_.allow(ctx.peer.uid, snap->settings.max_requests_per_second))
-        return deny(kAction, ctx, name,
-                    make_error(ErrorCode::LimitExceeded, "uid " + std::to_string(ctx.peer.uid) + " asked for more than " +
-                                                             std::to_string(snap->settings.max_requests_per_second) +
-                                                             " programs per second"));
     const auto* entry = snap->catalog.find(name);
     if (!entry)
         return deny(kAction, ctx, name,
@@ -876,7 +890,8 @@ Broker::AdminGate Broker::admit_admin(const RequestContext& ctx, std::string_vie
 {
     auto d = policy::decide_admin(ctx.peer, ctx.polkit_reachable);
     if (!d.allowed)
-        return {deny(action, ctx, program, make_error(d.code, admin_unreachable_reason(action, ctx.transport))), {}};
+        return {deny_repeatable(action, ctx, program, make_error(d.code, admin_unreachable_reason(action, ctx.transport))),
+                {}};
     if (!d.needs_polkit)
         return {};
     if (!verdict)
@@ -886,7 +901,7 @@ Broker::AdminGate Broker::admit_admin(const RequestContext& ctx, std::string_vie
                      make_error(ErrorCode::Internal, "a polkit verdict about another caller or action was offered")),
                 {}};
     if (!verdict->allowed())
-        return {deny(action, ctx, program, make_error(ErrorCode::PermissionDenied, verdict->why())), {}};
+        return {deny_repeatable(action, ctx, program, make_error(ErrorCode::PermissionDenied, verdict->why())), {}};
     return {};
 }
 

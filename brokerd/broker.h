@@ -21,6 +21,7 @@
 #include "brokerd/held_grant.h"
 #include "brokerd/instance_tracker.h"
 #include "brokerd/live_instances.h"
+#include "brokerd/refusal_record_throttle.h"
 #include "brokerd/metrics.h"
 #include "brokerd/outcome.h"
 #include "brokerd/polkit_verdict.h"
@@ -159,10 +160,14 @@ private:
     // is refused then; a denial or an admin action already done stands.
     [[nodiscard]] Result<void> audit(std::string_view action, const RequestContext& ctx, const std::string& program, const Error* denial,
                std::string reason, const Handout* handout = nullptr,
-               const policy::CatalogEntry* decided_on = nullptr);
+               const policy::CatalogEntry* decided_on = nullptr, std::uint64_t suppressed = 0);
     // AuditLog::record, counting a lost record in the metrics.
     [[nodiscard]] Result<void> record_counting_losses(const AuditRecord& r);
     Error deny(std::string_view action, const RequestContext& ctx, const std::string& program, Error error);
+    // deny() for a refusal a caller can repeat at no cost (the rate limit's
+    // own, the admin gate's): recorded within the uid's budget of refusal
+    // records, counted past it (refusal_record_throttle.h).
+    Error deny_repeatable(std::string_view action, const RequestContext& ctx, const std::string& program, Error error);
     // Whether `verdict` is polkit's answer about this caller and action.
     [[nodiscard]] static bool verdict_matches(const PolkitVerdict& verdict, const RequestContext& ctx,
                                               std::string_view action);
@@ -225,6 +230,7 @@ private:
     std::atomic<std::int64_t> last_metrics_sweep_ns_{std::numeric_limits<std::int64_t>::min() / 2};
     InstanceTracker instances_;
     AcquireRateLimiter rate_;
+    RefusalRecordThrottle refusal_records_;
 
     mutable std::mutex snapshot_mutex_;
     std::shared_ptr<const PolicySnapshot> snapshot_;

@@ -141,6 +141,11 @@ std::string Metrics::render(const std::map<std::string, std::size_t>& catalog_st
     out += "# HELP bpfbroker_audit_records_lost Audit records a sink refused (no hand-out goes with one).\n";
     out += "bpfbroker_audit_records_lost_total " + std::to_string(audit_records_lost.load(std::memory_order_relaxed)) +
            "\n";
+    out += "# TYPE bpfbroker_audit_refusals_suppressed counter\n";
+    out += "# HELP bpfbroker_audit_refusals_suppressed Refusals past a uid's budget of refusal records: counted, not "
+           "recorded one by one.\n";
+    out += "bpfbroker_audit_refusals_suppressed_total " +
+           std::to_string(audit_refusals_suppressed.load(std::memory_order_relaxed)) + "\n";
     out += "# EOF\n";
     return out;
 }

@@ -87,6 +87,7 @@ public:
     std::atomic<std::uint64_t> revoked_instances{0};   // cut live by a revocation
     std::atomic<std::uint64_t> uncut_instances{0};     // a revocation could not reach (no guard)
     std::atomic<std::uint64_t> audit_records_lost{0};  // a sink refused them (audit_log.h)
+    std::atomic<std::uint64_t> audit_refusals_suppressed{0};  // past a uid's budget (refusal_record_throttle.h)
 
     // OpenMetrics text, ending in "# EOF". `catalog_states`: entries of the
     // current catalog per state name ("valid", "invalid", ...).

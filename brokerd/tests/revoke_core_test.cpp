@@ -4,7 +4,6 @@
 // The cutting itself runs on the kernel in tests/e2e/revocation_test.cpp.
 #include "support/core_fixture.h"
 
-#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -12,13 +11,7 @@ namespace bpfbroker::brokerd {
 namespace {
 
 using RevokeCore = test_support::CoreFixture;
-
-std::size_t count_lines(const std::vector<std::string>& lines, const std::vector<std::string>& parts)
-{
-    return static_cast<std::size_t>(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
-        return std::all_of(parts.begin(), parts.end(), [&](const std::string& p) { return l.find(p) != std::string::npos; });
-    }));
-}
+using test_support::count_lines_containing;
 
 TEST_F(RevokeCore, revoke_reports_each_unguarded_instance_once_and_audits_it)
 {
@@ -38,11 +31,11 @@ TEST_F(RevokeCore, revoke_reports_each_unguarded_instance_once_and_audits_it)
 
     const auto lines = audit_lines();
     for (const char* uid : {"uid=65534", "uid=1000"})
-        EXPECT_EQ(count_lines(lines, {"action=cut", "program=udp_stats", uid, "decision=deny", "code=Unsupported",
+        EXPECT_EQ(count_lines_containing(lines, {"action=cut", "program=udp_stats", uid, "decision=deny", "code=Unsupported",
                                       "not cut (the manifest declares no revocation guard)", "revoked"}),
                   1u)
             << uid;
-    EXPECT_EQ(count_lines(lines, {"action=revoke", "live instances cut 0, not cut 2"}), 1u);
+    EXPECT_EQ(count_lines_containing(lines, {"action=revoke", "live instances cut 0, not cut 2"}), 1u);
 
     auto again = broker_->revoke(socket_as(0), RevokeRequest{"udp_stats"});
     ASSERT_TRUE(again.ok());
@@ -71,7 +64,7 @@ TEST_F(RevokeCore, a_shared_instance_is_dropped_on_revoke_and_loaded_fresh_after
     auto revoked = broker_->revoke(socket_as(0), RevokeRequest{"drop_small"});
     ASSERT_TRUE(revoked.ok());
     EXPECT_EQ(revoked.value().instances.uncut, 1u) << "one shared instance, no guard in the fake";
-    EXPECT_EQ(count_lines(audit_lines(), {"action=cut", "program=drop_small", "uid=65534", "shared instance"}), 1u);
+    EXPECT_EQ(count_lines_containing(audit_lines(), {"action=cut", "program=drop_small", "uid=65534", "shared instance"}), 1u);
 
     approve("drop_small", false);
     ASSERT_TRUE(broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}}).ok());
@@ -99,8 +92,8 @@ TEST_F(RevokeCore, a_revoke_while_a_per_client_instance_loads_refuses_it)
     EXPECT_NE(o.error().message.find("policy changed while"), std::string::npos) << o.error().message;
     EXPECT_EQ(broker_->live_instances().size(), 0u) << "the refused instance stayed registered";
     const auto lines = audit_lines();
-    EXPECT_EQ(count_lines(lines, {"action=acquire", "program=udp_stats", "uid=65534", "decision=allow"}), 0u);
-    EXPECT_EQ(count_lines(lines, {"action=acquire", "program=udp_stats", "uid=65534", "decision=deny", "policy changed"}), 1u);
+    EXPECT_EQ(count_lines_containing(lines, {"action=acquire", "program=udp_stats", "uid=65534", "decision=allow"}), 0u);
+    EXPECT_EQ(count_lines_containing(lines, {"action=acquire", "program=udp_stats", "uid=65534", "decision=deny", "policy changed"}), 1u);
 
     approve("udp_stats", false);
     EXPECT_TRUE(broker_->acquire(socket_as(65534), AcquireRequest{"udp_stats", {}}).ok()) << "approved again, a new acquire was refused";
@@ -127,7 +120,7 @@ TEST_F(RevokeCore, a_revoke_published_while_a_shared_instance_loads_refuses_the_
     ASSERT_TRUE(revoked.ok()) << (revoked.denied() ? revoked.error().describe() : "asked polkit");
     ASSERT_TRUE(o.denied()) << "a holder decided before a revoke was registered after its policy";
     EXPECT_EQ(o.error().code, ErrorCode::PermissionDenied);
-    EXPECT_EQ(count_lines(audit_lines(), {"action=acquire", "program=drop_small", "uid=65534", "decision=allow"}), 0u);
+    EXPECT_EQ(count_lines_containing(audit_lines(), {"action=acquire", "program=drop_small", "uid=65534", "decision=allow"}), 0u);
 }
 
 TEST_F(RevokeCore, listing_says_whether_a_program_can_be_cut_live)

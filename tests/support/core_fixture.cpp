@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 
 namespace bpfbroker::test_support {
 
@@ -55,6 +57,13 @@ void CoreFixture::approve(const std::string& program, bool polkit)
 std::vector<std::string> CoreFixture::audit_lines() const
 {
     return read_text_lines(scratch_.path("audit.log"));
+}
+
+std::size_t count_lines_containing(const std::vector<std::string>& lines, const std::vector<std::string>& parts)
+{
+    return static_cast<std::size_t>(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
+        return std::all_of(parts.begin(), parts.end(), [&](const std::string& p) { return l.find(p) != std::string::npos; });
+    }));
 }
 
 }  // namespace bpfbroker::test_support

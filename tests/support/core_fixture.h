@@ -36,4 +36,7 @@ protected:
     std::unique_ptr<brokerd::Broker> broker_;
 };
 
+// How many of `lines` contain every one of `parts` (audit lines, say).
+std::size_t count_lines_containing(const std::vector<std::string>& lines, const std::vector<std::string>& parts);
+
 }  // namespace bpfbroker::test_support
