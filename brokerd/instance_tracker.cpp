@@ -42,10 +42,23 @@ bool InstanceTracker::present(const Instance& instance) const
                                                    [this](std::uint32_t m) { return map_alive_(m); });
 }
 
-std::unordered_map<std::uint32_t, InstanceTracker::Verdict>
-InstanceTracker::judge(const std::vector<Instance>& seen, bool settle) const
+InstanceTracker::Millis InstanceTracker::SettleBudget::take_all(const SettlePolicy& policy, Clock::time_point now)
 {
-    std::unordered_map<std::uint32_t, Verdict> verdicts;
+    const Millis cap(policy.budget_cap);
+    if (left < Millis::zero()) {
+        left = cap;
+    } else {
+        const double seconds = std::chrono::duration<double>(std::max(now - at, Clock::duration::zero())).count();
+        left = std::min(cap, left + Millis(policy.budget_per_second) * seconds);
+    }
+    at = std::max(at, now);
+    return std::exchange(left, Millis::zero());
+}
+
+InstanceTracker::Judged InstanceTracker::judge(const std::vector<Instance>& seen, bool settle, Millis may_wait) const
+{
+    Judged judged;
+    auto& verdicts = judged.verdicts;
     std::vector<const Instance*> lingering;
     for (const auto& instance : seen) {
         const bool there = present(instance);
@@ -58,8 +71,15 @@ InstanceTracker::judge(const std::vector<Instance>& seen, bool settle) const
     // the window; all lingering instances share one window.
     // The waits double: most releases end within the first few ms, and a
     // backlog of RCU callbacks under churn gets the window's long tail.
+    bool whole_window = true;
     for (unsigned n = 0; n < settle_.reprobes && !lingering.empty(); ++n) {
-        std::this_thread::sleep_for(settle_.interval * (1u << n));
+        const Millis step = settle_.interval * (1u << n);
+        if (judged.waited + step > may_wait) {
+            whole_window = false;  // the uid's budget of waiting is spent
+            break;
+        }
+        std::this_thread::sleep_for(step);
+        judged.waited += step;
         std::erase_if(lingering, [&](const Instance* i) {
             if (present(*i))
                 return false;
@@ -67,9 +87,10 @@ InstanceTracker::judge(const std::vector<Instance>& seen, bool settle) const
             return true;
         });
     }
+    // Held only after a whole window; cut short, still there counts as live.
     for (const Instance* i : lingering)
-        verdicts[i->prog_id] = Verdict::Held;
-    return verdicts;
+        verdicts[i->prog_id] = whole_window ? Verdict::Held : Verdict::Live;
+    return judged;
 }
 
 void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t uid, bool settle)
@@ -78,10 +99,13 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
     if (it == by_uid_.end())
         return;
     // Probed on a copy, unlocked: the settle window sleeps, and other uids'
-    // requests must not wait for it.
+    // requests must not wait for it. The uid's whole budget of waiting is
+    // taken first, so that two of its requests at once cannot each spend it.
     const std::vector<Instance> seen = it->second.instances;
+    const Millis may_wait = settle ? it->second.settle.take_all(settle_, Clock::now()) : Millis::zero();
     lock.unlock();
-    const auto verdicts = judge(seen, settle);
+    const auto judged = judge(seen, settle, may_wait);
+    const auto& verdicts = judged.verdicts;
     lock.lock();
 
     // Another request may have changed the table meanwhile: apply the
@@ -89,6 +113,7 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
     it = by_uid_.find(uid);
     if (it == by_uid_.end())
         return;
+    it->second.settle.give_back(may_wait - judged.waited);
     auto verdict_of = [&](std::uint32_t prog_id) {
         auto v = verdicts.find(prog_id);
         return v == verdicts.end() ? Verdict::Live : v->second;  // committed meanwhile

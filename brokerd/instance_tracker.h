@@ -23,8 +23,10 @@
 // short window (SettlePolicy), all in one window: a release in progress
 // finishes within it, a held fd does not. An instance still there after a
 // whole window is marked as held and is not waited for again, so a client
-// at its limit cannot make the daemon sleep on every request. Waits happen
-// outside the lock: other uids are not held.
+// at its limit cannot make the daemon sleep on every request; and each uid
+// has a budget of waiting (SettlePolicy), so one that keeps every new
+// instance cannot either. Waits happen outside the lock: other uids are
+// not held.
 //
 // A slot is reserved before the load (reserve()) and committed with the
 // loaded ids or released by the Reservation's destructor, so two concurrent
@@ -73,9 +75,20 @@ bool kernel_has_map(std::uint32_t id);
 // still there at once). No window makes a count exact at every instant; a
 // uid is refused only when all `limit` of its slots linger past it. The
 // worst a request waits is 315 ms, once per instance a client really keeps.
+//
+// The wait sleeps on the thread that serves every caller of a transport
+// (the socket's one loop, the bus thread), and a client that keeps each new
+// instance's maps can make every other acquire wait a window. So each uid
+// has a budget of waiting: `budget_cap` (one whole default window), refilled
+// at `budget_per_second`. A window the budget cannot cover stops early, and
+// what still lingers then counts as live (a refusal at the limit rather than
+// one instance past it) without being marked held, so it is waited for again
+// once the budget allows. Honest churn waits a few ms per settle.
 struct SettlePolicy {
     unsigned reprobes = 6;
     std::chrono::milliseconds interval{5};
+    std::chrono::milliseconds budget_cap{315};
+    std::chrono::milliseconds budget_per_second{100};
 };
 
 class InstanceTracker {
@@ -147,17 +160,36 @@ private:
         bool held = false;  // still there after a whole settle window
         std::atomic<std::int64_t>* live = nullptr;  // counted down when forgotten
     };
+    using Clock = std::chrono::steady_clock;
+    using Millis = std::chrono::duration<double, std::milli>;
+    // How long this uid may still make a request wait (SettlePolicy).
+    struct SettleBudget {
+        Millis left{-1};  // unset: a whole budget_cap
+        Clock::time_point at{};
+        [[nodiscard]] Millis take_all(const SettlePolicy& policy, Clock::time_point now);
+        void give_back(Millis unused)
+        {
+            if (left >= Millis::zero())  // not a record made afresh meanwhile
+                left += unused;
+        }
+    };
     struct Slots {
         std::vector<Instance> instances;
         unsigned reserved = 0;
+        SettleBudget settle;
         [[nodiscard]] unsigned used() const { return static_cast<unsigned>(instances.size()) + reserved; }
     };
     enum class Verdict { Live, Gone, Held };
+    struct Judged {
+        std::unordered_map<std::uint32_t, Verdict> verdicts;  // per program id
+        Millis waited{0};
+    };
 
     // The kernel still has the program or a map handed out with it.
     [[nodiscard]] bool present(const Instance& instance) const;
-    // A verdict per program id; waits (one settle window) when `settle`.
-    [[nodiscard]] std::unordered_map<std::uint32_t, Verdict> judge(const std::vector<Instance>& seen, bool settle) const;
+    // A verdict per program id; when `settle`, waits one settle window, or
+    // as much of it as `may_wait` covers.
+    [[nodiscard]] Judged judge(const std::vector<Instance>& seen, bool settle, Millis may_wait) const;
     // Probes `uid`'s instances without holding the lock and forgets the gone
     // ones. Returns with `lock` held again.
     void forget_released(std::unique_lock<std::mutex>& lock, uid_t uid, bool settle);

@@ -231,6 +231,51 @@ TEST(instance_tracker, at_the_limit_a_released_instance_frees_its_slot)
     EXPECT_EQ(tracker.size(), 2u);
 }
 
+// A client that keeps every new instance could make each acquire at its
+// limit wait a window on the thread serving everyone; the uid's budget of
+// waiting bounds that. Probe counts tell waiting (a re-probe per step).
+TEST(instance_tracker, a_uid_that_spent_its_budget_of_waiting_is_not_waited_for)
+{
+    FakeKernel kernel;
+    // One window is 1+2+4+8+16 = 31 ms; the budget holds one and refills
+    // a window's worth in 3 s.
+    const SettlePolicy policy{5, std::chrono::milliseconds(1), std::chrono::milliseconds(31), std::chrono::milliseconds(10)};
+    InstanceTracker tracker(1000, kernel.program_check(), kernel.map_check(), policy);
+    for (std::uint32_t id : {1u, 2u}) {
+        kernel.add_program(id);  // held by the client
+        ASSERT_TRUE(take(tracker, 5, 2, id));
+    }
+    EXPECT_EQ(tracker.count(5, 2), 2u);
+    EXPECT_EQ(kernel.program_probes, 2u * (1 + policy.reprobes)) << "one whole window, the budget's all";
+
+    kernel.drop_program(1);
+    kernel.add_program(3);
+    ASSERT_TRUE(take(tracker, 5, 2, 3)) << "the released instance freed its slot without a wait";
+    kernel.program_probes = 0;
+    EXPECT_EQ(tracker.count(5, 2), 2u) << "what lingers past the budget counts";
+    EXPECT_LE(kernel.program_probes, 2u + 1u) << "the new instance was waited for with the budget spent";
+}
+
+TEST(instance_tracker, the_budget_of_waiting_refills)
+{
+    FakeKernel kernel;
+    const SettlePolicy policy{5, std::chrono::milliseconds(1), std::chrono::milliseconds(31),
+                              std::chrono::milliseconds(1000)};
+    InstanceTracker tracker(1000, kernel.program_check(), kernel.map_check(), policy);
+    for (std::uint32_t id : {1u, 2u}) {
+        kernel.add_program(id);
+        ASSERT_TRUE(take(tracker, 5, 2, id));
+    }
+    EXPECT_EQ(tracker.count(5, 2), 2u);
+    kernel.drop_program(1);
+    kernel.add_program(3);
+    ASSERT_TRUE(take(tracker, 5, 2, 3));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // refills 100 ms, capped at 31
+    kernel.program_probes = 0;
+    EXPECT_EQ(tracker.count(5, 2), 2u);
+    EXPECT_EQ(kernel.program_probes, 1u + (1 + policy.reprobes)) << "the held one once, the new one for a whole window";
+}
+
 TEST(instance_tracker, waits_for_the_kernels_deferred_free_of_maps)
 {
     FakeKernel kernel;
