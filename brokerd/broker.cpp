@@ -591,22 +591,32 @@ void Broker::store_instance_fds(LiveInstances::Entry& live, std::optional<Revoca
 }
 
 Result<Broker::SharedInstance*> Broker::shared_instance(const std::string& key, const policy::CatalogEntry& entry,
-                                                const ParameterValues& values, const Metrics::Slots* slots)
+                                                const ParameterValues& values, const Metrics::Slots* slots, uid_t caller)
 {
     // Held across the load so that concurrent first acquires load once.
     auto it = shared_instances_.find(key);
     if (it != shared_instances_.end())
         return &it->second;
-    const auto of_manifest = std::count_if(shared_instances_.begin(), shared_instances_.end(),
-                                           [&](const auto& kv) { return kv.first.starts_with(entry.manifest_sha256); });
-    if (static_cast<std::size_t>(of_manifest) >= kMaxSharedInstancesPerManifest)
+    std::size_t of_manifest = 0, of_caller = 0;
+    for (const auto& [k, inst] : shared_instances_)
+        if (k.starts_with(entry.manifest_sha256)) {
+            ++of_manifest;
+            of_caller += inst.loaded_for == caller ? 1 : 0;
+        }
+    if (of_manifest >= kMaxSharedInstancesPerManifest)
         return fail(ErrorCode::LimitExceeded, "\"" + entry.name + "\" already has shared instances for " +
                                                   std::to_string(kMaxSharedInstancesPerManifest) +
+                                                  " distinct parameter values; choose values already in use");
+    if (of_caller >= kMaxSharedInstancesPerUid)
+        return fail(ErrorCode::LimitExceeded, "uid " + std::to_string(caller) + " has had shared instances of \"" +
+                                                  entry.name + "\" loaded for " +
+                                                  std::to_string(kMaxSharedInstancesPerUid) +
                                                   " distinct parameter values; choose values already in use");
     auto loaded = programs_->load(entry, values);
     if (!loaded)
         return fail(std::move(loaded).error());
-    auto [inserted, _] = shared_instances_.emplace(key, SharedInstance{std::move(*loaded), nullptr, {}, false, nullptr});
+    auto [inserted, _] =
+        shared_instances_.emplace(key, SharedInstance{std::move(*loaded), nullptr, {}, false, nullptr, caller});
     journal_shared(key, entry, inserted->second.loaded);
     auto& gauge = metrics_.program(slots, entry.name);
     gauge.live_instances.fetch_add(1, std::memory_order_relaxed);
@@ -704,7 +714,7 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     if (manifest.instance == policy::InstanceMode::Shared) {
         std::lock_guard lock(shared_mutex_);
         const std::string& key = shared_key(shared_key_buffer_, entry.manifest_sha256, values);
-        auto inst = shared_instance(key, entry, values, snap.metric_slots.get());
+        auto inst = shared_instance(key, entry, values, snap.metric_slots.get(), ctx.peer.uid);
         if (!inst)
             return fail(std::move(inst).error());
         SharedInstance& shared = **inst;

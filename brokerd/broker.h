@@ -48,6 +48,9 @@ namespace bpfbroker::brokerd {
 // Distinct parameter value sets a shared manifest may have instances for:
 // the values come from callers, and each set is a kernel load kept until reload.
 inline constexpr std::size_t kMaxSharedInstancesPerManifest = 64;
+// Of those, how many one uid's acquires may have loaded: one caller
+// choosing value after value cannot take every set from everyone else.
+inline constexpr std::size_t kMaxSharedInstancesPerUid = 8;
 // Distinct uids recorded per shared instance, to judge their grants again
 // after a policy change. Past it, the holders beyond are unknown, so every
 // policy change cuts that instance (and the next acquire loads a fresh one).
@@ -148,6 +151,9 @@ private:
         // Client-attached: the fd every holder is handed (see handed_fd.h),
         // made at the first acquire.
         std::shared_ptr<const UniqueFd> for_clients;
+        // Whose acquire loaded it (kMaxSharedInstancesPerUid); none for an
+        // instance restored from the journal.
+        std::optional<uid_t> loaded_for{};
     };
 
     // The admin gate: empty to go on, else the denial (audited) or question.
@@ -195,7 +201,7 @@ private:
     void store_instance_fds(LiveInstances::Entry& live, std::optional<RevocationGuard>& guard);
     // `key` is shared_key() of the entry and values.
     Result<SharedInstance*> shared_instance(const std::string& key, const policy::CatalogEntry& entry,
-                                            const ParameterValues& values, const Metrics::Slots* slots);
+                                            const ParameterValues& values, const Metrics::Slots* slots, uid_t caller);
     // Writes a hand-out's allow record (`allow_reason` with its summary);
     // an error refuses the hand-out.
     Result<void> record_hand_out(const RequestContext& ctx, const policy::CatalogEntry& entry, std::string allow_reason,

@@ -116,6 +116,37 @@ TEST_F(BrokerCore, parameters_a_program_does_not_take_are_invalid)
     EXPECT_NE(o.error().message.find("min_len"), std::string::npos) << o.error().message;
 }
 
+// Each distinct chosen value of a shared program is a load kept until
+// reload: one uid may have at most kMaxSharedInstancesPerUid of them
+// loaded, so it cannot take every set (64) from everyone else; values
+// already loaded stay open to all.
+TEST_F(BrokerCore, one_uid_cannot_take_every_shared_value_set)
+{
+    approve("drop_small", false);
+    auto with_value = [](std::uint64_t v) { return AcquireRequest{"drop_small", {{"min_payload_len", v}}}; };
+    for (std::uint64_t v = 0; v < kMaxSharedInstancesPerUid; ++v)
+        ASSERT_TRUE(broker_->acquire(socket_as(1000), with_value(v)).ok()) << v;
+    auto more = broker_->acquire(socket_as(1000), with_value(100));
+    ASSERT_TRUE(more.denied());
+    EXPECT_EQ(more.error().code, ErrorCode::LimitExceeded);
+    EXPECT_NE(more.error().message.find("uid 1000"), std::string::npos) << more.error().message;
+    EXPECT_EQ(source_->loads(), kMaxSharedInstancesPerUid);
+
+    EXPECT_TRUE(broker_->acquire(socket_as(1000), with_value(0)).ok()) << "a value it loaded is still its to share";
+    EXPECT_TRUE(broker_->acquire(socket_as(1001), with_value(100)).ok()) << "another uid loads a value of its own";
+    EXPECT_TRUE(broker_->acquire(socket_as(1000), with_value(100)).ok()) << "a value another uid loaded is open to all";
+
+    // Eight uids' worth fills the manifest's sets; then nobody loads a new one.
+    std::uint64_t v = 200;
+    for (uid_t uid = 2000; uid < 2000 + kMaxSharedInstancesPerManifest / kMaxSharedInstancesPerUid; ++uid)
+        for (std::size_t i = 0; i < kMaxSharedInstancesPerUid; ++i)
+            (void)broker_->acquire(socket_as(uid), with_value(v++));
+    EXPECT_EQ(source_->loads(), kMaxSharedInstancesPerManifest);
+    auto full = broker_->acquire(socket_as(3000), with_value(v));
+    ASSERT_TRUE(full.denied());
+    EXPECT_NE(full.error().message.find("64 distinct parameter values"), std::string::npos) << full.error().message;
+}
+
 TEST_F(BrokerCore, polkit_grant_asks_then_hands_out_on_a_yes_for_this_caller)
 {
     approve("drop_small", true);
