@@ -84,8 +84,17 @@ Result<void> LiveInstances::add(Entry entry, UniqueFd caller_pidfd)
         entry.watch = *id;
     }
     auto [it, _] = entries_.emplace(key, std::move(entry));
+    // Fail closed: an instance a restart would not find could not be cut
+    // after it, so it is not handed out.
     if (journal_)
-        journal_->record_added(it->second);  // its SavedInstance part
+        if (auto recorded = journal_->record_added(it->second); !recorded) {  // its SavedInstance part
+            if (it->second.watch && watch_)
+                watch_->unwatch(*it->second.watch);
+            entries_.erase(it);
+            return fail(ErrorCode::SystemError, "the broker cannot write this instance to its state journal (" +
+                                                    std::string(std::strerror(recorded.error().sys_errno)) +
+                                                    "), so it hands nothing out");
+        }
     return {};
 }
 

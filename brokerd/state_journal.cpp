@@ -1,6 +1,8 @@
 // The daemon's journal of live instances; see state_journal.h.
 #include "brokerd/state_journal.h"
 
+#include "brokerd/log.h"
+
 #include "base/strict_json.h"
 #include "wire/json_writer.h"
 
@@ -312,7 +314,7 @@ StateJournal::StateJournal(UniqueFd dir, UniqueFd file, std::size_t lines, std::
 }
 
 StateJournal::StateJournal(StateJournal&& other) noexcept
-    : dir_(std::move(other.dir_)), file_(std::move(other.file_)), lines_(other.lines_),
+    : dir_(std::move(other.dir_)), file_(std::move(other.file_)), lines_(other.lines_), torn_(other.torn_),
       distrusted_(std::move(other.distrusted_)), shared_(std::move(other.shared_))
 {
 }
@@ -434,30 +436,44 @@ std::vector<SavedShared> StateJournal::replay_shared(std::size_t& skipped)
     return out;
 }
 
-void StateJournal::append(std::string line)
+Result<void> StateJournal::append(std::string line)
 {
     std::lock_guard lock(mutex_);
-    append_locked(std::move(line));
+    return append_locked(std::move(line));
 }
 
-void StateJournal::append_locked(std::string line)
+Result<void> StateJournal::append_locked(std::string line)
 {
-    // One write of the whole line: O_APPEND keeps concurrent lines whole.
+    // One write of the whole text: O_APPEND keeps concurrent lines whole.
+    // After a write that left part of a line, the next starts on a line of
+    // its own: replay then skips only the fragment.
     line.push_back('\n');
-    if (::write(file_.get(), line.data(), line.size()) == static_cast<ssize_t>(line.size()))
-        lines_ += static_cast<std::size_t>(std::count(line.begin(), line.end(), '\n'));
+    const auto records = static_cast<std::size_t>(std::count(line.begin(), line.end(), '\n'));
+    if (torn_)
+        line.insert(line.begin(), '\n');
+    const ssize_t n = ::write(file_.get(), line.data(), line.size());
+    if (n == static_cast<ssize_t>(line.size())) {
+        torn_ = false;
+        lines_ += records;
+        return {};
+    }
+    const int err = n < 0 ? errno : ENOSPC;  // a short write: the file took no more
+    torn_ = torn_ || n > 0;
+    log_caller_warning("state-journal-write", std::string("cannot append to the state journal: ") +
+                                                  std::strerror(err) + "; a restart will not find this record");
+    return fail(make_system_error("cannot append to the state journal", err));
 }
 
-void StateJournal::record_added(const SavedInstance& instance)
+Result<void> StateJournal::record_added(const SavedInstance& instance)
 {
-    append(add_line(instance));
+    return append(add_line(instance));
 }
 
 void StateJournal::record_forgotten(uid_t uid, std::uint32_t prog_id)
 {
     varlink::JsonWriter w;
     w.open().key("forget").open().key("prog_id").number(prog_id).key("uid").number(uid).close().close();
-    append(std::move(w).take());
+    (void)append(std::move(w).take());  // logged; a stale add replays as an instance the kernel no longer has
 }
 
 namespace {
@@ -494,7 +510,7 @@ void StateJournal::record_shared_added(const SavedShared& shared)
     // Written and remembered under one lock: a rewrite between the two
     // would write the file without this instance and then lose the line.
     std::lock_guard lock(mutex_);
-    append_locked(std::move(text));
+    (void)append_locked(std::move(text));  // logged
     shared_.insert_or_assign(shared.key, shared);
 }
 
@@ -502,7 +518,7 @@ void StateJournal::record_shared_holder(const std::string& key, const HeldGrant&
 {
     std::string line = shared_hold_line(key, held);
     std::lock_guard lock(mutex_);
-    append_locked(std::move(line));
+    (void)append_locked(std::move(line));  // logged
     if (auto it = shared_.find(key); it != shared_.end())
         it->second.holders.insert_or_assign(held.peer.uid, held);
 }
@@ -511,7 +527,7 @@ void StateJournal::record_shared_overflowed(const std::string& key)
 {
     std::string line = shared_key_line("shared_overflowed", key);
     std::lock_guard lock(mutex_);
-    append_locked(std::move(line));
+    (void)append_locked(std::move(line));  // logged
     if (auto it = shared_.find(key); it != shared_.end())
         it->second.overflowed = true;
 }
@@ -520,7 +536,7 @@ void StateJournal::record_shared_forgotten(const std::string& key)
 {
     std::string line = shared_key_line("shared_forget", key);
     std::lock_guard lock(mutex_);
-    append_locked(std::move(line));
+    (void)append_locked(std::move(line));  // logged
     shared_.erase(key);
 }
 
@@ -561,6 +577,7 @@ Result<void> StateJournal::rewrite(const std::vector<SavedInstance>& live)
     if (::fsync(fresh.get()) != 0 || ::renameat(dir_.get(), kJournalTemporary, dir_.get(), kJournalName) != 0)
         return fail(make_system_error("cannot replace the state journal", errno));
     file_ = std::move(fresh);
+    torn_ = false;
     lines_ = live.size() + shared_lines();
     return {};
 }

@@ -112,7 +112,11 @@ public:
     // journal keeps them: rewrite() writes them again.
     std::vector<SavedShared> replay_shared(std::size_t& skipped);
 
-    void record_added(const SavedInstance& instance);
+    // Each appends one record. A write that fails (a full disk) is logged,
+    // throttled, and the next record starts on a line of its own, so replay
+    // skips only the torn one. record_added says so: a per-client instance
+    // a restart would not find is not handed out (LiveInstances::add).
+    Result<void> record_added(const SavedInstance& instance);
     void record_forgotten(uid_t uid, std::uint32_t prog_id);
     void record_shared_added(const SavedShared& shared);  // holders included
     void record_shared_holder(const std::string& key, const HeldGrant& held);
@@ -134,14 +138,15 @@ public:
 
 private:
     StateJournal(UniqueFd dir, UniqueFd file, std::size_t lines, std::string distrusted);
-    void append(std::string line);
-    void append_locked(std::string line);  // under mutex_
+    Result<void> append(std::string line);
+    Result<void> append_locked(std::string line);  // under mutex_
     [[nodiscard]] std::size_t shared_lines() const;  // under mutex_
 
     UniqueFd dir_;
     UniqueFd file_;
     mutable std::mutex mutex_;
     std::size_t lines_ = 0;
+    bool torn_ = false;  // the last write left part of a line
     std::string distrusted_;
     std::map<std::string, SavedShared> shared_;  // by key, under mutex_
 };

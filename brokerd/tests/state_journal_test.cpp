@@ -8,11 +8,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include <csignal>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -54,9 +56,9 @@ TEST_F(StateJournalTest, replays_adds_minus_forgets_with_every_field)
 {
     {
         auto j = open_journal();
-        j.record_added(instance(10, 65534));
-        j.record_added(instance(11, 65534));
-        j.record_added(instance(12, 1000));
+        ASSERT_TRUE(j.record_added(instance(10, 65534)));
+        ASSERT_TRUE(j.record_added(instance(11, 65534)));
+        ASSERT_TRUE(j.record_added(instance(12, 1000)));
         j.record_forgotten(65534, 10);
     }
     struct stat st {};
@@ -130,7 +132,7 @@ TEST_F(StateJournalTest, hand_written_lines_are_what_the_general_encoder_writes)
     {
         auto j = open_journal();
         for (const auto& c : cases)
-            j.record_added(c);
+            ASSERT_TRUE(j.record_added(c));
         j.record_forgotten(4294967294u, 4294967295u);
     }
     auto lines = lines_of(path());
@@ -154,7 +156,7 @@ TEST_F(StateJournalTest, a_name_that_is_not_utf8_is_written_replaced_and_replays
     odd.held.peer.user_name = "bad\xff";
     {
         auto j = open_journal();
-        j.record_added(odd);
+        ASSERT_TRUE(j.record_added(odd));
     }
     auto j = open_journal();
     std::size_t skipped = 1;
@@ -165,11 +167,42 @@ TEST_F(StateJournalTest, a_name_that_is_not_utf8_is_written_replaced_and_replays
     EXPECT_EQ(live[0].held.peer.user_name, "bad\xef\xbf\xbd");
 }
 
+// A full disk, for real: RLIMIT_FSIZE lets the file grow only a few bytes
+// more, so the next add is a short write (a fragment) and refused; once the
+// file may grow again, the next add starts on a line of its own.
+TEST_F(StateJournalTest, a_failed_append_is_refused_and_the_next_record_survives_its_fragment)
+{
+    auto j = open_journal();
+    ASSERT_TRUE(j.record_added(instance(10, 1000)));
+    struct stat st {};
+    ASSERT_EQ(::stat(path().c_str(), &st), 0);
+    rlimit before{};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &before), 0);
+    auto* old_handler = ::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of the signal
+    rlimit tight = before;
+    tight.rlim_cur = static_cast<rlim_t>(st.st_size) + 10;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
+    auto torn = j.record_added(instance(20, 1000));
+    auto refused = j.record_added(instance(30, 1000));
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &before), 0);
+    ::signal(SIGXFSZ, old_handler);
+    EXPECT_FALSE(torn) << "a short write was taken for a record";
+    EXPECT_FALSE(refused) << "a write past the limit was taken for a record";
+    ASSERT_TRUE(j.record_added(instance(40, 1000)));
+
+    std::size_t skipped = 0;
+    auto live = j.replay(skipped);
+    ASSERT_EQ(live.size(), 2u) << "the record after the fragment was lost with it";
+    EXPECT_EQ(live[0].prog_id, 10u);
+    EXPECT_EQ(live[1].prog_id, 40u);
+    EXPECT_EQ(skipped, 1u) << "the fragment is one skipped line";
+}
+
 TEST_F(StateJournalTest, garbage_is_skipped_and_a_torn_last_line_dropped)
 {
     {
         auto j = open_journal();
-        j.record_added(instance(10, 1));
+        ASSERT_TRUE(j.record_added(instance(10, 1)));
     }
     {
         std::ofstream out(path(), std::ios::app);
@@ -186,7 +219,7 @@ TEST_F(StateJournalTest, rewrite_keeps_exactly_the_live_set_and_is_wanted_past_i
 {
     auto j = open_journal();
     for (std::uint32_t i = 0; i < 2 * 1 + kJournalSlackLines + 1; ++i)
-        j.record_added(instance(100 + i, 7));
+        ASSERT_TRUE(j.record_added(instance(100 + i, 7)));
     EXPECT_TRUE(j.wants_rewrite(1));
     EXPECT_FALSE(j.wants_rewrite(2000));
     ASSERT_TRUE(j.rewrite({instance(5, 7)}));
@@ -201,7 +234,7 @@ TEST_F(StateJournalTest, a_file_others_may_read_is_not_read_but_replaced)
 {
     {
         auto j = open_journal();
-        j.record_added(instance(10, 1));
+        ASSERT_TRUE(j.record_added(instance(10, 1)));
     }
     ASSERT_EQ(::chmod(path().c_str(), 0644), 0);
     auto j = open_journal();
@@ -237,7 +270,7 @@ TEST_F(StateJournalTest, shared_records_replay_with_their_holders_minus_forgets_
         j.record_shared_added(shared("k2", 30));
         j.record_shared_overflowed("k2");
         j.record_shared_forgotten("k2");
-        j.record_added(instance(10, 65534));
+        ASSERT_TRUE(j.record_added(instance(10, 65534)));
     }
     auto j = open_journal();
     std::size_t skipped = 1;
