@@ -42,17 +42,35 @@ bool InstanceTracker::present(const Instance& instance) const
                                                    [this](std::uint32_t m) { return map_alive_(m); });
 }
 
-InstanceTracker::Millis InstanceTracker::SettleBudget::take_all(const SettlePolicy& policy, Clock::time_point now)
+InstanceTracker::Millis InstanceTracker::SettleBudget::level(const SettlePolicy& policy, Clock::time_point now) const
 {
-    const Millis cap(policy.budget_cap);
-    if (left < Millis::zero()) {
-        left = cap;
-    } else {
-        const double seconds = std::chrono::duration<double>(std::max(now - at, Clock::duration::zero())).count();
-        left = std::min(cap, left + Millis(policy.budget_per_second) * seconds);
+    const double seconds = std::chrono::duration<double>(std::max(now - at, Clock::duration::zero())).count();
+    return std::min(Millis(policy.budget_cap), left + Millis(policy.budget_per_second) * seconds);
+}
+
+InstanceTracker::Millis InstanceTracker::take_settle_budget(uid_t uid, Clock::time_point now)
+{
+    auto it = settle_budgets_.find(uid);
+    if (it == settle_budgets_.end()) {
+        // A uid without an entry has a whole budget. The table is bounded
+        // like the tracker: budgets refilled to the cap say nothing and go.
+        if (settle_budgets_.size() >= capacity_)
+            std::erase_if(settle_budgets_, [&](const auto& kv) {
+                return kv.second.level(settle_, now) >= Millis(settle_.budget_cap);
+            });
+        if (settle_budgets_.size() >= capacity_)
+            return Millis::zero();
+        it = settle_budgets_.emplace(uid, SettleBudget{Millis(settle_.budget_cap), now}).first;
     }
-    at = std::max(at, now);
-    return std::exchange(left, Millis::zero());
+    const Millis all = it->second.level(settle_, now);
+    it->second = SettleBudget{Millis::zero(), std::max(it->second.at, now)};
+    return all;
+}
+
+void InstanceTracker::give_back_settle_budget(uid_t uid, Millis unused)
+{
+    if (auto it = settle_budgets_.find(uid); it != settle_budgets_.end())
+        it->second.left += unused;
 }
 
 InstanceTracker::Judged InstanceTracker::judge(const std::vector<Instance>& seen, bool settle, Millis may_wait) const
@@ -102,7 +120,7 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
     // requests must not wait for it. The uid's whole budget of waiting is
     // taken first, so that two of its requests at once cannot each spend it.
     const std::vector<Instance> seen = it->second.instances;
-    const Millis may_wait = settle ? it->second.settle.take_all(settle_, Clock::now()) : Millis::zero();
+    const Millis may_wait = settle ? take_settle_budget(uid, Clock::now()) : Millis::zero();
     lock.unlock();
     const auto judged = judge(seen, settle, may_wait);
     const auto& verdicts = judged.verdicts;
@@ -110,10 +128,10 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
 
     // Another request may have changed the table meanwhile: apply the
     // verdicts by program id to whatever is there now.
+    give_back_settle_budget(uid, may_wait - judged.waited);
     it = by_uid_.find(uid);
     if (it == by_uid_.end())
         return;
-    it->second.settle.give_back(may_wait - judged.waited);
     auto verdict_of = [&](std::uint32_t prog_id) {
         auto v = verdicts.find(prog_id);
         return v == verdicts.end() ? Verdict::Live : v->second;  // committed meanwhile

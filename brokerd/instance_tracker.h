@@ -79,15 +79,19 @@ bool kernel_has_map(std::uint32_t id);
 // The wait sleeps on the thread that serves every caller of a transport
 // (the socket's one loop, the bus thread), and a client that keeps each new
 // instance's maps can make every other acquire wait a window. So each uid
-// has a budget of waiting: `budget_cap` (one whole default window), refilled
-// at `budget_per_second`. A window the budget cannot cover stops early, and
-// what still lingers then counts as live (a refusal at the limit rather than
-// one instance past it) without being marked held, so it is waited for again
-// once the budget allows. Honest churn waits a few ms per settle.
+// has a budget of waiting, kept while the uid holds nothing too:
+// `budget_cap`, refilled at `budget_per_second` (a tenth of the thread). A
+// window the budget cannot cover stops early, and what still lingers then
+// counts as live (a refusal at the limit rather than one instance past it)
+// without being marked held, so it is waited for again once the budget
+// allows. An honest release settles in about 15-20 ms here (20 rounds at
+// a limit of 1 took 400 ms in instance_tracker_test): a uid closing and
+// acquiring again at a limit of 1, back to back, has about 50 rounds of
+// budget before it must slow to the refill.
 struct SettlePolicy {
     unsigned reprobes = 6;
     std::chrono::milliseconds interval{5};
-    std::chrono::milliseconds budget_cap{315};
+    std::chrono::milliseconds budget_cap{1000};
     std::chrono::milliseconds budget_per_second{100};
 };
 
@@ -163,20 +167,16 @@ private:
     using Clock = std::chrono::steady_clock;
     using Millis = std::chrono::duration<double, std::milli>;
     // How long this uid may still make a request wait (SettlePolicy).
+    // Kept apart from a uid's Slots, which go when its last instance does:
+    // a client closing all its instances must not get a fresh budget.
     struct SettleBudget {
-        Millis left{-1};  // unset: a whole budget_cap
-        Clock::time_point at{};
-        [[nodiscard]] Millis take_all(const SettlePolicy& policy, Clock::time_point now);
-        void give_back(Millis unused)
-        {
-            if (left >= Millis::zero())  // not a record made afresh meanwhile
-                left += unused;
-        }
+        Millis left;
+        Clock::time_point at;
+        [[nodiscard]] Millis level(const SettlePolicy& policy, Clock::time_point now) const;
     };
     struct Slots {
         std::vector<Instance> instances;
         unsigned reserved = 0;
-        SettleBudget settle;
         [[nodiscard]] unsigned used() const { return static_cast<unsigned>(instances.size()) + reserved; }
     };
     enum class Verdict { Live, Gone, Held };
@@ -198,9 +198,14 @@ private:
                 std::atomic<std::int64_t>* live);
     void release(uid_t uid) noexcept;
     void drop_if_empty_locked(uid_t uid);
+    // All of `uid`'s budget of waiting, taken (under the lock); zero when
+    // the budget table is full of uids still refilling (fail closed: no wait).
+    Millis take_settle_budget(uid_t uid, Clock::time_point now);
+    void give_back_settle_budget(uid_t uid, Millis unused);
 
     mutable std::mutex mutex_;
     std::unordered_map<uid_t, Slots> by_uid_;
+    std::unordered_map<uid_t, SettleBudget> settle_budgets_;  // only uids not refilled to the cap
     std::size_t total_ = 0;  // instances + reserved, all uids
     const std::size_t capacity_;
     const ProgramLiveness alive_;

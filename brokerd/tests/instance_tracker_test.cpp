@@ -237,9 +237,8 @@ TEST(instance_tracker, at_the_limit_a_released_instance_frees_its_slot)
 TEST(instance_tracker, a_uid_that_spent_its_budget_of_waiting_is_not_waited_for)
 {
     FakeKernel kernel;
-    // One window is 1+2+4+8+16 = 31 ms; the budget holds one and refills
-    // a window's worth in 3 s.
-    const SettlePolicy policy{5, std::chrono::milliseconds(1), std::chrono::milliseconds(31), std::chrono::milliseconds(10)};
+    // One window is 1+2+4+8+16 = 31 ms; the budget holds one and does not refill.
+    const SettlePolicy policy{5, std::chrono::milliseconds(1), std::chrono::milliseconds(31), std::chrono::milliseconds(0)};
     InstanceTracker tracker(1000, kernel.program_check(), kernel.map_check(), policy);
     for (std::uint32_t id : {1u, 2u}) {
         kernel.add_program(id);  // held by the client
@@ -254,6 +253,28 @@ TEST(instance_tracker, a_uid_that_spent_its_budget_of_waiting_is_not_waited_for)
     kernel.program_probes = 0;
     EXPECT_EQ(tracker.count(5, 2), 2u) << "what lingers past the budget counts";
     EXPECT_LE(kernel.program_probes, 2u + 1u) << "the new instance was waited for with the budget spent";
+}
+
+TEST(instance_tracker, closing_every_instance_does_not_bring_the_budget_of_waiting_back)
+{
+    FakeKernel kernel;
+    const SettlePolicy policy{5, std::chrono::milliseconds(1), std::chrono::milliseconds(31), std::chrono::milliseconds(0)};
+    InstanceTracker tracker(1000, kernel.program_check(), kernel.map_check(), policy);
+    for (std::uint32_t id : {1u, 2u}) {
+        kernel.add_program(id);
+        ASSERT_TRUE(take(tracker, 5, 2, id));
+    }
+    EXPECT_EQ(tracker.count(5, 2), 2u);  // one whole window: the budget's all
+    kernel.drop_program(1);
+    kernel.drop_program(2);
+    EXPECT_EQ(tracker.count(5, 2), 0u) << "both released: the uid holds nothing";
+    for (std::uint32_t id : {3u, 4u}) {
+        kernel.add_program(id);
+        ASSERT_TRUE(take(tracker, 5, 2, id));
+    }
+    kernel.program_probes = 0;
+    EXPECT_EQ(tracker.count(5, 2), 2u);
+    EXPECT_EQ(kernel.program_probes, 2u) << "a uid that held nothing for a moment was given a fresh budget";
 }
 
 TEST(instance_tracker, the_budget_of_waiting_refills)
