@@ -601,7 +601,8 @@ Result<Broker::SharedInstance*> Broker::shared_instance(const std::string& key, 
     for (const auto& [k, inst] : shared_instances_)
         if (k.starts_with(entry.manifest_sha256)) {
             ++of_manifest;
-            of_caller += inst.loaded_for == caller ? 1 : 0;
+            // One whose hand-out failed (no holder) is nobody's doing.
+            of_caller += inst.loaded_for == caller && !inst.holders.empty() ? 1 : 0;
         }
     if (of_manifest >= kMaxSharedInstancesPerManifest)
         return fail(ErrorCode::LimitExceeded, "\"" + entry.name + "\" already has shared instances for " +

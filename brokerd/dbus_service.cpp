@@ -84,6 +84,12 @@ private:
     template <typename ResultT, typename Body>
     void with_caller(const std::shared_ptr<ResultT>& result, Body body)
     {
+        answering_errors(*result, "a D-Bus caller", [&] { with_caller_unguarded(result, std::move(body)); });
+    }
+
+    template <typename ResultT, typename Body>
+    void with_caller_unguarded(const std::shared_ptr<ResultT>& result, Body body)
+    {
         auto sender = getObject().getCurrentlyProcessedMessage()->getSender();
         auto peer = callers_.credentials(sender);
         if (!peer) {
@@ -127,6 +133,20 @@ private:
             result.returnError(e);
         } catch (const std::exception& lost) {  // a send that failed cannot be answered at all
             log_error("D-Bus: cannot answer " + caller + ": " + lost.what());
+        }
+    }
+
+    // For a method answered by its return value: sdbus-c++ turns only an
+    // sdbus::Error into an error reply, so anything else becomes one.
+    template <typename Fn>
+    static auto returning_bus_errors(Fn fn) -> decltype(fn())
+    {
+        try {
+            return fn();
+        } catch (const sdbus::Error&) {
+            throw;
+        } catch (const std::exception& e) {
+            throw to_dbus_error(make_error(ErrorCode::Internal, std::string("internal error: ") + e.what()));
         }
     }
 
@@ -305,15 +325,20 @@ private:
 
     FeatureMap GetFeatures() override
     {
-        FeatureMap out;
-        for (const auto& p : broker_.features().probes)
-            out.emplace(p.name, sdbus::Struct<bool, std::string>(p.available, p.detail));
-        return out;
+        return returning_bus_errors([this] {
+            FeatureMap out;
+            for (const auto& p : broker_.features().probes)
+                out.emplace(p.name, sdbus::Struct<bool, std::string>(p.available, p.detail));
+            return out;
+        });
     }
     FeatureMap Features() override { return GetFeatures(); }
     std::string Version() override { return std::string(kBrokerVersion); }
 
-    std::string GetMetrics() override { return broker_.metrics_text(); }
+    std::string GetMetrics() override
+    {
+        return returning_bus_errors([this] { return broker_.metrics_text(); });
+    }
 
     void Approve(sdbus::Result<std::string>&& result, std::string program, std::vector<std::string> users,
                  std::vector<std::string> groups, bool anyone, bool polkit) override

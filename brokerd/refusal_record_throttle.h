@@ -2,8 +2,8 @@
 // refused over and over without costing an acquire token: refusals by the
 // rate limit itself and by the admin gate. Each uid gets a bucket of
 // records (kRefusalRecordsPerSecond a second, bursts as large); past it a
-// refusal is counted, not written, and the uid's next record that is
-// written carries how many were not (`suppressed=N`). Every other record
+// refusal is counted, not written, and the uid's next throttled refusal
+// record that is written carries how many were not (`suppressed=N`). Every other record
 // is bounded by the per-uid acquire rate or is an administrator's.
 #pragma once
 

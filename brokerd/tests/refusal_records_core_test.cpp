@@ -1,7 +1,7 @@
 // What a caller refused over and over makes the core write: acquires past
 // the per-uid rate and admin calls refused at the gate are recorded within
 // the uid's budget of refusal records and counted past it (the count rides
-// on the uid's next record and in the metric); an invalid name costs an
+// on the uid's next such record and in the metric); an invalid name costs an
 // acquire token like any other request.
 #include "support/core_fixture.h"
 #include "support/openmetrics_text.h"
@@ -49,8 +49,9 @@ TEST_F(RefusalRecordsCore, acquires_past_the_rate_write_a_bounded_number_of_reco
     EXPECT_EQ(count_lines_containing(lines, {"uid=1000", "code=PermissionDenied"}), 2000u - limited)
         << "refusals that cost a token are each recorded";
 
-    // What was not recorded rides on the uid's next record, of whatever
-    // kind: every count written adds up to every refusal not written.
+    // What was not recorded rides on the uid's next throttled refusal
+    // record (here an admin call's): the counts add up to every refusal
+    // not written.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     ASSERT_TRUE(broker_->reload(socket_as(1000)).denied());
     const auto after = audit_lines();

@@ -123,6 +123,35 @@ TEST_F(RevokeCore, a_revoke_published_while_a_shared_instance_loads_refuses_the_
     EXPECT_EQ(count_lines_containing(audit_lines(), {"action=acquire", "program=drop_small", "uid=65534", "decision=allow"}), 0u);
 }
 
+// The refused holder's instance stays loaded with nobody holding it: it
+// does not count against the uid that asked for it.
+TEST_F(RevokeCore, a_shared_load_whose_hand_out_was_refused_is_not_charged_to_its_caller)
+{
+    approve("drop_small", false);
+    auto with_value = [](std::uint64_t v) { return AcquireRequest{"drop_small", {{"min_payload_len", v}}}; };
+    for (std::uint64_t v = 0; v + 1 < kMaxSharedInstancesPerUid; ++v)
+        ASSERT_TRUE(broker_->acquire(socket_as(1000), with_value(v)).ok()) << v;
+    const auto before = broker_->snapshot();
+    std::thread admin;
+    source_->while_loading = [&] {
+        admin = std::thread([&] { (void)broker_->revoke(socket_as(0), RevokeRequest{"drop_small"}); });
+        for (int i = 0; i < 10000 && broker_->snapshot() == before; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    };
+    auto refused = broker_->acquire(socket_as(1000), with_value(100));
+    source_->while_loading = nullptr;
+    admin.join();
+    ASSERT_TRUE(refused.denied());
+    approve("drop_small", false);
+    // The revoke cut the seven held ones; the refused one stayed, held by nobody.
+    for (std::uint64_t v = 200; v + 1 < 200 + kMaxSharedInstancesPerUid; ++v)
+        ASSERT_TRUE(broker_->acquire(socket_as(1000), with_value(v)).ok()) << v;
+    auto last = broker_->acquire(socket_as(1000), with_value(300));
+    EXPECT_TRUE(last.ok()) << (last.denied() ? last.error().describe() : "asked polkit");
+    auto past = broker_->acquire(socket_as(1000), with_value(301));
+    EXPECT_TRUE(past.denied()) << "the quota no longer holds";
+}
+
 TEST_F(RevokeCore, listing_says_whether_a_program_can_be_cut_live)
 {
     for (const auto& l : broker_->list(socket_as(65534))) {
