@@ -865,8 +865,11 @@ Result<Handout> Broker::hand_out(const RequestContext& ctx, const PolicySnapshot
     return h;
 }
 
-std::vector<ProgramListing> Broker::list(const RequestContext& ctx)
+Result<std::vector<ProgramListing>> Broker::list(const RequestContext& ctx)
 {
+    if (ctx.peer.uid != 0 && !list_rate_.allow(ctx.peer.uid, Limits::kListingsPerSecond))
+        return fail(ErrorCode::LimitExceeded, "uid " + std::to_string(ctx.peer.uid) + " listed the programs more than " +
+                                                  std::to_string(Limits::kListingsPerSecond) + " times a second");
     auto snap = snapshot();
     const unsigned limit = snap->settings.limits.max_instances_per_uid;
     policy::Usage usage{instances_.count(ctx.peer.uid, limit)};

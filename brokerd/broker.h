@@ -106,7 +106,10 @@ public:
                              const PolkitVerdict* verdict = nullptr);
     // Every program, as this caller would fare on this transport: a grant
     // that needs polkit is not "allowed" where polkit cannot be asked.
-    std::vector<ProgramListing> list(const RequestContext& ctx);
+    // Each call judges the whole catalog (up to 10,000 entries) on the
+    // transport's thread, so a uid other than root may list
+    // Limits::kListingsPerSecond times a second (LimitExceeded past it).
+    Result<std::vector<ProgramListing>> list(const RequestContext& ctx);
     Outcome<policy::Grant> approve(const RequestContext& ctx, const ApproveRequest& request,
                                    const PolkitVerdict* verdict = nullptr);
     Outcome<RevokeSummary> revoke(const RequestContext& ctx, const RevokeRequest& request,
@@ -236,6 +239,7 @@ private:
     std::atomic<std::int64_t> last_metrics_sweep_ns_{std::numeric_limits<std::int64_t>::min() / 2};
     InstanceTracker instances_;
     AcquireRateLimiter rate_;
+    AcquireRateLimiter list_rate_;  // the same per-uid bucket, for listings
     RefusalRecordThrottle refusal_records_;
 
     mutable std::mutex snapshot_mutex_;

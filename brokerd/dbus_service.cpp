@@ -316,8 +316,13 @@ private:
     {
         auto shared = std::make_shared<sdbus::Result<std::vector<ProgramRow>>>(std::move(result));
         with_caller(shared, [this, shared](const RequestContext& ctx) {
+            auto listed = broker_.list(ctx);
+            if (!listed) {
+                shared->returnError(to_dbus_error(listed.error()));
+                return;
+            }
             std::vector<ProgramRow> out;
-            for (const auto& l : broker_.list(ctx))
+            for (const auto& l : *listed)
                 out.push_back(to_wire(l));
             shared->returnResults(out);
         });

@@ -38,6 +38,7 @@ struct Limits {
     static constexpr unsigned kPolkitPendingPerUid = 4;        // polkit checks waiting per uid
     static constexpr std::size_t kRateTrackedUids = 65536;     // acquire rate and refusal record buckets
     static constexpr unsigned kRefusalRecordsPerSecond = 20;   // records of refusals that cost no token, per uid
+    static constexpr unsigned kListingsPerSecond = 20;         // ListPrograms per uid but root (each judges the catalog)
     static constexpr std::size_t kThrottledWarningKeys = 1024; // distinct throttled warnings
     static constexpr std::size_t kCachedNames = 4096;          // user and group names cached
     static constexpr std::size_t kCachedBusCallers = 4096;     // D-Bus callers' credentials cached

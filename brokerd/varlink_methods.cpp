@@ -90,8 +90,11 @@ VarlinkResponse acquire(Broker& broker, const RequestContext& ctx, const Checked
 
 VarlinkResponse list_programs(Broker& broker, const RequestContext& ctx)
 {
+    auto listed = broker.list(ctx);
+    if (!listed)
+        return error_response(listed.error());
     nlohmann::json programs = nlohmann::json::array();
-    for (const auto& l : broker.list(ctx))
+    for (const auto& l : *listed)
         programs.push_back(to_wire(l));
     return reply({{"programs", programs}});
 }

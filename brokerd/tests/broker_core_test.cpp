@@ -147,6 +147,21 @@ TEST_F(BrokerCore, one_uid_cannot_take_every_shared_value_set)
     EXPECT_NE(full.error().message.find("64 distinct parameter values"), std::string::npos) << full.error().message;
 }
 
+// A listing judges the whole catalog on the transport's thread: a uid may
+// list kListingsPerSecond times a second (bursts as many); root is not held.
+TEST_F(BrokerCore, listing_is_rate_limited_per_uid_but_for_root)
+{
+    for (unsigned i = 0; i < Limits::kListingsPerSecond; ++i)
+        ASSERT_TRUE(broker_->list(dbus_as(1000))) << i;
+    auto past = broker_->list(socket_as(1000));
+    ASSERT_FALSE(past) << "a listing past the rate, on either transport";
+    EXPECT_EQ(past.error().code, ErrorCode::LimitExceeded);
+    EXPECT_NE(past.error().message.find("uid 1000"), std::string::npos) << past.error().message;
+    EXPECT_TRUE(broker_->list(socket_as(1001))) << "another uid has its own rate";
+    for (unsigned i = 0; i < 2 * Limits::kListingsPerSecond; ++i)
+        ASSERT_TRUE(broker_->list(socket_as(0))) << i;
+}
+
 TEST_F(BrokerCore, polkit_grant_asks_then_hands_out_on_a_yes_for_this_caller)
 {
     approve("drop_small", true);
@@ -248,11 +263,11 @@ TEST_F(BrokerCore, listing_follows_the_transport)
                 return r;
         return ProgramListing{};
     };
-    auto on_socket = find(broker_->list(socket_as(65534)));
+    auto on_socket = find(broker_->list(socket_as(65534)).value());
     EXPECT_FALSE(on_socket.allowed);
     EXPECT_TRUE(on_socket.needs_polkit);
     EXPECT_EQ(on_socket.code, ErrorCode::PermissionDenied);
-    auto on_bus = find(broker_->list(dbus_as(65534)));
+    auto on_bus = find(broker_->list(dbus_as(65534)).value());
     EXPECT_TRUE(on_bus.allowed);
     EXPECT_TRUE(on_bus.needs_polkit);
 }

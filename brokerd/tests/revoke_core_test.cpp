@@ -154,7 +154,9 @@ TEST_F(RevokeCore, a_shared_load_whose_hand_out_was_refused_is_not_charged_to_it
 
 TEST_F(RevokeCore, listing_says_whether_a_program_can_be_cut_live)
 {
-    for (const auto& l : broker_->list(socket_as(65534))) {
+    auto listed = broker_->list(socket_as(65534));
+    ASSERT_TRUE(listed) << listed.error().describe();
+    for (const auto& l : *listed) {
         if (l.state == policy::EntryState::Valid) {
             EXPECT_TRUE(l.cut_live) << l.name << ": every shipped program declares a guard";
         }
