@@ -73,15 +73,19 @@ void InstanceTracker::give_back_settle_budget(uid_t uid, Millis unused)
         it->second.left += unused;
 }
 
-InstanceTracker::Judged InstanceTracker::judge(const std::vector<Instance>& seen, bool settle, Millis may_wait) const
+InstanceTracker::Judged InstanceTracker::judge(const std::vector<Instance>& seen, bool settle, Millis may_wait,
+                                               std::size_t enough, Clock::time_point now) const
 {
     Judged judged;
     auto& verdicts = judged.verdicts;
     std::vector<const Instance*> lingering;
+    std::size_t gone = 0;
     for (const auto& instance : seen) {
         const bool there = present(instance);
         verdicts[instance.prog_id] = there ? Verdict::Live : Verdict::Gone;
-        if (there && settle && !instance.held)
+        gone += there ? 0 : 1;
+        const bool held = instance.held_since && now - *instance.held_since < settle_.held_for;
+        if (there && settle && !held)
             lingering.push_back(&instance);
     }
     // Still there: held by the client, or a release the kernel has not
@@ -91,6 +95,10 @@ InstanceTracker::Judged InstanceTracker::judge(const std::vector<Instance>& seen
     // backlog of RCU callbacks under churn gets the window's long tail.
     bool whole_window = true;
     for (unsigned n = 0; n < settle_.reprobes && !lingering.empty(); ++n) {
+        if (gone >= enough) {
+            whole_window = false;  // the uid is under its limit: nothing more to learn
+            break;
+        }
         const Millis step = settle_.interval * (1u << n);
         if (judged.waited + step > may_wait) {
             whole_window = false;  // the uid's budget of waiting is spent
@@ -102,6 +110,7 @@ InstanceTracker::Judged InstanceTracker::judge(const std::vector<Instance>& seen
             if (present(*i))
                 return false;
             verdicts[i->prog_id] = Verdict::Gone;
+            ++gone;
             return true;
         });
     }
@@ -111,18 +120,22 @@ InstanceTracker::Judged InstanceTracker::judge(const std::vector<Instance>& seen
     return judged;
 }
 
-void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t uid, bool settle)
+void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t uid, std::optional<unsigned> limit)
 {
     auto it = by_uid_.find(uid);
     if (it == by_uid_.end())
         return;
+    const bool settle = limit.has_value();
+    // Instances that must go for the uid to be under its limit.
+    const std::size_t enough = settle && it->second.used() >= *limit ? it->second.used() - *limit + 1 : 0;
     // Probed on a copy, unlocked: the settle window sleeps, and other uids'
     // requests must not wait for it. The uid's whole budget of waiting is
     // taken first, so that two of its requests at once cannot each spend it.
     const std::vector<Instance> seen = it->second.instances;
-    const Millis may_wait = settle ? take_settle_budget(uid, Clock::now()) : Millis::zero();
+    const auto now = Clock::now();
+    const Millis may_wait = settle ? take_settle_budget(uid, now) : Millis::zero();
     lock.unlock();
-    const auto judged = judge(seen, settle, may_wait);
+    const auto judged = judge(seen, settle, may_wait, enough, now);
     const auto& verdicts = judged.verdicts;
     lock.lock();
 
@@ -138,10 +151,11 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
     };
     auto& instances = it->second.instances;
     const auto before = instances.size();
+    const auto marked = Clock::now();  // the window's end
     std::erase_if(instances, [&](Instance& i) {
         const auto v = verdict_of(i.prog_id);
         if (v == Verdict::Held)
-            i.held = true;
+            i.held_since = marked;
         if (v != Verdict::Gone)
             return false;
         if (i.live)
@@ -164,7 +178,7 @@ void InstanceTracker::forget_released_everywhere(std::unique_lock<std::mutex>& l
     for (const auto& [uid, _] : by_uid_)
         uids.push_back(uid);
     for (uid_t uid : uids)
-        forget_released(lock, uid, false);
+        forget_released(lock, uid, std::nullopt);
 }
 
 void InstanceTracker::forget_released_now()
@@ -190,7 +204,7 @@ InstanceTracker::Reservation InstanceTracker::reserve(uid_t uid, unsigned limit)
         return it == by_uid_.end() ? 0u : it->second.used();
     };
     if (used() >= limit)
-        forget_released(lock, uid, true);
+        forget_released(lock, uid, limit);
     if (used() >= limit)
         return {};
     if (total_ >= capacity_)
@@ -209,7 +223,7 @@ unsigned InstanceTracker::count(uid_t uid, unsigned limit)
     if (it == by_uid_.end())
         return 0;
     if (it->second.used() >= limit)
-        forget_released(lock, uid, true);
+        forget_released(lock, uid, limit);
     it = by_uid_.find(uid);
     return it == by_uid_.end() ? 0u : it->second.used();
 }
@@ -226,7 +240,7 @@ void InstanceTracker::commit(uid_t uid, std::uint32_t prog_id, std::vector<std::
     std::lock_guard lock(mutex_);
     auto& slots = by_uid_[uid];  // present: the reservation keeps it
     --slots.reserved;
-    slots.instances.push_back(Instance{prog_id, std::move(map_ids), false, live});
+    slots.instances.push_back(Instance{prog_id, std::move(map_ids), std::nullopt, live});
     if (live)
         live->fetch_add(1, std::memory_order_relaxed);
 }

@@ -46,6 +46,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -88,11 +89,18 @@ bool kernel_has_map(std::uint32_t id);
 // a limit of 1 took 400 ms in instance_tracker_test): a uid closing and
 // acquiring again at a limit of 1, back to back, has about 50 rounds of
 // budget before it must slow to the refill.
+//
+// A window ends as soon as enough instances are gone to bring the uid under
+// its limit: what a request needs to know. And a mark of "held" lasts
+// `held_for`: a client that has held an instance for a while and then
+// closes it and asks again at once is waited for (out of its budget), not
+// refused while the kernel finishes freeing it.
 struct SettlePolicy {
     unsigned reprobes = 6;
     std::chrono::milliseconds interval{5};
     std::chrono::milliseconds budget_cap{1000};
     std::chrono::milliseconds budget_per_second{100};
+    std::chrono::milliseconds held_for{2000};
 };
 
 class InstanceTracker {
@@ -161,7 +169,8 @@ private:
     struct Instance {
         std::uint32_t prog_id;
         std::vector<std::uint32_t> map_ids;
-        bool held = false;  // still there after a whole settle window
+        // When it was found still there after a whole settle window.
+        std::optional<std::chrono::steady_clock::time_point> held_since{};
         std::atomic<std::int64_t>* live = nullptr;  // counted down when forgotten
     };
     using Clock = std::chrono::steady_clock;
@@ -188,11 +197,13 @@ private:
     // The kernel still has the program or a map handed out with it.
     [[nodiscard]] bool present(const Instance& instance) const;
     // A verdict per program id; when `settle`, waits one settle window, or
-    // as much of it as `may_wait` covers.
-    [[nodiscard]] Judged judge(const std::vector<Instance>& seen, bool settle, Millis may_wait) const;
+    // as much of it as `may_wait` covers, or until `enough` are gone.
+    [[nodiscard]] Judged judge(const std::vector<Instance>& seen, bool settle, Millis may_wait, std::size_t enough,
+                               Clock::time_point now) const;
     // Probes `uid`'s instances without holding the lock and forgets the gone
-    // ones. Returns with `lock` held again.
-    void forget_released(std::unique_lock<std::mutex>& lock, uid_t uid, bool settle);
+    // ones; with `limit`, waits (settles) until the uid is under it. Returns
+    // with `lock` held again.
+    void forget_released(std::unique_lock<std::mutex>& lock, uid_t uid, std::optional<unsigned> limit);
     void forget_released_everywhere(std::unique_lock<std::mutex>& lock);
     void commit(uid_t uid, std::uint32_t prog_id, std::vector<std::uint32_t> map_ids,
                 std::atomic<std::int64_t>* live);
