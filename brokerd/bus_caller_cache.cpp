@@ -1,6 +1,8 @@
 // D-Bus callers' credentials, once per connection; see bus_caller_cache.h.
 #include "brokerd/bus_caller_cache.h"
 
+#include "brokerd/log.h"
+
 #include "brokerd/limits.h"
 #include "brokerd/peer_identity.h"
 
@@ -64,16 +66,21 @@ Result<policy::Peer> BusCallerCache::credentials(const std::string& unique_name)
     if (!read(creds, "UnixUserID", uid) || !read(creds, "ProcessID", pid))
         return fail(ErrorCode::SystemError, "the bus did not say who " + unique_name + " is");
     policy::Peer peer;
+    peer.uid = uid;
+    peer.pid = static_cast<pid_t>(pid);
     std::vector<std::uint32_t> gids;
-    if (read(creds, "UnixGroupIDs", gids)) {
+    if (read(creds, "UnixGroupIDs", gids))
         // The groups the caller's process had when it connected, from the
         // kernel (as SO_PEERGROUPS gives them on the socket).
-        peer.uid = uid;
-        peer.pid = static_cast<pid_t>(pid);
         peer.gids.assign(gids.begin(), gids.end());
-    } else {
-        peer = peer_from_uid(uid, static_cast<pid_t>(pid));  // a bus that does not say: the user database
-    }
+    else
+        // A bus that does not say (the specification lets it leave them
+        // out when it cannot tell them all): no groups, so no group grant
+        // applies (fail closed). Asking the user database instead, as
+        // before, made the bus thread wait on NSS and granted the groups
+        // the database lists rather than those the process holds.
+        log_caller_warning("dbus-no-groups", "the bus did not give " + unique_name +
+                                                 "'s groups (UnixGroupIDs): grants to groups do not apply to it");
     if (peers_.size() >= Limits::kCachedBusCallers)
         peers_.clear();  // a bound, not an expiry: entries are re-learnt on use
     peers_.emplace(unique_name, peer);

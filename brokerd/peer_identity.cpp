@@ -61,34 +61,6 @@ private:
     std::unordered_map<std::uint32_t, Entry> entries_;
 };
 
-// A user's primary and supplementary groups from the user database.
-struct UserGroups {
-    bool known = false;
-    gid_t gid = static_cast<gid_t>(-1);
-    std::vector<gid_t> gids;
-};
-
-UserGroups lookup_user_groups(std::uint32_t uid)
-{
-    UserGroups out;
-    std::vector<char> buf(4096);
-    struct passwd pw {};
-    struct passwd* found = nullptr;
-    if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || !found)
-        return out;
-    out.known = true;
-    out.gid = found->pw_gid;
-    int n = 64;
-    std::vector<gid_t> groups(static_cast<std::size_t>(n));
-    if (::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &n) < 0 && n > 0 && n <= 65536) {
-        groups.resize(static_cast<std::size_t>(n));
-        ::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &n);
-    }
-    groups.resize(static_cast<std::size_t>(std::max(n, 0)));
-    out.gids = std::move(groups);
-    return out;
-}
-
 std::string lookup_user_name(std::uint32_t uid)
 {
     std::vector<char> buf(4096);
@@ -111,7 +83,6 @@ std::string lookup_group_name(std::uint32_t gid)
 
 TtlCache<std::string> g_user_names;
 TtlCache<std::string> g_group_names;
-TtlCache<UserGroups> g_user_groups;
 
 std::string user_name(uid_t uid)
 {
@@ -193,18 +164,5 @@ Result<policy::Peer> peer_credentials_from_socket(int fd)
     return peer;
 }
 
-
-policy::Peer peer_from_uid(uid_t uid, pid_t pid)
-{
-    policy::Peer peer;
-    peer.uid = uid;
-    peer.pid = pid;
-    if (auto groups = g_user_groups.get(uid, lookup_user_groups); groups.known) {
-        peer.gid = groups.gid;
-        peer.gids = std::move(groups.gids);
-    }
-    resolve_peer_names(peer);
-    return peer;
-}
 
 }  // namespace bpfbroker::brokerd

@@ -31,9 +31,4 @@ bool resolve_peer_names_cached(policy::Peer& peer);
 Result<policy::Peer> peer_credentials_from_socket(int fd);
 
 
-// For transports that establish only the uid (the bus records the euid at
-// connect): primary and supplementary groups from the user database, which
-// the administrator controls, rather than from /proc, which races.
-policy::Peer peer_from_uid(uid_t uid, pid_t pid);
-
 }  // namespace bpfbroker::brokerd
