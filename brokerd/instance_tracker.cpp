@@ -36,10 +36,10 @@ InstanceTracker::InstanceTracker(std::size_t capacity, ProgramLiveness alive, Ma
 {
 }
 
-bool InstanceTracker::present(const Instance& instance) const
+bool InstanceTracker::present(const Instance& instance, bool program) const
 {
-    return alive_(instance.prog_id) || std::any_of(instance.map_ids.begin(), instance.map_ids.end(),
-                                                   [this](std::uint32_t m) { return map_alive_(m); });
+    return program || std::any_of(instance.map_ids.begin(), instance.map_ids.end(),
+                                  [this](std::uint32_t m) { return map_alive_(m); });
 }
 
 InstanceTracker::Millis InstanceTracker::SettleBudget::level(const SettlePolicy& policy, Clock::time_point now) const
@@ -74,19 +74,27 @@ void InstanceTracker::give_back_settle_budget(uid_t uid, Millis unused)
 }
 
 InstanceTracker::Judged InstanceTracker::judge(const std::vector<Instance>& seen, bool settle, Millis may_wait,
-                                               std::size_t enough, Clock::time_point now) const
+                                               std::size_t enough) const
 {
+    using Held = Instance::Held;
     Judged judged;
     auto& verdicts = judged.verdicts;
-    std::vector<const Instance*> lingering;
+    struct Lingering {
+        const Instance* instance;
+        bool program;  // at the last probe
+    };
+    std::vector<Lingering> lingering;
     std::size_t gone = 0;
     for (const auto& instance : seen) {
-        const bool there = present(instance);
+        const bool program = alive_(instance.prog_id);
+        const bool there = present(instance, program);
         verdicts[instance.prog_id] = there ? Verdict::Live : Verdict::Gone;
         gone += there ? 0 : 1;
-        const bool held = instance.held_since && now - *instance.held_since < settle_.held_for;
+        // Held as it was: no wait. Held with its program, which is now
+        // gone: the client closed it, a release under way.
+        const bool held = instance.held == Held::MapsOnly || (instance.held == Held::WithProgram && program);
         if (there && settle && !held)
-            lingering.push_back(&instance);
+            lingering.push_back({&instance, program});
     }
     // Still there: held by the client, or a release the kernel has not
     // finished (a deferred fput or map free). Only the second ends within
@@ -106,17 +114,19 @@ InstanceTracker::Judged InstanceTracker::judge(const std::vector<Instance>& seen
         }
         std::this_thread::sleep_for(step);
         judged.waited += step;
-        std::erase_if(lingering, [&](const Instance* i) {
-            if (present(*i))
+        std::erase_if(lingering, [&](Lingering& l) {
+            l.program = alive_(l.instance->prog_id);
+            if (present(*l.instance, l.program))
                 return false;
-            verdicts[i->prog_id] = Verdict::Gone;
+            verdicts[l.instance->prog_id] = Verdict::Gone;
             ++gone;
             return true;
         });
     }
     // Held only after a whole window; cut short, still there counts as live.
-    for (const Instance* i : lingering)
-        verdicts[i->prog_id] = whole_window ? Verdict::Held : Verdict::Live;
+    for (const auto& l : lingering)
+        verdicts[l.instance->prog_id] =
+            !whole_window ? Verdict::Live : l.program ? Verdict::HeldWithProgram : Verdict::HeldByMaps;
     return judged;
 }
 
@@ -132,10 +142,9 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
     // requests must not wait for it. The uid's whole budget of waiting is
     // taken first, so that two of its requests at once cannot each spend it.
     const std::vector<Instance> seen = it->second.instances;
-    const auto now = Clock::now();
-    const Millis may_wait = settle ? take_settle_budget(uid, now) : Millis::zero();
+    const Millis may_wait = settle ? take_settle_budget(uid, Clock::now()) : Millis::zero();
     lock.unlock();
-    const auto judged = judge(seen, settle, may_wait, enough, now);
+    const auto judged = judge(seen, settle, may_wait, enough);
     const auto& verdicts = judged.verdicts;
     lock.lock();
 
@@ -151,11 +160,12 @@ void InstanceTracker::forget_released(std::unique_lock<std::mutex>& lock, uid_t 
     };
     auto& instances = it->second.instances;
     const auto before = instances.size();
-    const auto marked = Clock::now();  // the window's end
     std::erase_if(instances, [&](Instance& i) {
         const auto v = verdict_of(i.prog_id);
-        if (v == Verdict::Held)
-            i.held_since = marked;
+        if (v == Verdict::HeldWithProgram)
+            i.held = Instance::Held::WithProgram;
+        else if (v == Verdict::HeldByMaps)
+            i.held = Instance::Held::MapsOnly;
         if (v != Verdict::Gone)
             return false;
         if (i.live)
@@ -240,7 +250,7 @@ void InstanceTracker::commit(uid_t uid, std::uint32_t prog_id, std::vector<std::
     std::lock_guard lock(mutex_);
     auto& slots = by_uid_[uid];  // present: the reservation keeps it
     --slots.reserved;
-    slots.instances.push_back(Instance{prog_id, std::move(map_ids), std::nullopt, live});
+    slots.instances.push_back(Instance{prog_id, std::move(map_ids), Instance::Held::No, live});
     if (live)
         live->fetch_add(1, std::memory_order_relaxed);
 }

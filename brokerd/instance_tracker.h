@@ -22,11 +22,11 @@
 // is at its limit, instances still there are re-probed a few times over a
 // short window (SettlePolicy), all in one window: a release in progress
 // finishes within it, a held fd does not. An instance still there after a
-// whole window is marked as held and is not waited for again, so a client
-// at its limit cannot make the daemon sleep on every request; and each uid
-// has a budget of waiting (SettlePolicy), so one that keeps every new
-// instance cannot either. Waits happen outside the lock: other uids are
-// not held.
+// whole window is marked as held and is not waited for again while it stays
+// as it was (below), so a client at its limit cannot make the daemon sleep
+// on every request; and each uid has a budget of waiting (SettlePolicy), so
+// one that keeps every new instance cannot either. Waits happen outside the
+// lock: other uids are not held.
 //
 // A slot is reserved before the load (reserve()) and committed with the
 // loaded ids or released by the Reservation's destructor, so two concurrent
@@ -75,7 +75,8 @@ bool kernel_has_map(std::uint32_t id);
 // default limit of 16 under a loaded CI run (all 16 of its closed slots
 // still there at once). No window makes a count exact at every instant; a
 // uid is refused only when all `limit` of its slots linger past it. The
-// worst a request waits is 315 ms, once per instance a client really keeps.
+// worst a request waits is 315 ms, once per instance a client really keeps
+// (out of the budget below).
 //
 // The wait sleeps on the thread that serves every caller of a transport
 // (the socket's one loop, the bus thread), and a client that keeps each new
@@ -91,16 +92,16 @@ bool kernel_has_map(std::uint32_t id);
 // budget before it must slow to the refill.
 //
 // A window ends as soon as enough instances are gone to bring the uid under
-// its limit: what a request needs to know. And a mark of "held" lasts
-// `held_for`: a client that has held an instance for a while and then
-// closes it and asks again at once is waited for (out of its budget), not
-// refused while the kernel finishes freeing it.
+// its limit: what a request needs to know. A held mark remembers whether
+// the program itself was there: one held with its program whose program
+// is now gone is a release under way (the client closed it; its maps go
+// late) and is waited for again, out of the budget; one held with the
+// program still there, or held by its maps alone, costs no wait.
 struct SettlePolicy {
     unsigned reprobes = 6;
     std::chrono::milliseconds interval{5};
     std::chrono::milliseconds budget_cap{1000};
     std::chrono::milliseconds budget_per_second{100};
-    std::chrono::milliseconds held_for{2000};
 };
 
 class InstanceTracker {
@@ -169,8 +170,9 @@ private:
     struct Instance {
         std::uint32_t prog_id;
         std::vector<std::uint32_t> map_ids;
-        // When it was found still there after a whole settle window.
-        std::optional<std::chrono::steady_clock::time_point> held_since{};
+        // Found still there after a whole settle window: with its program,
+        // or by its maps alone.
+        enum class Held { No, WithProgram, MapsOnly } held = Held::No;
         std::atomic<std::int64_t>* live = nullptr;  // counted down when forgotten
     };
     using Clock = std::chrono::steady_clock;
@@ -188,18 +190,18 @@ private:
         unsigned reserved = 0;
         [[nodiscard]] unsigned used() const { return static_cast<unsigned>(instances.size()) + reserved; }
     };
-    enum class Verdict { Live, Gone, Held };
+    enum class Verdict { Live, Gone, HeldWithProgram, HeldByMaps };
     struct Judged {
         std::unordered_map<std::uint32_t, Verdict> verdicts;  // per program id
         Millis waited{0};
     };
 
-    // The kernel still has the program or a map handed out with it.
-    [[nodiscard]] bool present(const Instance& instance) const;
+    // The kernel still has the program (`program`, its answer) or a map
+    // handed out with it.
+    [[nodiscard]] bool present(const Instance& instance, bool program) const;
     // A verdict per program id; when `settle`, waits one settle window, or
     // as much of it as `may_wait` covers, or until `enough` are gone.
-    [[nodiscard]] Judged judge(const std::vector<Instance>& seen, bool settle, Millis may_wait, std::size_t enough,
-                               Clock::time_point now) const;
+    [[nodiscard]] Judged judge(const std::vector<Instance>& seen, bool settle, Millis may_wait, std::size_t enough) const;
     // Probes `uid`'s instances without holding the lock and forgets the gone
     // ones; with `limit`, waits (settles) until the uid is under it. Returns
     // with `lock` held again.

@@ -83,9 +83,10 @@ TEST_F(InstanceFloodTest, OneUidIsRefusedExactlyAtLimitPlusOneAndAdmittedAfterCl
         require(!over, "limit + 1 live instances were handed out");
         require(over.error().code == ErrorCode::LimitExceeded, "limit + 1: " + over.error().describe());
 
-        // Program and map fds close. The instance was marked held while the
-        // uid was at its limit, so it is not waited for again: a release the
-        // kernel finishes late (rare, under load) may take another try.
+        // Program and map fds close. The instance was marked held with its
+        // program while the uid was at its limit; its program gone, it is
+        // settled again, but a release the kernel finishes later than the
+        // window (rare, under load) may take another try.
         held.pop_back();
         auto deadline = std::chrono::steady_clock::now() + 2s;
         auto again = client->acquire("udp_stats");
