@@ -81,7 +81,9 @@ ls -l "${debs[@]}"
 [[ -n ${KEEP_DEB_DIR:-} ]] && cp "${debs[@]}" "$KEEP_DEB_DIR/"
 
 step "lintian"
-lintian --fail-on error "$work"/a/bpfbroker_*.changes || fail "lintian reports errors"
+# lintian leaves its ELF caches (mldbm-elf-*) in TMPDIR: kept in $work, which goes.
+mkdir -p "$work/lintian-tmp"
+TMPDIR="$work/lintian-tmp" lintian --fail-on error "$work"/a/bpfbroker_*.changes || fail "lintian reports errors"
 
 step "The BPF objects are the same when the tree is built from another path"
 dpkg-deb -x "$work"/a/bpfbroker-programs_*.deb "$work/extracted"
