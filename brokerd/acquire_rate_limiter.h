@@ -1,6 +1,7 @@
 // A per-uid token bucket for acquires, shared by both transports: every
 // acquire may load a program, so the rate a uid can make the kernel verify
 // programs is bounded whether it asks over one connection, many, or D-Bus.
+// The Broker keeps a second one for listings (each judges the catalog).
 #pragma once
 
 #include "brokerd/limits.h"

@@ -10,7 +10,30 @@
 namespace bpfbroker::brokerd {
 namespace {
 
-using RevokeCore = test_support::CoreFixture;
+class RevokeCore : public test_support::CoreFixture {
+protected:
+    // Runs `acquire` with a revoke of `program` made on another thread
+    // during its (fake) shared load: the load holds shared_mutex_, which the
+    // revoke's holder walk waits for, so the revoke gets as far as
+    // publishing its policy before the load returns. The revoke's outcome.
+    template <typename Acquire>
+    Outcome<RevokeSummary> revoke_published_during_load(const std::string& program, Acquire acquire)
+    {
+        const auto before = broker_->snapshot();
+        Outcome<RevokeSummary> revoked = Error{};
+        std::thread admin;
+        source_->while_loading = [&] {
+            admin = std::thread([&] { revoked = broker_->revoke(socket_as(0), RevokeRequest{program}); });
+            for (int i = 0; i < 10000 && broker_->snapshot() == before; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        };
+        acquire();
+        source_->while_loading = nullptr;
+        admin.join();
+        EXPECT_NE(broker_->snapshot(), before) << "the revoke never published its policy";
+        return revoked;
+    }
+};
 using test_support::count_lines_containing;
 
 TEST_F(RevokeCore, revoke_reports_each_unguarded_instance_once_and_audits_it)
@@ -105,18 +128,9 @@ TEST_F(RevokeCore, a_revoke_while_a_per_client_instance_loads_refuses_it)
 TEST_F(RevokeCore, a_revoke_published_while_a_shared_instance_loads_refuses_the_new_holder)
 {
     approve("drop_small", false);
-    const auto before = broker_->snapshot();
-    Outcome<RevokeSummary> revoked = Error{};
-    std::thread admin;
-    source_->while_loading = [&] {
-        admin = std::thread([&] { revoked = broker_->revoke(socket_as(0), RevokeRequest{"drop_small"}); });
-        for (int i = 0; i < 10000 && broker_->snapshot() == before; ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    };
-    auto o = broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}});
-    source_->while_loading = nullptr;
-    admin.join();
-    ASSERT_NE(broker_->snapshot(), before) << "the revoke never published its policy";
+    Outcome<Handout> o = Error{};
+    auto revoked = revoke_published_during_load(
+        "drop_small", [&] { o = broker_->acquire(socket_as(65534), AcquireRequest{"drop_small", {}}); });
     ASSERT_TRUE(revoked.ok()) << (revoked.denied() ? revoked.error().describe() : "asked polkit");
     ASSERT_TRUE(o.denied()) << "a holder decided before a revoke was registered after its policy";
     EXPECT_EQ(o.error().code, ErrorCode::PermissionDenied);
@@ -131,16 +145,9 @@ TEST_F(RevokeCore, a_shared_load_whose_hand_out_was_refused_is_not_charged_to_it
     auto with_value = [](std::uint64_t v) { return AcquireRequest{"drop_small", {{"min_payload_len", v}}}; };
     for (std::uint64_t v = 0; v + 1 < kMaxSharedInstancesPerUid; ++v)
         ASSERT_TRUE(broker_->acquire(socket_as(1000), with_value(v)).ok()) << v;
-    const auto before = broker_->snapshot();
-    std::thread admin;
-    source_->while_loading = [&] {
-        admin = std::thread([&] { (void)broker_->revoke(socket_as(0), RevokeRequest{"drop_small"}); });
-        for (int i = 0; i < 10000 && broker_->snapshot() == before; ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    };
-    auto refused = broker_->acquire(socket_as(1000), with_value(100));
-    source_->while_loading = nullptr;
-    admin.join();
+    Outcome<Handout> refused = Error{};
+    (void)revoke_published_during_load("drop_small",
+                                       [&] { refused = broker_->acquire(socket_as(1000), with_value(100)); });
     ASSERT_TRUE(refused.denied());
     approve("drop_small", false);
     // The revoke cut the seven held ones; the refused one stayed, held by nobody.
